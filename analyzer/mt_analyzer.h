@@ -1,0 +1,19 @@
+/* mt_analyzer.h - the analyzer's subcommands, called by tracer/main.c.
+ *
+ * Each entry point takes the subcommand's own argv (argv[0] is the
+ * subcommand name), prints results on stdout and errors as one line on
+ * stderr, and returns the process exit status (0 ok, 1 failure, 2 usage).
+ */
+#ifndef MT_ANALYZER_H
+#define MT_ANALYZER_H
+
+#include <stdio.h>
+
+int mt_cmd_summary(int argc, char **argv);
+int mt_cmd_query(int argc, char **argv);
+
+/* Usage text of each subcommand (for `memtrace help CMD` and errors). */
+void mt_usage_summary(FILE *out);
+void mt_usage_query(FILE *out);
+
+#endif

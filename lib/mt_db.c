@@ -1,0 +1,502 @@
+/* mt_db.c - SQLite access for the whole project (the only file that
+ * includes sqlite3.h).
+ *
+ * Bulk loading: event_data rows do not pass through SQLite's INSERT at all;
+ * mt_evstore builds the table's B-tree pages in a spool beside the database
+ * and mt_db_seal_events splices them in (a tenth of the cost per row).  The
+ * rest is written with prepared statements, with the journal off and
+ * synchronous off while recording: a crash of the target cannot damage the
+ * file (the collector survives it and finishes the database).
+ */
+#include "mt_db.h"
+
+#include "mt_error.h"
+#include "mt_event.h"
+#include "mt_schema_sql.h" /* generated: mt_schema_trace_sql, mt_schema_indexes_sql */
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PAGE_SIZE 65536
+#define BULK_PRAGMAS                                                           \
+    "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"                         \
+    "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-32768;"
+
+struct mt_db {
+    sqlite3 *h;
+    char *path;
+    mt_evstore_t *events; /* bulk writer; NULL when reading or sealed */
+};
+
+struct mt_stmt {
+    sqlite3_stmt *h;
+    mt_db_t *db;
+};
+
+static int map_rc(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK: case SQLITE_DONE: case SQLITE_ROW: return 0;
+    case SQLITE_NOMEM: return MT_ENOMEM;
+    case SQLITE_FULL: return MT_EFULL;
+    case SQLITE_NOTADB: return MT_ENOTDB;
+    case SQLITE_CORRUPT: return MT_ECORRUPT;
+    case SQLITE_CANTOPEN: return MT_ENOENT;
+    case SQLITE_PERM: case SQLITE_READONLY: return MT_EPERM;
+    case SQLITE_IOERR: return MT_EIO;
+    default: return MT_ESQL;
+    }
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int configured;
+
+static void configure_once(void)
+{
+    /* One connection per thread in this program: no SQLite mutexes, no
+     * memory statistics (both measurable on the insert path). */
+    if (!configured) {
+        sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+        configured = 1;
+    }
+}
+
+int mt_db_exec(mt_db_t *db, const char *sql)
+{
+    return map_rc(sqlite3_exec(db->h, sql, NULL, NULL, NULL));
+}
+
+const char *mt_db_errmsg(mt_db_t *db)
+{
+    return db && db->h ? sqlite3_errmsg(db->h) : "no database";
+}
+
+int mt_db_begin(mt_db_t *db) { return mt_db_exec(db, "BEGIN"); }
+
+int mt_db_commit(mt_db_t *db) { return mt_db_exec(db, "COMMIT"); }
+
+static int fill_lookups(mt_db_t *db)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db->h, "INSERT INTO domains VALUES(?,?,?,?)", -1, &st, NULL);
+    if (rc) return map_rc(rc);
+#define X(code, name, layer, desc)                                       \
+    sqlite3_bind_int(st, 1, code);                                       \
+    sqlite3_bind_text(st, 2, #name, -1, SQLITE_STATIC);                  \
+    sqlite3_bind_int(st, 3, layer);                                      \
+    sqlite3_bind_text(st, 4, desc, -1, SQLITE_STATIC);                   \
+    if ((rc = sqlite3_step(st)) != SQLITE_DONE) goto out;                \
+    sqlite3_reset(st);
+    MT_DOMAINS(X)
+#undef X
+    sqlite3_finalize(st);
+    rc = sqlite3_prepare_v2(db->h, "INSERT INTO event_kinds VALUES(?,?,?,?,?,?)", -1, &st, NULL);
+    if (rc) return map_rc(rc);
+#define X(code, name, dom, flags, desc)                                  \
+    sqlite3_bind_int(st, 1, code);                                       \
+    sqlite3_bind_text(st, 2, #name, -1, SQLITE_STATIC);                  \
+    sqlite3_bind_int(st, 3, MT_DOM_##dom);                               \
+    sqlite3_bind_int(st, 4, ((flags) & MT_KF_ALLOC) != 0);               \
+    sqlite3_bind_int(st, 5, ((flags) & MT_KF_FREE) != 0);                \
+    sqlite3_bind_text(st, 6, desc, -1, SQLITE_STATIC);                   \
+    if ((rc = sqlite3_step(st)) != SQLITE_DONE) goto out;                \
+    sqlite3_reset(st);
+    MT_KINDS(X)
+#undef X
+    sqlite3_finalize(st);
+    rc = sqlite3_prepare_v2(db->h, "INSERT INTO marker_kinds VALUES(?,?,?)", -1, &st, NULL);
+    if (rc) return map_rc(rc);
+#define X(code, name, desc)                                              \
+    sqlite3_bind_int(st, 1, code);                                       \
+    sqlite3_bind_text(st, 2, #name, -1, SQLITE_STATIC);                  \
+    sqlite3_bind_text(st, 3, desc, -1, SQLITE_STATIC);                   \
+    if ((rc = sqlite3_step(st)) != SQLITE_DONE) goto out;                \
+    sqlite3_reset(st);
+    MT_MARKERS(X)
+#undef X
+    rc = SQLITE_DONE;
+out:
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : map_rc(rc);
+}
+
+int mt_db_create(const char *path, mt_db_t **out, char *err, size_t errlen)
+{
+    configure_once();
+    *out = NULL;
+    mt_db_t *db = calloc(1, sizeof *db);
+    if (!db) return MT_ENOMEM;
+    int rc;
+    if (unlink(path) != 0 && errno != ENOENT) {
+        set_err(err, errlen, "cannot replace %s: %s", path, strerror(errno));
+        free(db);
+        return errno == EACCES || errno == EPERM ? MT_EPERM : MT_EIO;
+    }
+    rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc) {
+        set_err(err, errlen, "cannot create %s: %s", path, db->h ? sqlite3_errmsg(db->h) : "out of memory");
+        goto fail;
+    }
+    char pragmas[256];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA page_size=%d; " BULK_PRAGMAS "PRAGMA application_id=%u; PRAGMA user_version=%d;",
+             PAGE_SIZE, MT_APPLICATION_ID, MT_SCHEMA_VERSION);
+    rc = sqlite3_exec(db->h, pragmas, NULL, NULL, NULL);
+    if (!rc) rc = sqlite3_exec(db->h, "BEGIN", NULL, NULL, NULL);
+    if (!rc) rc = sqlite3_exec(db->h, mt_schema_trace_sql, NULL, NULL, NULL);
+    if (!rc) rc = fill_lookups(db) ? SQLITE_ERROR : SQLITE_OK;
+    if (!rc) rc = sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
+    if (rc) {
+        set_err(err, errlen, "cannot create %s: %s", path, sqlite3_errmsg(db->h));
+        rc = map_rc(rc);
+        goto fail;
+    }
+    db->path = strdup(path);
+    size_t plen = strlen(path);
+    char *spool = malloc(plen + 16);
+    if (!db->path || !spool) {
+        free(spool);
+        rc = MT_ENOMEM;
+        goto fail;
+    }
+    memcpy(spool, path, plen);
+    strcpy(spool + plen, ".events.tmp");
+    rc = mt_evstore_new(spool, PAGE_SIZE, 1, &db->events);
+    if (rc) set_err(err, errlen, "cannot create %s: %s", spool, mt_strerror(rc));
+    free(spool);
+    if (rc) goto fail;
+    *out = db;
+    return 0;
+fail:
+    if (db->h) sqlite3_close(db->h);
+    free(db->path);
+    free(db);
+    unlink(path);
+    return rc ? rc : MT_EIO;
+}
+
+int mt_db_open(const char *path, int flags, mt_db_t **out, char *err, size_t errlen)
+{
+    configure_once();
+    *out = NULL;
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        return errno == EACCES ? MT_EPERM : MT_ENOENT;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        set_err(err, errlen, "%s: not a regular file", path);
+        return MT_ENOTDB;
+    }
+    if (sb.st_size == 0) {
+        set_err(err, errlen, "%s: empty file, not a memtrace database", path);
+        return MT_ENOTDB;
+    }
+    mt_db_t *db = calloc(1, sizeof *db);
+    if (!db) return MT_ENOMEM;
+    db->path = strdup(path);
+    int oflags = flags & MT_DB_WRITE ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
+    int rc = sqlite3_open_v2(path, &db->h, oflags, NULL);
+    int ret = 0;
+    if (rc) {
+        set_err(err, errlen, "%s: %s", path, db->h ? sqlite3_errmsg(db->h) : "cannot open");
+        ret = map_rc(rc);
+        goto fail;
+    }
+    sqlite3_stmt *st = NULL;
+    int64_t appid = -1, version = -1;
+    rc = sqlite3_prepare_v2(db->h, "PRAGMA application_id", -1, &st, NULL);
+    if (!rc && sqlite3_step(st) == SQLITE_ROW) appid = sqlite3_column_int64(st, 0);
+    else rc = rc ? rc : sqlite3_errcode(db->h);
+    sqlite3_finalize(st);
+    if (!rc) {
+        rc = sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &st, NULL);
+        if (!rc && sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int64(st, 0);
+        else rc = rc ? rc : sqlite3_errcode(db->h);
+        sqlite3_finalize(st);
+    }
+    if (rc) {
+        ret = map_rc(rc);
+        if (ret == MT_ESQL || ret == MT_ENOTDB) ret = MT_ENOTDB;
+        set_err(err, errlen, "%s: not a memtrace database (%s)", path, sqlite3_errmsg(db->h));
+        goto fail;
+    }
+    if (appid != MT_APPLICATION_ID) {
+        set_err(err, errlen, "%s: not a memtrace database (an SQLite file of another program)", path);
+        ret = MT_ENOTDB;
+        goto fail;
+    }
+    if (version != MT_SCHEMA_VERSION) {
+        set_err(err, errlen,
+                "%s: schema version %lld, this memtrace reads version %d: use the memtrace that wrote it",
+                path, (long long)version, MT_SCHEMA_VERSION);
+        ret = MT_EVERSION;
+        goto fail;
+    }
+    sqlite3_exec(db->h, "PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;", NULL, NULL, NULL);
+    *out = db;
+    return 0;
+fail:
+    sqlite3_close(db->h);
+    free(db->path);
+    free(db);
+    return ret ? ret : MT_EIO;
+}
+
+void mt_db_close(mt_db_t *db)
+{
+    if (!db) return;
+    if (db->events) mt_db_seal_events(db, NULL);
+    mt_evstore_free(db->events);
+    sqlite3_close(db->h);
+    free(db->path);
+    free(db);
+}
+
+int mt_db_meta_set_text(mt_db_t *db, const char *key, const char *value)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db->h, "INSERT OR REPLACE INTO meta VALUES(?,?)", -1, &st, NULL);
+    if (rc) return map_rc(rc);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    if (value) sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : map_rc(rc);
+}
+
+int mt_db_meta_set_int(mt_db_t *db, const char *key, int64_t value)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db->h, "INSERT OR REPLACE INTO meta VALUES(?,?)", -1, &st, NULL);
+    if (rc) return map_rc(rc);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, value);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : map_rc(rc);
+}
+
+static int meta_get(mt_db_t *db, const char *key, sqlite3_stmt **st)
+{
+    int rc = sqlite3_prepare_v2(db->h, "SELECT value FROM meta WHERE key = ?", -1, st, NULL);
+    if (rc) return map_rc(rc);
+    sqlite3_bind_text(*st, 1, key, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(*st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(*st, 0) != SQLITE_NULL) return 0;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MT_ENOENT : map_rc(rc);
+}
+
+int mt_db_meta_get_text(mt_db_t *db, const char *key, char **out)
+{
+    sqlite3_stmt *st = NULL;
+    *out = NULL;
+    int rc = meta_get(db, key, &st);
+    if (!rc) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        *out = strdup(v ? v : "");
+        if (!*out) rc = MT_ENOMEM;
+    } else if (rc == MT_ENOENT) {
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int mt_db_meta_get_int(mt_db_t *db, const char *key, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = meta_get(db, key, &st);
+    if (!rc) *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int step_reset(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : map_rc(rc);
+}
+
+int mt_db_add_event(mt_db_t *db, const mt_db_event_t *ev)
+{
+    return db->events ? mt_evstore_add(db->events, ev) : MT_EINVAL;
+}
+
+int mt_db_skip_seq(mt_db_t *db, int64_t seq)
+{
+    return db->events ? mt_evstore_skip(db->events, seq) : MT_EINVAL;
+}
+
+/* Inserts events that arrived after their place in the pages was written. */
+static int insert_late(mt_db_t *db, const mt_db_event_t *ev, size_t n)
+{
+    if (!n) return 0;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db->h,
+                                "INSERT INTO event_data(ts, kind, thread, addr, size, stack, old_addr, failed, seq)"
+                                " VALUES(?,?,?,?,?,?,?,?,?)",
+                                -1, &st, NULL);
+    if (rc) return map_rc(rc);
+    rc = sqlite3_exec(db->h, "BEGIN", NULL, NULL, NULL);
+    for (size_t i = 0; i < n && !rc; i++) {
+        const mt_db_event_t *e = &ev[i];
+        sqlite3_bind_int64(st, 1, e->ts);
+        sqlite3_bind_int(st, 2, e->kind);
+        sqlite3_bind_int64(st, 3, e->thread);
+        sqlite3_bind_int64(st, 4, (int64_t)e->addr);
+        if (e->size >= 0) sqlite3_bind_int64(st, 5, e->size);
+        else sqlite3_bind_null(st, 5);
+        if (e->stack) sqlite3_bind_int64(st, 6, e->stack);
+        else sqlite3_bind_null(st, 6);
+        if (e->old_addr) sqlite3_bind_int64(st, 7, (int64_t)e->old_addr);
+        else sqlite3_bind_null(st, 7);
+        if (e->failed) sqlite3_bind_int(st, 8, 1);
+        else sqlite3_bind_null(st, 8);
+        sqlite3_bind_int64(st, 9, e->seq);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlite3_errcode(db->h);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    if (!rc) rc = sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
+    return map_rc(rc);
+}
+
+int mt_db_seal_events(mt_db_t *db, int64_t *count)
+{
+    if (!db->events) return 0;
+    mt_evstore_t *ev = db->events;
+    db->events = NULL; /* sealed, even if what follows fails */
+    if (!sqlite3_get_autocommit(db->h)) sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
+    int64_t root = 0;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db->h, "SELECT rootpage FROM sqlite_schema WHERE name = 'event_data'", -1, &st,
+                                NULL);
+    if (!rc && sqlite3_step(st) == SQLITE_ROW) root = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (!root) {
+        mt_evstore_free(ev);
+        return rc ? map_rc(rc) : MT_ECORRUPT;
+    }
+    rc = sqlite3_close(db->h);
+    if (rc != SQLITE_OK) { /* a statement is still open: a caller's bug */
+        mt_evstore_free(ev);
+        return MT_EINVAL;
+    }
+    db->h = NULL;
+    int ret = mt_evstore_splice(ev, db->path, (uint32_t)root);
+    rc = sqlite3_open_v2(db->path, &db->h, SQLITE_OPEN_READWRITE, NULL);
+    if (!rc) rc = sqlite3_exec(db->h, BULK_PRAGMAS, NULL, NULL, NULL);
+    if (rc && !ret) ret = map_rc(rc);
+    if (!ret) {
+        size_t nlate;
+        const mt_db_event_t *late = mt_evstore_late(ev, &nlate);
+        ret = insert_late(db, late, nlate);
+        if (count) *count = mt_evstore_count(ev) + (int64_t)nlate;
+    }
+    mt_evstore_free(ev);
+    return ret;
+}
+
+int mt_db_build_indexes(mt_db_t *db)
+{
+    int rc = mt_db_seal_events(db, NULL);
+    if (!rc) rc = mt_db_exec(db, mt_schema_indexes_sql);
+    if (!rc) rc = mt_db_exec(db, "ANALYZE");
+    return rc;
+}
+
+/* ---- statements ---- */
+
+
+int mt_stmt_prepare(mt_db_t *db, const char *sql, mt_stmt_t **out)
+{
+    *out = NULL;
+    mt_stmt_t *st = calloc(1, sizeof *st);
+    if (!st) return MT_ENOMEM;
+    int rc = sqlite3_prepare_v2(db->h, sql, -1, &st->h, NULL);
+    if (rc || !st->h) {
+        sqlite3_finalize(st->h);
+        free(st);
+        return rc ? map_rc(rc) : MT_EINVAL; /* no statement: empty SQL */
+    }
+    st->db = db;
+    *out = st;
+    return 0;
+}
+
+int mt_stmt_step(mt_stmt_t *st)
+{
+    int rc = sqlite3_step(st->h);
+    if (rc == SQLITE_ROW) return 1;
+    if (rc == SQLITE_DONE) return 0;
+    return map_rc(rc);
+}
+
+int mt_stmt_reset(mt_stmt_t *st) { return map_rc(sqlite3_reset(st->h)); }
+
+void mt_stmt_finalize(mt_stmt_t *st)
+{
+    if (!st) return;
+    sqlite3_finalize(st->h);
+    free(st);
+}
+
+int mt_stmt_run(mt_stmt_t *st) { return step_reset(st->h); }
+
+int mt_stmt_bind_int(mt_stmt_t *st, int idx, int64_t v) { return map_rc(sqlite3_bind_int64(st->h, idx, v)); }
+int mt_stmt_bind_text(mt_stmt_t *st, int idx, const char *v)
+{
+    return map_rc(v ? sqlite3_bind_text(st->h, idx, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st->h, idx));
+}
+int mt_stmt_bind_blob(mt_stmt_t *st, int idx, const void *v, int len)
+{
+    return map_rc(sqlite3_bind_blob(st->h, idx, v, len, SQLITE_TRANSIENT));
+}
+int mt_stmt_bind_null(mt_stmt_t *st, int idx) { return map_rc(sqlite3_bind_null(st->h, idx)); }
+
+int mt_stmt_columns(mt_stmt_t *st) { return sqlite3_column_count(st->h); }
+const char *mt_stmt_column_name(mt_stmt_t *st, int col) { return sqlite3_column_name(st->h, col); }
+int mt_stmt_column_type(mt_stmt_t *st, int col)
+{
+    switch (sqlite3_column_type(st->h, col)) {
+    case SQLITE_INTEGER: return MT_COL_INT;
+    case SQLITE_FLOAT: return MT_COL_FLOAT;
+    case SQLITE_TEXT: return MT_COL_TEXT;
+    case SQLITE_BLOB: return MT_COL_BLOB;
+    default: return MT_COL_NULL;
+    }
+}
+int64_t mt_stmt_int(mt_stmt_t *st, int col) { return sqlite3_column_int64(st->h, col); }
+double mt_stmt_double(mt_stmt_t *st, int col) { return sqlite3_column_double(st->h, col); }
+const char *mt_stmt_text(mt_stmt_t *st, int col) { return (const char *)sqlite3_column_text(st->h, col); }
+const void *mt_stmt_blob(mt_stmt_t *st, int col, int *len)
+{
+    const void *p = sqlite3_column_blob(st->h, col);
+    *len = sqlite3_column_bytes(st->h, col);
+    return p;
+}
+int mt_stmt_readonly(mt_stmt_t *st) { return sqlite3_stmt_readonly(st->h); }
+
+int64_t mt_db_last_rowid(mt_db_t *db) { return sqlite3_last_insert_rowid(db->h); }
+
+void mt_db_progress(mt_db_t *db, int every_ops, int (*cb)(void *), void *arg)
+{
+    sqlite3_progress_handler(db->h, cb ? every_ops : 0, cb, arg);
+}

@@ -1,0 +1,120 @@
+/* mt_db.h - the only door to SQLite.
+ *
+ * Place in the pipeline: the collector writes a trace through the bulk
+ * writer below; the analyzer and `memtrace query` read it through the
+ * statement wrapper.  mt_db.c is the only file that includes sqlite3.h.
+ *
+ * A trace is created with the schema of schemas/trace.sql (embedded at build
+ * time) and PRAGMA user_version = MT_SCHEMA_VERSION.  Opening checks both
+ * the file's identity and its version and refuses anything else with one
+ * line in mt_db_errmsg().
+ */
+#ifndef MT_DB_H
+#define MT_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mt_evstore.h"
+
+#define MT_SCHEMA_VERSION 1
+#define MT_APPLICATION_ID 0x4d54524bu /* "MTRK": PRAGMA application_id */
+
+typedef struct mt_db mt_db_t;
+typedef struct mt_stmt mt_stmt_t;
+
+/* Open flags */
+#define MT_DB_READONLY 0
+#define MT_DB_WRITE    1
+
+/* Creates a new trace at `path` (an existing file is replaced), with the
+ * schema and lookup tables, tuned for bulk loading.  On failure *out is
+ * NULL, nothing is left at `path`, and `err` (if not NULL, size errlen) says
+ * why in one line. */
+int mt_db_create(const char *path, mt_db_t **out, char *err, size_t errlen);
+
+/* Opens an existing trace.  Fails with MT_ENOENT, MT_ENOTDB, MT_EVERSION or
+ * MT_ECORRUPT and a one-line message in `err`. */
+int mt_db_open(const char *path, int flags, mt_db_t **out, char *err, size_t errlen);
+
+/* Flushes buffered rows, closes.  NULL is fine. */
+void mt_db_close(mt_db_t *db);
+
+/* Last SQLite error text of this connection. */
+const char *mt_db_errmsg(mt_db_t *db);
+
+/* Runs one or more SQL statements with no result rows. */
+int mt_db_exec(mt_db_t *db, const char *sql);
+
+int mt_db_begin(mt_db_t *db);
+int mt_db_commit(mt_db_t *db);
+
+/* meta table */
+int mt_db_meta_set_text(mt_db_t *db, const char *key, const char *value);
+int mt_db_meta_set_int(mt_db_t *db, const char *key, int64_t value);
+/* *out is malloc'ed (free it) or NULL when the key is absent. */
+int mt_db_meta_get_text(mt_db_t *db, const char *key, char **out);
+/* Returns MT_ENOENT when the key is absent. */
+int mt_db_meta_get_int(mt_db_t *db, const char *key, int64_t *out);
+
+/* ---- bulk writer (collector) ---- */
+
+typedef mt_evrow_t mt_db_event_t;
+
+/* Adds one event to event_data, in any order (see mt_evstore.h): events
+ * are written as B-tree pages to a spool beside the database and spliced
+ * into it by mt_db_seal_events.  Only on a database made by mt_db_create. */
+int mt_db_add_event(mt_db_t *db, const mt_db_event_t *ev);
+/* Declares a sequence number used by something other than an event. */
+int mt_db_skip_seq(mt_db_t *db, int64_t seq);
+
+/* Moves the spooled events into the database: closes the connection,
+ * splices the pages, reopens, inserts late events.  No statement of this
+ * connection may be open.  Called by mt_db_build_indexes and mt_db_close;
+ * does nothing the second time.  Returns the number of events through
+ * `count` when not NULL. */
+int mt_db_seal_events(mt_db_t *db, int64_t *count);
+
+/* Seals the events, builds the indexes of schemas/indexes.sql, runs ANALYZE. */
+int mt_db_build_indexes(mt_db_t *db);
+
+/* ---- statements (everything else) ---- */
+
+/* Prepares one statement.  Returns MT_ESQL with the message in
+ * mt_db_errmsg() on a syntax error. */
+int mt_stmt_prepare(mt_db_t *db, const char *sql, mt_stmt_t **out);
+/* 1: a row is ready, 0: done, < 0: error (MT_ESQL, MT_ECORRUPT, MT_EFULL). */
+int mt_stmt_step(mt_stmt_t *st);
+int mt_stmt_reset(mt_stmt_t *st);
+void mt_stmt_finalize(mt_stmt_t *st);
+/* Executes a prepared statement that returns no rows, then resets it. */
+int mt_stmt_run(mt_stmt_t *st);
+
+/* Binding: index from 1; `mt_stmt_bind_null` for NULL. */
+int mt_stmt_bind_int(mt_stmt_t *st, int idx, int64_t v);
+int mt_stmt_bind_text(mt_stmt_t *st, int idx, const char *v); /* copied; NULL binds NULL */
+int mt_stmt_bind_blob(mt_stmt_t *st, int idx, const void *v, int len);
+int mt_stmt_bind_null(mt_stmt_t *st, int idx);
+
+/* Column types */
+enum { MT_COL_INT = 1, MT_COL_FLOAT = 2, MT_COL_TEXT = 3, MT_COL_BLOB = 4, MT_COL_NULL = 5 };
+
+int mt_stmt_columns(mt_stmt_t *st);
+const char *mt_stmt_column_name(mt_stmt_t *st, int col);
+int mt_stmt_column_type(mt_stmt_t *st, int col);
+int64_t mt_stmt_int(mt_stmt_t *st, int col);
+double mt_stmt_double(mt_stmt_t *st, int col);
+/* Valid until the next step/reset/finalize; NULL for SQL NULL. */
+const char *mt_stmt_text(mt_stmt_t *st, int col);
+const void *mt_stmt_blob(mt_stmt_t *st, int col, int *len);
+/* True when the statement does not write (for read-only query checks). */
+int mt_stmt_readonly(mt_stmt_t *st);
+
+/* Last inserted rowid on this connection. */
+int64_t mt_db_last_rowid(mt_db_t *db);
+
+/* Progress callback invoked about every `every_ops` VM steps while a long
+ * statement runs; return non-zero to interrupt.  NULL removes it. */
+void mt_db_progress(mt_db_t *db, int every_ops, int (*cb)(void *), void *arg);
+
+#endif

@@ -1,0 +1,471 @@
+/* mt_evstore.c - event_data written as SQLite B-tree pages (see mt_evstore.h
+ * for the algorithm and the page formats). */
+#define _GNU_SOURCE
+#include "mt_evstore.h"
+
+#include "mt_error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RING_BITS 18
+#define RING_SIZE (1u << RING_BITS)
+#define RING_EMPTY INT64_MIN
+#define RING_SKIP (INT64_MIN + 1)
+
+typedef struct {
+    int64_t seq; /* the slot's seq, RING_EMPTY or (for markers) negative mark */
+    int skip;    /* a marker used this seq: no event */
+    mt_evrow_t ev;
+} slot_t;
+
+struct mt_evstore {
+    char *spool_path;
+    int fd;
+    uint32_t page_size;
+    slot_t *ring;
+    int64_t base;           /* next seq to write */
+    uint8_t *page;          /* leaf under construction */
+    uint32_t ncells, content; /* cells in page, start of cell content */
+    int64_t page_max_rowid;
+    int64_t *leaf_keys;     /* largest rowid of each spooled leaf */
+    size_t nleaves, capleaves;
+    mt_evrow_t *late;
+    size_t nlate, caplate;
+    int64_t count;
+    int flushed;
+};
+
+static void put16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* SQLite varint: big-endian 7 bits per byte, 9th byte holds 8 bits. */
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    if (v <= 0x7f) {
+        p[0] = (uint8_t)v;
+        return 1;
+    }
+    if (v > 0x00ffffffffffffffull) {
+        p[8] = (uint8_t)v;
+        v >>= 8;
+        for (int i = 7; i >= 0; i--) {
+            p[i] = (uint8_t)((v & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        return 9;
+    }
+    uint8_t tmp[10];
+    size_t n = 0;
+    do {
+        tmp[n++] = (uint8_t)((v & 0x7f) | 0x80);
+        v >>= 7;
+    } while (v);
+    tmp[0] &= 0x7f;
+    for (size_t i = 0; i < n; i++) p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Serial type and width of an integer, as SQLite picks them. */
+static int int_type(int64_t v, size_t *width)
+{
+    if (v == 0) { *width = 0; return 8; }
+    if (v == 1) { *width = 0; return 9; }
+    if (v >= -128 && v <= 127) { *width = 1; return 1; }
+    if (v >= -32768 && v <= 32767) { *width = 2; return 2; }
+    if (v >= -8388608 && v <= 8388607) { *width = 3; return 3; }
+    if (v >= -2147483648LL && v <= 2147483647LL) { *width = 4; return 4; }
+    if (v >= -140737488355328LL && v <= 140737488355327LL) { *width = 6; return 5; }
+    *width = 8;
+    return 6;
+}
+
+static void put_be(uint8_t *p, int64_t v, size_t width)
+{
+    for (size_t i = 0; i < width; i++) p[i] = (uint8_t)((uint64_t)v >> (8 * (width - 1 - i)));
+}
+
+/* Column order of event_data: ts, kind, thread, addr, size, stack,
+ * old_addr, failed, seq (the rowid alias: never stored in the record). */
+size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
+{
+    int64_t val[8];
+    int null[8] = {0};
+    val[0] = ev->ts;
+    val[1] = ev->kind;
+    val[2] = ev->thread;
+    val[3] = (int64_t)ev->addr;
+    val[4] = ev->size;
+    null[4] = ev->size < 0;
+    val[5] = ev->stack;
+    null[5] = ev->stack == 0;
+    val[6] = (int64_t)ev->old_addr;
+    null[6] = ev->old_addr == 0;
+    val[7] = 1;
+    null[7] = !ev->failed;
+    int ncols = 8;
+    while (ncols > 4 && null[ncols - 1]) ncols--; /* trailing NULLs are implied */
+
+    uint8_t hdr[16], body[64];
+    size_t h = 0, b = 0;
+    for (int i = 0; i < ncols; i++) {
+        if (null[i]) {
+            hdr[h++] = 0;
+            continue;
+        }
+        size_t w;
+        hdr[h++] = (uint8_t)int_type(val[i], &w);
+        put_be(body + b, val[i], w);
+        b += w;
+    }
+    /* record = header size varint (1 byte: h+1 < 128) + types + body */
+    size_t rec = 1 + h + b;
+    size_t o = put_varint(buf, rec);
+    o += put_varint(buf + o, (uint64_t)ev->seq);
+    buf[o++] = (uint8_t)(h + 1);
+    memcpy(buf + o, hdr, h);
+    o += h;
+    memcpy(buf + o, body, b);
+    return o + b;
+}
+
+static void page_reset(mt_evstore_t *s)
+{
+    s->ncells = 0;
+    s->content = s->page_size;
+    s->page_max_rowid = 0;
+}
+
+/* Finalises the leaf under construction into `out` (page_size bytes). */
+static void leaf_finish(mt_evstore_t *s, uint8_t *out)
+{
+    if (out != s->page) memcpy(out, s->page, s->page_size);
+    out[0] = 0x0D;
+    put16(out + 1, 0);
+    put16(out + 3, s->ncells);
+    put16(out + 5, s->content == 65536 ? 0 : s->content);
+    out[7] = 0;
+    /* the gap between pointers and content is zeroed for reproducibility */
+    uint32_t gap0 = 8 + 2 * s->ncells;
+    memset(out + gap0, 0, s->content - gap0);
+}
+
+static int write_all(int fd, const void *buf, size_t len, off_t off)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t k = pwrite(fd, p, len, off);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return errno == ENOSPC || errno == EDQUOT || errno == EFBIG ? MT_EFULL : MT_EIO;
+        }
+        p += k;
+        len -= (size_t)k;
+        off += k;
+    }
+    return 0;
+}
+
+static int spool_leaf(mt_evstore_t *s)
+{
+    if (!s->ncells) return 0;
+    leaf_finish(s, s->page);
+    int rc = write_all(s->fd, s->page, s->page_size, (off_t)s->nleaves * s->page_size);
+    if (rc) return rc;
+    if (s->nleaves == s->capleaves) {
+        size_t cap = s->capleaves ? 2 * s->capleaves : 256;
+        int64_t *k = realloc(s->leaf_keys, cap * sizeof *k);
+        if (!k) return MT_ENOMEM;
+        s->leaf_keys = k;
+        s->capleaves = cap;
+    }
+    s->leaf_keys[s->nleaves++] = s->page_max_rowid;
+    page_reset(s);
+    return 0;
+}
+
+/* Appends one in-order event to the current leaf. */
+static int append(mt_evstore_t *s, const mt_evrow_t *ev)
+{
+    uint8_t cell[64];
+    size_t n = mt_evstore_encode_cell(ev, cell);
+    if (8 + 2 * (s->ncells + 1) + n > s->content) {
+        int rc = spool_leaf(s);
+        if (rc) return rc;
+    }
+    s->content -= (uint32_t)n;
+    memcpy(s->page + s->content, cell, n);
+    put16(s->page + 8 + 2 * s->ncells, s->content);
+    s->ncells++;
+    s->page_max_rowid = ev->seq;
+    s->count++;
+    return 0;
+}
+
+int mt_evstore_new(const char *spool_path, uint32_t page_size, int64_t first_seq, mt_evstore_t **out)
+{
+    *out = NULL;
+    if (page_size < 512 || page_size > 65536 || (page_size & (page_size - 1))) return MT_EINVAL;
+    mt_evstore_t *s = calloc(1, sizeof *s);
+    if (!s) return MT_ENOMEM;
+    s->fd = -1;
+    s->page_size = page_size;
+    s->base = first_seq;
+    s->spool_path = strdup(spool_path);
+    s->page = malloc(page_size);
+    s->ring = malloc(sizeof *s->ring * RING_SIZE);
+    if (!s->spool_path || !s->page || !s->ring) {
+        mt_evstore_free(s);
+        return MT_ENOMEM;
+    }
+    for (uint32_t i = 0; i < RING_SIZE; i++) s->ring[i].seq = RING_EMPTY;
+    s->fd = open(spool_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (s->fd < 0) {
+        int e = errno;
+        mt_evstore_free(s);
+        return e == EACCES || e == EPERM ? MT_EPERM : MT_EIO;
+    }
+    page_reset(s);
+    *out = s;
+    return 0;
+}
+
+/* Writes the ring's contiguous run starting at base.  With `force`, also
+ * steps over empty slots until `upto` (exclusive). */
+static int drain_ring(mt_evstore_t *s, int64_t upto)
+{
+    while (s->base < upto) {
+        slot_t *sl = &s->ring[(uint64_t)s->base & (RING_SIZE - 1)];
+        if (sl->seq == s->base) {
+            if (!sl->skip) {
+                int rc = append(s, &sl->ev);
+                if (rc) return rc;
+            }
+            sl->seq = RING_EMPTY;
+        }
+        s->base++;
+    }
+    return 0;
+}
+
+static int drain_ready(mt_evstore_t *s)
+{
+    for (;;) {
+        slot_t *sl = &s->ring[(uint64_t)s->base & (RING_SIZE - 1)];
+        if (sl->seq != s->base) return 0;
+        if (!sl->skip) {
+            int rc = append(s, &sl->ev);
+            if (rc) return rc;
+        }
+        sl->seq = RING_EMPTY;
+        s->base++;
+    }
+}
+
+static int put_late(mt_evstore_t *s, const mt_evrow_t *ev)
+{
+    if (s->nlate == s->caplate) {
+        size_t cap = s->caplate ? 2 * s->caplate : 64;
+        mt_evrow_t *n = realloc(s->late, cap * sizeof *n);
+        if (!n) return MT_ENOMEM;
+        s->late = n;
+        s->caplate = cap;
+    }
+    s->late[s->nlate++] = *ev;
+    return 0;
+}
+
+static int place(mt_evstore_t *s, int64_t seq, const mt_evrow_t *ev)
+{
+    if (seq < s->base) return ev ? put_late(s, ev) : 0;
+    if (seq >= s->base + (int64_t)RING_SIZE) {
+        /* a gap has stalled the ring for a whole window: step over it */
+        int rc = drain_ring(s, seq - RING_SIZE + 1);
+        if (rc) return rc;
+    }
+    slot_t *sl = &s->ring[(uint64_t)seq & (RING_SIZE - 1)];
+    if (sl->seq != RING_EMPTY) return ev ? put_late(s, ev) : 0; /* duplicate seq: keep it anyway */
+    sl->seq = seq;
+    sl->skip = ev == NULL;
+    if (ev) sl->ev = *ev;
+    return seq == s->base ? drain_ready(s) : 0;
+}
+
+int mt_evstore_add(mt_evstore_t *s, const mt_evrow_t *ev) { return place(s, ev->seq, ev); }
+
+int mt_evstore_skip(mt_evstore_t *s, int64_t seq) { return place(s, seq, NULL); }
+
+int mt_evstore_flush(mt_evstore_t *s)
+{
+    if (s->flushed) return 0;
+    /* write whatever the ring still holds, in order, stepping over gaps */
+    int64_t hi = s->base;
+    for (uint32_t i = 0; i < RING_SIZE; i++)
+        if (s->ring[i].seq != RING_EMPTY && s->ring[i].seq + 1 > hi) hi = s->ring[i].seq + 1;
+    int rc = drain_ring(s, hi);
+    if (!rc) rc = spool_leaf(s);
+    if (!rc) s->flushed = 1;
+    return rc;
+}
+
+const mt_evrow_t *mt_evstore_late(mt_evstore_t *s, size_t *n)
+{
+    *n = s->nlate;
+    return s->late;
+}
+
+int64_t mt_evstore_count(mt_evstore_t *s) { return s->count; }
+
+/* Builds one interior level over `nchild` children (page numbers `child`,
+ * largest keys `key`), writing pages at `next_page`.. of the database, or
+ * into `root` when the level fits one page.  Returns the number of pages
+ * written at this level via *npages and their numbers/keys in place. */
+static int build_level(mt_evstore_t *s, int dbfd, uint32_t *child, int64_t *key, size_t nchild,
+                       uint32_t *next_page, uint32_t root, size_t *nout)
+{
+    uint32_t P = s->page_size;
+    uint8_t *pg = s->page;
+    size_t out = 0, i = 0;
+    /* how many children fit one interior page: 12-byte header, then per
+     * child except the right-most a 2-byte pointer and a cell of 4 + varint */
+    while (i < nchild) {
+        size_t start = i;
+        uint32_t content = P;
+        uint32_t ncells = 0;
+        memset(pg, 0, P);
+        for (; i < nchild; i++) {
+            if (i + 1 == nchild) break; /* last child of all: right-most */
+            uint8_t cell[13];
+            put32(cell, child[i]);
+            size_t n = 4 + put_varint(cell + 4, (uint64_t)key[i]);
+            /* keep room for this cell's pointer plus the right-most child */
+            if (12 + 2 * (ncells + 1) + n > content) break;
+            content -= (uint32_t)n;
+            memcpy(pg + content, cell, n);
+            put16(pg + 12 + 2 * ncells, content);
+            ncells++;
+        }
+        /* child i becomes this page's right-most pointer */
+        uint32_t right = child[i];
+        int64_t maxkey = key[i];
+        i++;
+        pg[0] = 0x05;
+        put16(pg + 3, ncells);
+        put16(pg + 5, content == 65536 ? 0 : content);
+        put32(pg + 8, right);
+        uint32_t pno;
+        int last_level_single = start == 0 && i == nchild;
+        pno = last_level_single ? root : (*next_page)++;
+        int rc = write_all(dbfd, pg, P, (off_t)(pno - 1) * P);
+        if (rc) return rc;
+        child[out] = pno;
+        key[out] = maxkey;
+        out++;
+    }
+    *nout = out;
+    return 0;
+}
+
+int mt_evstore_splice(mt_evstore_t *s, const char *db_path, uint32_t root)
+{
+    int rc = mt_evstore_flush(s);
+    if (rc) return rc;
+    int dbfd = open(db_path, O_RDWR | O_CLOEXEC);
+    if (dbfd < 0) return MT_EIO;
+    uint8_t hdr[100];
+    uint32_t *child = NULL;
+    int64_t *key = NULL;
+    if (pread(dbfd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr || memcmp(hdr, "SQLite format 3", 16) != 0) {
+        rc = MT_ECORRUPT;
+        goto out;
+    }
+    uint32_t P = (uint32_t)hdr[16] << 8 | hdr[17];
+    if (P == 1) P = 65536;
+    struct stat sb;
+    if (P != s->page_size || fstat(dbfd, &sb) != 0 || get32(hdr + 32) != 0 /* freelist */) {
+        rc = MT_ECORRUPT;
+        goto out;
+    }
+    uint32_t npages = get32(hdr + 28);
+    if ((uint64_t)npages * P != (uint64_t)sb.st_size || root == 0 || root > npages) {
+        rc = MT_ECORRUPT;
+        goto out;
+    }
+    uint32_t next_page = npages + 1;
+    if (s->nleaves == 0) {
+        /* the empty root leaf stays as it is */
+    } else if (s->nleaves == 1) {
+        if (pread(s->fd, s->page, P, 0) != (ssize_t)P) { rc = MT_EIO; goto out; }
+        rc = write_all(dbfd, s->page, P, (off_t)(root - 1) * P);
+        if (rc) goto out;
+    } else {
+        child = malloc(s->nleaves * sizeof *child);
+        key = malloc(s->nleaves * sizeof *key);
+        if (!child || !key) { rc = MT_ENOMEM; goto out; }
+        /* leaves: copied from the spool to the end of the database */
+        for (size_t i = 0; i < s->nleaves; i++) {
+            if (pread(s->fd, s->page, P, (off_t)i * P) != (ssize_t)P) { rc = MT_EIO; goto out; }
+            child[i] = next_page;
+            key[i] = s->leaf_keys[i];
+            rc = write_all(dbfd, s->page, P, (off_t)(next_page - 1) * P);
+            if (rc) goto out;
+            next_page++;
+        }
+        size_t n = s->nleaves;
+        while (n > 1 || child[0] != root) {
+            size_t nout;
+            rc = build_level(s, dbfd, child, key, n, &next_page, root, &nout);
+            if (rc) goto out;
+            n = nout;
+            if (n == 1 && child[0] != root) {
+                /* the level fitted one page but not as root: cannot happen,
+                 * build_level writes a single-page level into root */
+                rc = MT_ECORRUPT;
+                goto out;
+            }
+        }
+    }
+    /* header: page count, change counter, version-valid-for */
+    uint32_t counter = get32(hdr + 24) + 1;
+    uint8_t h4[4];
+    put32(h4, next_page - 1);
+    if ((rc = write_all(dbfd, h4, 4, 28))) goto out;
+    put32(h4, counter);
+    if ((rc = write_all(dbfd, h4, 4, 24))) goto out;
+    if ((rc = write_all(dbfd, h4, 4, 92))) goto out;
+    if (fsync(dbfd) != 0) rc = MT_EIO;
+out:
+    free(child);
+    free(key);
+    close(dbfd);
+    return rc;
+}
+
+void mt_evstore_free(mt_evstore_t *s)
+{
+    if (!s) return;
+    if (s->fd >= 0) {
+        close(s->fd);
+        unlink(s->spool_path);
+    }
+    free(s->spool_path);
+    free(s->page);
+    free(s->ring);
+    free(s->leaf_keys);
+    free(s->late);
+    free(s);
+}

@@ -1,0 +1,183 @@
+-- trace.sql - the memtrace database, the contract between the collector
+-- (which writes it) and the analyzer and users (who read it).
+--
+-- Single source of the schema: the build embeds this file into the memtrace
+-- binary.  PRAGMA user_version holds the schema version (MT_SCHEMA_VERSION
+-- in lib/mt_db.h); a database of another version is refused with one line.
+-- Lookup tables (domains, event_kinds, marker_kinds) are filled from the
+-- lists in lib/mt_event.h.  Times are nanoseconds since the session start
+-- (meta.start_ns holds that instant of CLOCK_MONOTONIC).  docs/schema.md
+-- documents every column with example queries.
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value
+) WITHOUT ROWID;
+
+CREATE TABLE domains (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    layer       INTEGER NOT NULL,
+    description TEXT
+);
+
+CREATE TABLE event_kinds (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    domain_id   INTEGER NOT NULL REFERENCES domains(id),
+    is_alloc    INTEGER NOT NULL,
+    is_free     INTEGER NOT NULL,
+    description TEXT
+);
+
+CREATE TABLE marker_kinds (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    description TEXT
+);
+
+-- One row per traced process image: a fork child and an exec'd image each
+-- get their own row.
+CREATE TABLE processes (
+    id          INTEGER PRIMARY KEY,
+    pid         INTEGER NOT NULL,
+    ppid        INTEGER,
+    parent_id   INTEGER REFERENCES processes(id),  -- fork parent
+    exec_of     INTEGER REFERENCES processes(id),  -- image this one replaced
+    exe         TEXT,
+    cmdline     TEXT,     -- arguments joined by spaces
+    start_ts    INTEGER,
+    end_ts      INTEGER,
+    exit_status INTEGER,  -- exit code, when it exited normally
+    exit_signal INTEGER,  -- signal that killed it, when it did
+    complete    INTEGER NOT NULL DEFAULT 0,  -- 1 when its end was seen cleanly
+    free_null   INTEGER NOT NULL DEFAULT 0,  -- free(NULL) calls (not events)
+    lost_events INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE threads (
+    id          INTEGER PRIMARY KEY,
+    process_id  INTEGER NOT NULL REFERENCES processes(id),
+    tid         INTEGER NOT NULL,
+    first_seq   INTEGER,
+    first_ts    INTEGER
+);
+
+CREATE TABLE modules (
+    id          INTEGER PRIMARY KEY,
+    process_id  INTEGER NOT NULL REFERENCES processes(id),
+    path        TEXT NOT NULL,
+    base        INTEGER NOT NULL,  -- load bias
+    start       INTEGER NOT NULL,
+    end         INTEGER NOT NULL
+);
+
+-- A distinct return address of a process, symbolized after the run.
+CREATE TABLE frames (
+    id          INTEGER PRIMARY KEY,
+    process_id  INTEGER NOT NULL REFERENCES processes(id),
+    module_id   INTEGER REFERENCES modules(id),
+    ip          INTEGER NOT NULL,   -- address in the process
+    offset      INTEGER,            -- ip relative to the module's load bias
+    function    TEXT,               -- NULL until symbolized or when unknown
+    file        TEXT,
+    line        INTEGER,
+    symbolized  INTEGER NOT NULL DEFAULT 0  -- 1 once the symbolizer looked at it
+);
+
+-- Call stacks as a trie: a stack is its innermost node; parent_id walks
+-- towards main.  id 0 (absent) is the empty stack.
+CREATE TABLE stacks (
+    id          INTEGER PRIMARY KEY,
+    parent_id   INTEGER,            -- NULL at the outermost frame
+    frame_id    INTEGER NOT NULL REFERENCES frames(id),
+    depth       INTEGER NOT NULL    -- 1 at the outermost frame
+);
+
+-- Every allocation event on every layer, one row each, in `seq` order.
+-- Compact on purpose (the bulk of the file); read it through the `events`
+-- view, which adds names, pid and tid.
+CREATE TABLE event_data (
+    ts          INTEGER NOT NULL,     -- ns since session start
+    kind        INTEGER NOT NULL,     -- event_kinds.id
+    thread      INTEGER NOT NULL,     -- threads.id
+    addr        INTEGER,              -- block address (result, or the freed block)
+    size        INTEGER,              -- requested bytes (NULL for free)
+    stack       INTEGER,              -- stacks.id of the innermost frame
+    old_addr    INTEGER,              -- realloc/mremap: the replaced block
+    failed      INTEGER,              -- 1 when the call failed (NULL result)
+    seq         INTEGER PRIMARY KEY   -- global total order over all threads and processes
+);
+-- (seq is declared last: as the rowid alias it takes no space in a row, and
+-- trailing NULL columns need not be stored at all; see lib/mt_evstore.h)
+
+CREATE TABLE markers (
+    seq         INTEGER NOT NULL,
+    ts          INTEGER NOT NULL,
+    thread      INTEGER REFERENCES threads(id),
+    process_id  INTEGER NOT NULL REFERENCES processes(id),
+    kind        INTEGER NOT NULL REFERENCES marker_kinds(id),
+    value       INTEGER
+);
+
+CREATE TABLE rss_samples (
+    ts          INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,     -- events before this sample have seq < this
+    process_id  INTEGER NOT NULL REFERENCES processes(id),
+    rss_bytes   INTEGER NOT NULL,
+    vm_bytes    INTEGER NOT NULL
+);
+
+-- Filled by later layers (bundled allocator, CPython); empty otherwise.
+CREATE TABLE allocator_events (
+    seq         INTEGER PRIMARY KEY,
+    ts          INTEGER NOT NULL,
+    thread      INTEGER,
+    kind        TEXT NOT NULL,
+    arena       INTEGER,
+    pool        INTEGER,
+    block       INTEGER,
+    size_class  INTEGER,
+    value       INTEGER
+);
+
+CREATE TABLE gc_events (
+    id          INTEGER PRIMARY KEY,
+    process_id  INTEGER,
+    generation  INTEGER,
+    start_seq   INTEGER,
+    stop_seq    INTEGER,
+    start_ts    INTEGER,
+    stop_ts     INTEGER,
+    collected   INTEGER,
+    uncollectable INTEGER,
+    trigger_seq INTEGER
+);
+
+CREATE VIEW events AS
+SELECT e.seq, e.ts AS ts_ns, p.pid, t.tid, k.name AS kind, d.name AS domain,
+       e.addr, e.size, e.old_addr, e.stack AS stack_id, e.failed,
+       e.thread AS thread_id, t.process_id
+FROM event_data e
+JOIN threads t ON t.id = e.thread
+JOIN processes p ON p.id = t.process_id
+JOIN event_kinds k ON k.id = e.kind
+JOIN domains d ON d.id = k.domain_id;
+
+-- A stack flattened: one row per frame, depth 1 = innermost.
+CREATE VIEW stack_frames AS
+WITH RECURSIVE walk(stack_id, node, level) AS (
+    SELECT id, id, 1 FROM stacks
+    UNION ALL
+    SELECT w.stack_id, s.parent_id, w.level + 1
+    FROM walk w JOIN stacks s ON s.id = w.node
+    WHERE s.parent_id IS NOT NULL
+)
+SELECT w.stack_id, w.level AS depth, f.function, f.file, f.line, m.path AS module, f.ip
+FROM walk w JOIN stacks s ON s.id = w.node
+JOIN frames f ON f.id = s.frame_id
+LEFT JOIN modules m ON m.id = f.module_id;
+
+CREATE VIEW marker_names AS
+SELECT m.seq, m.ts AS ts_ns, m.process_id, k.name AS kind, m.value
+FROM markers m JOIN marker_kinds k ON k.id = m.kind;

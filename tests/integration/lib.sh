@@ -1,0 +1,149 @@
+# lib.sh - the harness every integration test sources.
+#
+# Each test runs programs under memtrace in a fresh temporary directory (its
+# working directory, removed at exit), asks the database exact questions in
+# SQL and compares the answers with what the program is known to do.
+# Checks do not stop at the first failure: every one is reported, and
+# finish() makes the test fail when any did.
+#
+# Environment (tests/CMakeLists.txt sets it; set it by hand to run a script
+# alone: MEMTRACE=build/memtrace PROGS=build/tests/programs ... bash X.sh):
+#   MEMTRACE    the memtrace executable (libmemtrace_preload.so beside it)
+#   PROGS       directory of the built test programs (tests/programs)
+#   PROGS_SRC   directory of their sources (line numbers are read from them)
+#   WORKLOADS   directory of the built benchmark workloads (optional)
+#   WORKLOADS_SRC  directory of their sources, for py_lists.py (optional)
+#   COUNT_SHIM  the counting LD_PRELOAD library count_shim.so (optional)
+set -euo pipefail
+
+: "${MEMTRACE:?set MEMTRACE to the memtrace executable}"
+MEMTRACE=$(readlink -f "$MEMTRACE")
+[[ -x $MEMTRACE ]] || { echo "memtrace not found at $MEMTRACE" >&2; exit 1; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/memtrace-test.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK"
+FAILED=0
+CHECKS=0
+
+fail() {
+    printf 'FAIL: %s\n' "$*" >&2
+    FAILED=$((FAILED + 1))
+}
+
+# assert_eq WHAT EXPECTED ACTUAL
+assert_eq() {
+    CHECKS=$((CHECKS + 1))
+    if [[ "$3" == "$2" ]]; then
+        printf 'ok:   %s = %s\n' "$1" "${2//$'\n'/ / }"
+    else
+        fail "$1: expected [${2//$'\n'/ / }], got [${3//$'\n'/ / }]"
+    fi
+}
+
+# assert_true WHAT COMMAND...: the command must succeed
+assert_true() {
+    local what=$1
+    shift
+    CHECKS=$((CHECKS + 1))
+    if "$@"; then printf 'ok:   %s\n' "$what"; else fail "$what"; fi
+}
+
+# q DB SQL: rows one per line, columns separated by '|', no header; read-only.
+q() { sqlite3 -readonly -batch -bail -noheader "$1" "$2"; }
+
+# mq DB SQL: the same question through `memtrace query` (CSV, no header).
+mq() { "$MEMTRACE" query --csv --no-header "$1" "$2"; }
+
+# trace DB PROG [ARGS...]: runs `memtrace -q -o DB PROG ARGS`; memtrace's exit
+# status goes to RC, its stdout to $WORK/out, its stderr to $WORK/err.
+trace() {
+    local db=$1
+    shift
+    RC=0
+    "$MEMTRACE" -q -o "$db" "$@" >"$WORK/out" 2>"$WORK/err" || RC=$?
+    if [[ -s $WORK/err ]]; then sed 's/^/memtrace stderr: /' "$WORK/err" >&2; fi
+}
+
+# nlines FILE: number of lines in FILE
+nlines() { wc -l <"$1" | tr -d ' '; }
+
+# meta DB KEY: a value of the meta table
+meta() { q "$1" "SELECT value FROM meta WHERE key = '$2'"; }
+
+# Live blocks at the end of each process: allocations (any kind flagged
+# is_alloc, not failed) whose address no later, successful free-like event
+# of the same process releases (free and munmap by addr; realloc,
+# reallocarray and mremap by old_addr).  A CTE named `live` with columns
+# seq, process_id, kind, addr, size, stack_id.  Quadratic: for small traces.
+LIVE_CTE="live AS (
+  SELECT a.seq, a.process_id, a.kind, a.addr, a.size, a.stack_id
+  FROM events a JOIN event_kinds ak ON ak.name = a.kind
+  WHERE ak.is_alloc = 1 AND a.failed IS NULL AND a.addr IS NOT NULL AND a.addr != 0
+    AND NOT EXISTS (
+      SELECT 1 FROM events f JOIN event_kinds fk ON fk.name = f.kind
+      WHERE fk.is_free = 1 AND f.failed IS NULL AND f.process_id = a.process_id
+        AND f.seq > a.seq
+        AND (CASE WHEN f.kind IN ('realloc', 'reallocarray', 'mremap')
+                  THEN f.old_addr ELSE f.addr END) = a.addr))"
+
+# shim_counts OUTFILE CMD...: runs CMD with LD_PRELOAD=$COUNT_SHIM and writes
+# the per-kind call counts, summed over every process, as "key=value" lines
+# (sorted) to OUTFILE.  The command's exit status is returned.
+shim_counts() {
+    local outfile=$1
+    shift
+    local raw="$WORK/shim.raw.$$.$RANDOM"
+    rm -f "$raw"
+    local rc=0
+    COUNT_SHIM_OUT="$raw" LD_PRELOAD="$COUNT_SHIM" "$@" >/dev/null 2>"$WORK/shim.err" || rc=$?
+    if [[ ! -s $raw ]]; then
+        fail "count shim wrote nothing for: $*"
+        : >"$outfile"
+        return "$rc"
+    fi
+    awk '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] != "pid") n[kv[1]] += kv[2] } }
+         END { for (k in n) print k "=" n[k] }' "$raw" | sort >"$outfile"
+    return "$rc"
+}
+
+# shim_get FILE KEY: one count from a shim_counts file (0 when absent)
+shim_get() { awk -F= -v k="$2" '$1 == k { v = $2 } END { print v + 0 }' "$1"; }
+
+# compare_with_shim LABEL SHIMFILE DB [heap]: every kind the shim counts must
+# have exactly as many events in DB.  free(NULL) is not an event: the shim's
+# free_null must equal the sum of processes.free_null, and its heap_calls
+# (every heap call except free(NULL)) the number of libc-domain events.  With
+# "heap" the os-domain kinds are skipped (for programs whose mapping calls
+# are not reproducible from run to run).
+compare_with_shim() {
+    local label=$1 shim=$2 db=$3 scope=${4:-all}
+    local kinds="malloc calloc realloc memalign posix_memalign aligned_alloc valloc pvalloc free"
+    [[ $scope == heap ]] || kinds+=" mmap munmap mremap brk sbrk"
+    local got
+    got=$(q "$db" "SELECT kind || '=' || count(*) FROM events GROUP BY kind")
+    local k want have
+    for k in $kinds; do
+        want=$(shim_get "$shim" "$k")
+        have=$(awk -F= -v k="$k" '$1 == k { v = $2 } END { print v + 0 }' <<<"$got")
+        assert_eq "$label: $k events (count shim: $want)" "$want" "$have"
+    done
+    assert_eq "$label: free(NULL) calls in processes.free_null" "$(shim_get "$shim" free_null)" \
+        "$(q "$db" "SELECT coalesce(sum(free_null), 0) FROM processes")"
+    assert_eq "$label: libc-domain events = shim heap_calls" "$(shim_get "$shim" heap_calls)" \
+        "$(q "$db" "SELECT count(*) FROM events WHERE domain = 'libc' AND kind != 'reallocarray'")"
+    if [[ $scope != heap ]]; then
+        local os=0
+        for k in mmap munmap mremap brk sbrk; do os=$((os + $(shim_get "$shim" "$k"))); done
+        assert_eq "$label: os-domain events" "$os" "$(q "$db" "SELECT count(*) FROM events WHERE domain = 'os'")"
+    fi
+}
+
+# finish: the test's verdict
+finish() {
+    if ((FAILED)); then
+        echo "$FAILED of $CHECKS checks failed" >&2
+        exit 1
+    fi
+    echo "all $CHECKS checks passed"
+}

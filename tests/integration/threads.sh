@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# threads.sh - 4 threads x 10,000 malloc/free pairs (tests/programs/threads4.c).
+# Worker w allocates 8 + 8w + (i % 16) bytes, so each thread's byte total is
+# known: 10000 * (8 + 8w) + 625 * (0 + 1 + ... + 15).
+source "$(dirname "$0")/lib.sh"
+
+trace t4.db "$PROGS/threads4"
+assert_eq "memtrace exit status" 0 "$RC"
+assert_eq "meta complete" 1 "$(meta t4.db complete)"
+assert_eq "threads: main + 4 workers" 5 "$(q t4.db "SELECT count(*) FROM threads")"
+assert_eq "thread ids are distinct" 5 "$(q t4.db "SELECT count(DISTINCT tid) FROM threads")"
+assert_eq "main thread's tid is the pid" 1 \
+    "$(q t4.db "SELECT count(*) FROM threads t JOIN processes p ON p.id = t.process_id WHERE t.tid = p.pid")"
+assert_eq "mallocs in all" 40000 "$(q t4.db "SELECT count(*) FROM events WHERE kind = 'malloc'")"
+assert_eq "events of the worker threads, by kind" "free|40000
+malloc|40000" \
+    "$(q t4.db "SELECT kind, count(*) FROM events WHERE tid != pid GROUP BY kind ORDER BY kind")"
+assert_eq "worker threads with exactly 10000 mallocs and 10000 frees" 4 \
+    "$(q t4.db "SELECT count(*) FROM (SELECT thread_id, sum(kind = 'malloc') AS m, sum(kind = 'free') AS f
+                                     FROM events WHERE tid != pid GROUP BY thread_id)
+                WHERE m = 10000 AND f = 10000")"
+assert_eq "bytes per worker thread" "155000,235000,315000,395000" \
+    "$(q t4.db "SELECT group_concat(b) FROM (SELECT sum(size) AS b FROM events WHERE kind = 'malloc'
+                                             GROUP BY thread_id ORDER BY b)")"
+assert_eq "main thread mallocs" 0 "$(q t4.db "SELECT count(*) FROM events WHERE tid = pid AND kind = 'malloc'")"
+assert_eq "every worker block freed by its own thread" 0 \
+    "$(q t4.db "WITH $LIVE_CTE SELECT count(*) FROM live l JOIN events e ON e.seq = l.seq WHERE e.tid != e.pid")"
+assert_eq "worker mallocs called from worker()" "worker|40000" \
+    "$(q t4.db "SELECT f.function, count(*) FROM events e
+                JOIN stack_frames f ON f.stack_id = e.stack_id AND f.depth = 1
+                WHERE e.kind = 'malloc' AND e.tid != e.pid GROUP BY 1")"
+assert_eq "thread_start markers" 4 "$(q t4.db "SELECT count(*) FROM marker_names WHERE kind = 'thread_start'")"
+
+if [[ -n ${COUNT_SHIM:-} && -e ${COUNT_SHIM:-} ]]; then
+    shim_counts t4.shim "$PROGS/threads4" || true
+    compare_with_shim threads4 t4.shim t4.db
+fi
+finish

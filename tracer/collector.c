@@ -1,0 +1,723 @@
+/* collector.c - drains shared-memory regions into the trace database.
+ *
+ * Algorithm.  One loop, one thread:
+ *   1. drain: for every mapped region and every chunk in state OWNED or
+ *      FULL, convert the records in [consumed, used) into rows; a FULL
+ *      chunk read to its end is set FREE for reuse (mt_shm.h);
+ *   2. discover: list the session directory for region files not yet
+ *      mapped (a new process, a fork child, an exec'd image);
+ *   3. reap: wait for the launched program and for orphans handed to us
+ *      (the launcher is a child subreaper), keeping their wait statuses;
+ *   4. liveness: a region whose process is gone (or whose pid has started a
+ *      newer image) is drained once more and closed;
+ *   5. sample RSS of live processes every rss_interval_ms.
+ * The loop ends when no child is left and every region is closed.  Rows go
+ * into one long transaction committed every MT_COMMIT_EVENTS events, so a
+ * reader sees data while the program runs.
+ */
+#define _GNU_SOURCE
+#include "mt_collector.h"
+
+#include "mt_error.h"
+#include "mt_event.h"
+#include "mt_symbolize.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MT_COMMIT_EVENTS (1 << 20)
+#define LIVENESS_NS 20000000ull /* 20 ms */
+
+typedef struct {
+    int32_t tid;
+    int64_t id; /* threads.id */
+} thread_ref_t;
+
+typedef struct {
+    mt_region_t *r;
+    uint64_t map_size;
+    char name[64];
+    int64_t process_id;   /* processes.id = region index + 1 */
+    uint64_t *consumed;   /* per chunk */
+    int closed;           /* drained after its process ended */
+    int superseded;       /* its pid exec'd a newer image */
+    int status_known;
+    int wait_status;      /* from waitpid, when status_known */
+    thread_ref_t *threads;
+    size_t nthreads, capthreads;
+    uint32_t *stack_ids;  /* trie slot -> stacks.id (dense, 0 = not yet) */
+} region_t;
+
+typedef struct {
+    pid_t pid;
+    int status;
+} reaped_t;
+
+struct mt_collector {
+    mt_collector_cfg_t cfg;
+    region_t *regions;
+    size_t nregions, capregions;
+    reaped_t *reaped;
+    size_t nreaped, capreaped;
+    int child_reaped;
+    int child_status;
+    int64_t next_thread_id;
+    uint32_t next_stack_id; /* stacks.id are dense and start at 1: small ids, small rows */
+    int64_t events, markers, since_commit;
+    mt_stmt_t *ins_marker, *ins_thread, *ins_rss;
+    uint64_t last_liveness, last_rss;
+};
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t rel_ts(mt_collector_t *c, uint64_t ts)
+{
+    uint64_t s = c->cfg.session->start_ns;
+    return ts >= s ? (int64_t)(ts - s) : 0;
+}
+
+int mt_collector_new(const mt_collector_cfg_t *cfg, mt_collector_t **out)
+{
+    mt_collector_t *c = calloc(1, sizeof *c);
+    if (!c) return MT_ENOMEM;
+    c->cfg = *cfg;
+    int rc = mt_stmt_prepare(cfg->db, "INSERT INTO markers VALUES(?,?,?,?,?,?)", &c->ins_marker);
+    if (!rc) rc = mt_stmt_prepare(cfg->db, "INSERT INTO threads VALUES(?,?,?,?,?)", &c->ins_thread);
+    if (!rc) rc = mt_stmt_prepare(cfg->db, "INSERT INTO rss_samples VALUES(?,?,?,?,?)", &c->ins_rss);
+    if (rc) {
+        mt_collector_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void mt_collector_free(mt_collector_t *c)
+{
+    if (!c) return;
+    for (size_t i = 0; i < c->nregions; i++) {
+        region_t *g = &c->regions[i];
+        if (g->r) munmap(g->r, g->map_size);
+        free(g->consumed);
+        free(g->threads);
+        free(g->stack_ids);
+    }
+    free(c->regions);
+    free(c->reaped);
+    mt_stmt_finalize(c->ins_marker);
+    mt_stmt_finalize(c->ins_thread);
+    mt_stmt_finalize(c->ins_rss);
+    free(c);
+}
+
+/* threads.id for (region, tid), inserting the row on first sight. */
+static int thread_id(mt_collector_t *c, region_t *g, int32_t tid, const mt_rec_t *first, int64_t *out)
+{
+    for (size_t i = 0; i < g->nthreads; i++)
+        if (g->threads[i].tid == tid) {
+            *out = g->threads[i].id;
+            return 0;
+        }
+    if (g->nthreads == g->capthreads) {
+        size_t cap = g->capthreads ? 2 * g->capthreads : 8;
+        thread_ref_t *t = realloc(g->threads, cap * sizeof *t);
+        if (!t) return MT_ENOMEM;
+        g->threads = t;
+        g->capthreads = cap;
+    }
+    int64_t id = c->next_thread_id++;
+    g->threads[g->nthreads++] = (thread_ref_t){tid, id};
+    mt_stmt_bind_int(c->ins_thread, 1, id);
+    mt_stmt_bind_int(c->ins_thread, 2, g->process_id);
+    mt_stmt_bind_int(c->ins_thread, 3, tid);
+    mt_stmt_bind_int(c->ins_thread, 4, (int64_t)first->seq);
+    mt_stmt_bind_int(c->ins_thread, 5, rel_ts(c, first->ts));
+    *out = id;
+    return mt_stmt_run(c->ins_thread);
+}
+
+/* stacks.id of trie node `node` (1-based slot) of a region; 0 for none. */
+static int64_t stack_id(mt_collector_t *c, region_t *g, uint32_t node)
+{
+    if (!node || node > g->r->trie_slots) return 0;
+    uint32_t *id = &g->stack_ids[node - 1];
+    if (!*id) *id = ++c->next_stack_id;
+    return *id;
+}
+
+static int store_record(mt_collector_t *c, region_t *g, int64_t thread, const mt_rec_t *rec)
+{
+    if (rec->type == MT_REC_EVENT) {
+        mt_db_event_t e;
+        e.seq = (int64_t)rec->seq;
+        e.ts = rel_ts(c, rec->ts);
+        e.kind = rec->kind;
+        e.thread = thread;
+        e.addr = rec->addr;
+        e.size = rec->kind == MT_EV_free ? -1 : (int64_t)rec->size;
+        e.stack = stack_id(c, g, rec->stack);
+        e.old_addr = rec->old_addr;
+        e.failed = (rec->flags & MT_RF_FAILED) != 0;
+        c->events++;
+        c->since_commit++;
+        return mt_db_add_event(c->cfg.db, &e);
+    }
+    if (rec->type == MT_REC_MARKER) {
+        mt_stmt_bind_int(c->ins_marker, 1, (int64_t)rec->seq);
+        mt_stmt_bind_int(c->ins_marker, 2, rel_ts(c, rec->ts));
+        mt_stmt_bind_int(c->ins_marker, 3, thread);
+        mt_stmt_bind_int(c->ins_marker, 4, g->process_id);
+        mt_stmt_bind_int(c->ins_marker, 5, rec->kind);
+        mt_stmt_bind_int(c->ins_marker, 6, (int64_t)rec->size);
+        c->markers++;
+        int rc = mt_stmt_run(c->ins_marker);
+        return rc ? rc : mt_db_skip_seq(c->cfg.db, (int64_t)rec->seq);
+    }
+    return 0; /* unknown record types are skipped */
+}
+
+/* Converts every published record of one region.  Returns the number of
+ * records read, or a negative MT_E*. */
+static long drain_region(mt_collector_t *c, region_t *g)
+{
+    mt_region_t *r = g->r;
+    long n = 0;
+    for (uint32_t i = 0; i < r->nchunks; i++) {
+        mt_chunk_t *ch = mt_region_chunk(r, i);
+        uint32_t st = __atomic_load_n(&ch->state, __ATOMIC_ACQUIRE);
+        if (st != MT_CHUNK_OWNED && st != MT_CHUNK_FULL) continue;
+        uint64_t used = __atomic_load_n(&ch->used, __ATOMIC_ACQUIRE);
+        if (used > MT_CHUNK_DATA) used = MT_CHUNK_DATA; /* never trust the target */
+        used -= used % sizeof(mt_rec_t);
+        uint64_t pos = g->consumed[i];
+        if (pos < used) {
+            const mt_rec_t *rec = (const mt_rec_t *)((const char *)(ch + 1) + pos);
+            int64_t tid_row;
+            int rc = thread_id(c, g, ch->tid, rec, &tid_row);
+            if (rc) return rc;
+            for (; pos < used; pos += sizeof(mt_rec_t), rec++, n++) {
+                rc = store_record(c, g, tid_row, rec);
+                if (rc) return rc;
+            }
+            g->consumed[i] = pos;
+        }
+        if (st == MT_CHUNK_FULL) {
+            g->consumed[i] = 0;
+            __atomic_store_n(&ch->state, MT_CHUNK_FREE, __ATOMIC_RELEASE);
+        }
+    }
+    return n;
+}
+
+static region_t *region_by_index(mt_collector_t *c, uint32_t index)
+{
+    for (size_t i = 0; i < c->nregions; i++)
+        if (c->regions[i].r->index == index) return &c->regions[i];
+    return NULL;
+}
+
+static void cmdline_text(const mt_region_t *r, char *out, size_t cap)
+{
+    size_t n = r->cmdline_len < cap - 1 ? r->cmdline_len : cap - 1;
+    if (n > sizeof r->cmdline - 1) n = sizeof r->cmdline - 1;
+    memcpy(out, r->cmdline, n);
+    out[n] = 0;
+    while (n > 0 && out[n - 1] == 0) n--;
+    for (size_t i = 0; i < n; i++)
+        if (out[i] == 0) out[i] = ' ';
+}
+
+static int insert_process(mt_collector_t *c, region_t *g, region_t *exec_of)
+{
+    mt_region_t *r = g->r;
+    mt_stmt_t *st;
+    int rc = mt_stmt_prepare(c->cfg.db,
+                             "INSERT INTO processes(id, pid, ppid, parent_id, exec_of, exe, cmdline, start_ts)"
+                             " VALUES(?,?,?,?,?,?,?,?)",
+                             &st);
+    if (rc) return rc;
+    char cmd[MT_CMDLINE_MAX + 1];
+    char exe[MT_PATH_MAX];
+    memcpy(exe, r->exe, sizeof exe);
+    exe[sizeof exe - 1] = 0;
+    cmdline_text(r, cmd, sizeof cmd);
+    region_t *parent = r->parent_region >= 0 ? region_by_index(c, (uint32_t)r->parent_region) : NULL;
+    mt_stmt_bind_int(st, 1, g->process_id);
+    mt_stmt_bind_int(st, 2, r->pid);
+    mt_stmt_bind_int(st, 3, r->ppid);
+    if (parent) mt_stmt_bind_int(st, 4, parent->process_id);
+    if (exec_of) mt_stmt_bind_int(st, 5, exec_of->process_id);
+    mt_stmt_bind_text(st, 6, exe);
+    mt_stmt_bind_text(st, 7, cmd);
+    mt_stmt_bind_int(st, 8, rel_ts(c, r->start_ns));
+    rc = mt_stmt_run(st);
+    mt_stmt_finalize(st);
+    return rc;
+}
+
+/* Maps a region file once its header is published.  Returns 1 when a new
+ * region was added, 0 when not (yet), < 0 on error. */
+static int add_region(mt_collector_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->nregions; i++)
+        if (strcmp(c->regions[i].name, name) == 0) return 0;
+    char path[4096];
+    size_t nlen = strlen(name);
+    if (nlen >= sizeof c->regions[0].name ||
+        (size_t)snprintf(path, sizeof path, "%s/%s", c->cfg.dir, name) >= sizeof path)
+        return 0;
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return 0;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size < sizeof(mt_region_t)) {
+        close(fd);
+        return 0;
+    }
+    void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return 0;
+    mt_region_t *r = p;
+    if (__atomic_load_n(&r->magic, __ATOMIC_ACQUIRE) != MT_REGION_MAGIC || r->version != MT_SHM_VERSION ||
+        r->total_size != (uint64_t)sb.st_size || r->nchunks == 0 ||
+        r->chunk_off + (uint64_t)r->nchunks * MT_CHUNK_SIZE > r->total_size ||
+        r->trie_off + (uint64_t)r->trie_slots * sizeof(mt_trie_slot_t) > r->chunk_off) {
+        munmap(p, (size_t)sb.st_size);
+        return 0; /* not published yet (or damaged): look again later */
+    }
+    if (c->nregions == c->capregions) {
+        size_t cap = c->capregions ? 2 * c->capregions : 8;
+        region_t *n = realloc(c->regions, cap * sizeof *n);
+        if (!n) {
+            munmap(p, (size_t)sb.st_size);
+            return MT_ENOMEM;
+        }
+        c->regions = n;
+        c->capregions = cap;
+    }
+    region_t *g = &c->regions[c->nregions];
+    memset(g, 0, sizeof *g);
+    g->r = r;
+    g->map_size = (uint64_t)sb.st_size;
+    memcpy(g->name, name, nlen + 1);
+    g->process_id = (int64_t)r->index + 1;
+    g->consumed = calloc(r->nchunks, sizeof *g->consumed);
+    g->stack_ids = calloc(r->trie_slots, sizeof *g->stack_ids);
+    if (!g->consumed || !g->stack_ids) {
+        free(g->consumed);
+        free(g->stack_ids);
+        munmap(p, (size_t)sb.st_size);
+        return MT_ENOMEM;
+    }
+    /* an earlier image of the same pid was replaced by exec */
+    region_t *prev = NULL;
+    for (size_t i = 0; i < c->nregions; i++) {
+        region_t *o = &c->regions[i];
+        if (o->r->pid == r->pid && (!prev || o->r->index > prev->r->index)) prev = o;
+    }
+    c->nregions++;
+    if (prev) prev->superseded = 1;
+    int rc = insert_process(c, g, prev);
+    return rc ? rc : 1;
+}
+
+static int scan_dir(mt_collector_t *c)
+{
+    DIR *d = opendir(c->cfg.dir);
+    if (!d) return 0;
+    struct dirent *de;
+    int rc = 0;
+    /* regions are added in creation order so fork parents come first */
+    char names[256][64];
+    int n = 0;
+    while ((de = readdir(d)) && n < 256)
+        if (strncmp(de->d_name, "proc.", 5) == 0 && strlen(de->d_name) < 64)
+            snprintf(names[n++], 64, "%s", de->d_name);
+    closedir(d);
+    for (int pass = 0; pass < n && rc >= 0; pass++) {
+        int added = 0;
+        for (int i = 0; i < n && rc >= 0; i++) {
+            rc = add_region(c, names[i]);
+            if (rc > 0) added = 1;
+        }
+        if (!added) break;
+    }
+    return rc < 0 ? rc : 0;
+}
+
+/* 'R', 'S', ... from /proc/PID/stat; 0 when the process is gone. */
+static char proc_state(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t k = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (k <= 0) return 0;
+    buf[k] = 0;
+    char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p[2] : 0;
+}
+
+static void reap(mt_collector_t *c)
+{
+    int status;
+    pid_t p;
+    while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (p == c->cfg.child) {
+            c->child_reaped = 1;
+            c->child_status = status;
+        }
+        if (c->nreaped == c->capreaped) {
+            size_t cap = c->capreaped ? 2 * c->capreaped : 16;
+            reaped_t *n = realloc(c->reaped, cap * sizeof *n);
+            if (!n) continue;
+            c->reaped = n;
+            c->capreaped = cap;
+        }
+        c->reaped[c->nreaped++] = (reaped_t){p, status};
+    }
+}
+
+static int no_children_left(void)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD;
+}
+
+static void sample_rss(mt_collector_t *c)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    for (size_t i = 0; i < c->nregions; i++) {
+        region_t *g = &c->regions[i];
+        if (g->closed || g->superseded) continue;
+        char path[64], buf[128];
+        snprintf(path, sizeof path, "/proc/%d/statm", (int)g->r->pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t k = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (k <= 0) continue;
+        buf[k] = 0;
+        long long vm = 0, rss = 0;
+        if (sscanf(buf, "%lld %lld", &vm, &rss) != 2) continue;
+        mt_stmt_bind_int(c->ins_rss, 1, rel_ts(c, mono_ns()));
+        mt_stmt_bind_int(c->ins_rss, 2, (int64_t)__atomic_load_n(&c->cfg.session->seq, __ATOMIC_ACQUIRE));
+        mt_stmt_bind_int(c->ins_rss, 3, g->process_id);
+        mt_stmt_bind_int(c->ins_rss, 4, rss * page);
+        mt_stmt_bind_int(c->ins_rss, 5, vm * page);
+        mt_stmt_run(c->ins_rss);
+    }
+}
+
+/* Closes regions whose process has ended (after one more drain). */
+static int check_liveness(mt_collector_t *c, int force)
+{
+    for (size_t i = 0; i < c->nregions; i++) {
+        region_t *g = &c->regions[i];
+        if (g->closed) continue;
+        int ended = force || g->superseded;
+        if (!ended) {
+            char s = proc_state(g->r->pid);
+            ended = s == 0 || s == 'Z' || s == 'X';
+        }
+        if (!ended) continue;
+        long rc = drain_region(c, g);
+        if (rc < 0) return (int)rc;
+        g->closed = 1;
+    }
+    return 0;
+}
+
+int mt_collector_run(mt_collector_t *c, volatile int *stop)
+{
+    int rc = mt_db_begin(c->cfg.db);
+    if (rc) return rc;
+    uint64_t last_scan = 0;
+    for (;;) {
+        long total = 0;
+        for (size_t i = 0; i < c->nregions; i++) {
+            if (c->regions[i].closed) continue;
+            long n = drain_region(c, &c->regions[i]);
+            if (n < 0) return (int)n;
+            total += n;
+        }
+        uint64_t now = mono_ns();
+        if (total == 0 || now - last_scan > 10000000ull) {
+            rc = scan_dir(c);
+            if (rc) return rc;
+            last_scan = now;
+        }
+        reap(c);
+        if (now - c->last_liveness > LIVENESS_NS || c->child_reaped) {
+            rc = check_liveness(c, 0);
+            if (rc) return rc;
+            c->last_liveness = now;
+        }
+        if (c->cfg.rss_interval_ms && now - c->last_rss > c->cfg.rss_interval_ms * 1000000ull) {
+            sample_rss(c);
+            c->last_rss = now;
+        }
+        if (c->since_commit >= MT_COMMIT_EVENTS) {
+            rc = mt_db_commit(c->cfg.db);
+            if (!rc) rc = mt_db_begin(c->cfg.db);
+            if (rc) return rc;
+            c->since_commit = 0;
+        }
+        if (*stop >= 2) break;
+        if (c->child_reaped && no_children_left()) {
+            int open_regions = 0;
+            scan_dir(c);
+            for (size_t i = 0; i < c->nregions; i++) open_regions += !c->regions[i].closed;
+            if (!open_regions) break;
+        }
+        if (total == 0) {
+            struct timespec ts = {0, 500000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    /* last drain: everything any process published before it ended */
+    scan_dir(c);
+    rc = check_liveness(c, 1);
+    if (!rc) rc = mt_db_commit(c->cfg.db);
+    return rc;
+}
+
+/* ---- finishing: processes, threads, modules, frames, stacks ---- */
+
+typedef struct {
+    uint64_t ip;
+    int64_t id;
+} frame_slot_t;
+
+typedef struct {
+    frame_slot_t *slots;
+    size_t cap, n;
+} frame_map_t;
+
+static int frame_id(mt_collector_t *c, frame_map_t *m, mt_stmt_t *ins, int64_t process_id, uint64_t ip,
+                    int64_t *next_id, int64_t *out)
+{
+    (void)c;
+    if (m->n * 2 >= m->cap) {
+        size_t cap = m->cap ? 2 * m->cap : 4096;
+        frame_slot_t *s = calloc(cap, sizeof *s);
+        if (!s) return MT_ENOMEM;
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->slots[i].id) continue;
+            size_t h = (m->slots[i].ip * 0x9e3779b97f4a7c15ull >> 20) & (cap - 1);
+            while (s[h].id) h = (h + 1) & (cap - 1);
+            s[h] = m->slots[i];
+        }
+        free(m->slots);
+        m->slots = s;
+        m->cap = cap;
+    }
+    size_t h = (ip * 0x9e3779b97f4a7c15ull >> 20) & (m->cap - 1);
+    while (m->slots[h].id) {
+        if (m->slots[h].ip == ip) {
+            *out = m->slots[h].id;
+            return 0;
+        }
+        h = (h + 1) & (m->cap - 1);
+    }
+    int64_t id = (*next_id)++;
+    m->slots[h] = (frame_slot_t){ip, id};
+    m->n++;
+    mt_stmt_bind_int(ins, 1, id);
+    mt_stmt_bind_int(ins, 2, process_id);
+    mt_stmt_bind_int(ins, 3, (int64_t)ip);
+    *out = id;
+    return mt_stmt_run(ins);
+}
+
+/* Writes modules, frames and stacks of one region. */
+static int write_region_tables(mt_collector_t *c, region_t *g, mt_stmt_t *ins_mod, mt_stmt_t *ins_frame,
+                               mt_stmt_t *ins_stack, int64_t *next_frame)
+{
+    mt_region_t *r = g->r;
+    int rc = 0;
+    uint32_t nmod = __atomic_load_n(&r->nmodules, __ATOMIC_ACQUIRE);
+    if (nmod > MT_MAX_MODULES) nmod = MT_MAX_MODULES;
+    mt_module_t *mods = mt_region_modules(r);
+    for (uint32_t i = 0; i < nmod && !rc; i++) {
+        char path[MT_PATH_MAX];
+        memcpy(path, mods[i].path, sizeof path);
+        path[sizeof path - 1] = 0;
+        mt_stmt_bind_int(ins_mod, 1, g->process_id);
+        mt_stmt_bind_text(ins_mod, 2, path);
+        mt_stmt_bind_int(ins_mod, 3, (int64_t)mods[i].base);
+        mt_stmt_bind_int(ins_mod, 4, (int64_t)mods[i].start);
+        mt_stmt_bind_int(ins_mod, 5, (int64_t)mods[i].end);
+        rc = mt_stmt_run(ins_mod);
+    }
+    if (rc) return rc;
+
+    uint32_t nslots = r->trie_slots;
+    mt_trie_slot_t *slots = mt_region_trie(r);
+    uint16_t *depth = calloc(nslots, sizeof *depth);
+    uint32_t *path = malloc(sizeof *path * (MT_MAX_DEPTH + 8));
+    frame_map_t fm = {0};
+    if (!depth || !path) {
+        rc = MT_ENOMEM;
+        goto out;
+    }
+    for (uint32_t i = 0; i < nslots && !rc; i++) {
+        if (__atomic_load_n(&slots[i].state, __ATOMIC_ACQUIRE) != 2) continue;
+        /* depth: walk up to a node of known depth (the trie has no cycles
+         * unless the target damaged it: bound the walk) */
+        if (!depth[i]) {
+            int np = 0;
+            uint32_t node = i + 1;
+            while (node && node <= nslots && !depth[node - 1] && np < MT_MAX_DEPTH + 8) {
+                path[np++] = node;
+                node = slots[node - 1].parent;
+            }
+            uint16_t d = node && node <= nslots ? depth[node - 1] : 0;
+            while (np > 0) depth[path[--np] - 1] = ++d;
+        }
+        int64_t fid;
+        rc = frame_id(c, &fm, ins_frame, g->process_id, slots[i].ip, next_frame, &fid);
+        if (rc) break;
+        mt_stmt_bind_int(ins_stack, 1, stack_id(c, g, i + 1));
+        if (slots[i].parent && slots[i].parent <= nslots)
+            mt_stmt_bind_int(ins_stack, 2, stack_id(c, g, slots[i].parent));
+        else
+            mt_stmt_bind_null(ins_stack, 2);
+        mt_stmt_bind_int(ins_stack, 3, fid);
+        mt_stmt_bind_int(ins_stack, 4, depth[i]);
+        rc = mt_stmt_run(ins_stack);
+    }
+out:
+    free(depth);
+    free(path);
+    free(fm.slots);
+    return rc;
+}
+
+static const reaped_t *find_reaped(mt_collector_t *c, pid_t pid)
+{
+    for (size_t i = c->nreaped; i-- > 0;)
+        if (c->reaped[i].pid == pid) return &c->reaped[i];
+    return NULL;
+}
+
+/* Fills end/exit columns; returns 1 when the process ended cleanly. */
+static int finish_process(mt_collector_t *c, region_t *g, mt_stmt_t *upd, mt_collector_stats_t *st)
+{
+    mt_region_t *r = g->r;
+    uint32_t flags = __atomic_load_n(&r->flags, __ATOMIC_ACQUIRE);
+    int clean = 0, have_status = 0, code = 0, sig = 0;
+    const reaped_t *rp = g->superseded ? NULL : find_reaped(c, r->pid);
+    if (rp && WIFSIGNALED(rp->status)) {
+        sig = WTERMSIG(rp->status);
+    } else if (rp && WIFEXITED(rp->status)) {
+        have_status = 1;
+        code = WEXITSTATUS(rp->status);
+        clean = 1;
+    } else if (flags & MT_RG_EXITED) {
+        have_status = 1;
+        code = r->exit_status;
+        clean = 1;
+    }
+    if (g->superseded) clean = 1; /* replaced by exec: nothing was cut short */
+    mt_stmt_bind_null(upd, 1); /* end_ts: not observed yet */
+    if (have_status) mt_stmt_bind_int(upd, 2, code);
+    else mt_stmt_bind_null(upd, 2);
+    if (sig) mt_stmt_bind_int(upd, 3, sig);
+    else mt_stmt_bind_null(upd, 3);
+    mt_stmt_bind_int(upd, 4, clean);
+    mt_stmt_bind_int(upd, 5, (int64_t)__atomic_load_n(&r->free_null, __ATOMIC_RELAXED));
+    mt_stmt_bind_int(upd, 6, (int64_t)__atomic_load_n(&r->lost, __ATOMIC_RELAXED));
+    mt_stmt_bind_int(upd, 7, g->process_id);
+    mt_stmt_run(upd);
+    if (!clean && !st->incomplete) {
+        st->incomplete = 1;
+        if (sig)
+            snprintf(st->reason, sizeof st->reason, "process %d killed by signal %d (%s)", (int)r->pid, sig,
+                     strsignal(sig));
+        else
+            snprintf(st->reason, sizeof st->reason, "process %d ended without exit (killed or crashed)",
+                     (int)r->pid);
+    }
+    if (sig) {
+        /* a marker for the death, after every event of the process */
+        mt_stmt_bind_int(c->ins_marker, 1, (int64_t)__atomic_load_n(&c->cfg.session->seq, __ATOMIC_ACQUIRE));
+        mt_stmt_bind_int(c->ins_marker, 2, rel_ts(c, mono_ns()));
+        mt_stmt_bind_null(c->ins_marker, 3);
+        mt_stmt_bind_int(c->ins_marker, 4, g->process_id);
+        mt_stmt_bind_int(c->ins_marker, 5, MT_MK_killed);
+        mt_stmt_bind_int(c->ins_marker, 6, sig);
+        mt_stmt_run(c->ins_marker);
+    }
+    if (__atomic_load_n(&r->lost, __ATOMIC_RELAXED) && !st->incomplete) {
+        st->incomplete = 1;
+        snprintf(st->reason, sizeof st->reason, "process %d lost events (collector stopped)", (int)r->pid);
+    }
+    return clean;
+}
+
+int mt_collector_finish(mt_collector_t *c, mt_collector_stats_t *st)
+{
+    memset(st, 0, sizeof *st);
+    mt_db_t *db = c->cfg.db;
+    mt_stmt_t *ins_mod = NULL, *ins_frame = NULL, *ins_stack = NULL, *upd = NULL;
+    int rc = mt_db_begin(db);
+    if (!rc) rc = mt_stmt_prepare(db, "INSERT INTO modules(process_id, path, base, start, end) VALUES(?,?,?,?,?)",
+                                  &ins_mod);
+    if (!rc) rc = mt_stmt_prepare(db, "INSERT INTO frames(id, process_id, ip) VALUES(?,?,?)", &ins_frame);
+    if (!rc) rc = mt_stmt_prepare(db, "INSERT INTO stacks VALUES(?,?,?,?)", &ins_stack);
+    if (!rc)
+        rc = mt_stmt_prepare(db,
+                             "UPDATE processes SET end_ts = ?, exit_status = ?, exit_signal = ?, complete = ?,"
+                             " free_null = ?, lost_events = ? WHERE id = ?",
+                             &upd);
+    int64_t next_frame = 1;
+    for (size_t i = 0; i < c->nregions && !rc; i++) {
+        rc = write_region_tables(c, &c->regions[i], ins_mod, ins_frame, ins_stack, &next_frame);
+        if (!rc) finish_process(c, &c->regions[i], upd, st);
+    }
+    if (!rc) rc = mt_db_commit(db);
+    mt_stmt_finalize(ins_mod);
+    mt_stmt_finalize(ins_frame);
+    mt_stmt_finalize(ins_stack);
+    mt_stmt_finalize(upd);
+    /* sealing the events needs every statement of the connection closed */
+    mt_stmt_finalize(c->ins_marker);
+    mt_stmt_finalize(c->ins_thread);
+    mt_stmt_finalize(c->ins_rss);
+    c->ins_marker = c->ins_thread = c->ins_rss = NULL;
+    if (rc) return rc;
+    rc = mt_symbolize(db, NULL);
+    if (rc) return rc;
+    rc = mt_db_build_indexes(db);
+    if (rc) return rc;
+    st->events = c->events;
+    st->markers = c->markers;
+    st->processes = (int64_t)c->nregions;
+    st->threads = c->next_thread_id;
+    st->child_status = c->child_status;
+    if (c->child_reaped && WIFSIGNALED(c->child_status) && !st->incomplete) {
+        st->incomplete = 1;
+        snprintf(st->reason, sizeof st->reason, "program killed by signal %d (%s)", WTERMSIG(c->child_status),
+                 strsignal(WTERMSIG(c->child_status)));
+    }
+    return 0;
+}

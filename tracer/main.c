@@ -1,0 +1,85 @@
+/* main.c - the `memtrace` command: dispatches to the subcommands.
+ *
+ *   memtrace [run] [OPTIONS] [--] PROGRAM ARGS   record (tracer/run.c)
+ *   memtrace summary DB                          analyzer/summary.c
+ *   memtrace query DB SQL                        analyzer/query.c
+ */
+#include "mt_analyzer.h"
+#include "mt_run.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int, char **);
+    void (*usage)(FILE *);
+    const char *what;
+} command_t;
+
+static const command_t commands[] = {
+    {"run", mt_cmd_run, mt_usage_run, "run a program and record its allocations (the default)"},
+    {"summary", mt_cmd_summary, mt_usage_summary, "what a trace shows: layers, peak, leaks, temporaries"},
+    {"query", mt_cmd_query, mt_usage_query, "run read-only SQL on a trace"},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "memtrace %s - records every allocation event of a program into SQLite\n"
+            "\n"
+            "usage: memtrace [run] [OPTIONS] [--] PROGRAM [ARGS...]\n"
+            "       memtrace COMMAND [OPTIONS] ...\n"
+            "\n"
+            "Commands:\n",
+            MT_VERSION_STRING);
+    for (size_t i = 0; i < NCOMMANDS; i++) fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].what);
+    fprintf(out,
+            "  help CMD  the usage of one command\n"
+            "\n"
+            "Examples:\n"
+            "  memtrace ./myprog arg1          writes memtrace.myprog.PID.db\n"
+            "  memtrace summary memtrace.myprog.PID.db\n"
+            "  memtrace query memtrace.myprog.PID.db \"SELECT kind, count(*) FROM events GROUP BY kind\"\n"
+            "\n"
+            "The database schema is documented in docs/schema.md.\n");
+}
+
+static const command_t *find(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *a = argv[1];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(a, "--version") || !strcmp(a, "-V")) {
+        printf("memtrace %s\n", MT_VERSION_STRING);
+        return 0;
+    }
+    if (!strcmp(a, "help")) {
+        const command_t *c = argc > 2 ? find(argv[2]) : NULL;
+        if (argc > 2 && !c) {
+            fprintf(stderr, "memtrace: no command '%s' (see memtrace --help)\n", argv[2]);
+            return 2;
+        }
+        if (c) c->usage(stdout);
+        else usage(stdout);
+        return 0;
+    }
+    const command_t *c = find(a);
+    if (c) return c->run(argc - 1, argv + 1);
+    /* memtrace [OPTIONS] PROGRAM: run is implied */
+    return mt_cmd_run(argc, argv);
+}

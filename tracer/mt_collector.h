@@ -1,0 +1,53 @@
+/* mt_collector.h - drains the shared-memory regions of a session into a
+ * trace database.
+ *
+ * Place in the pipeline: the launcher (tracer/run.c) creates the session,
+ * starts the target, and hands the loop to the collector, which maps every
+ * process region that appears in the session directory, turns records into
+ * rows, samples RSS, and, once every traced process has ended, writes
+ * processes, threads, modules, frames and stacks and symbolizes them.
+ */
+#ifndef MT_COLLECTOR_H
+#define MT_COLLECTOR_H
+
+#include "mt_db.h"
+#include "mt_shm.h"
+
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct mt_collector mt_collector_t;
+
+typedef struct {
+    const char *dir;          /* session directory */
+    mt_session_t *session;    /* mapped session file */
+    mt_db_t *db;              /* trace being written (owned by the caller) */
+    pid_t child;              /* the launched program */
+    unsigned rss_interval_ms; /* 0: no sampling */
+} mt_collector_cfg_t;
+
+/* Totals the launcher prints at the end. */
+typedef struct {
+    int64_t events;
+    int64_t processes;
+    int64_t threads;
+    int64_t markers;
+    int child_status;  /* wait status of the launched program */
+    int incomplete;    /* some process ended without a clean exit */
+    char reason[256];  /* why incomplete */
+} mt_collector_stats_t;
+
+int mt_collector_new(const mt_collector_cfg_t *cfg, mt_collector_t **out);
+void mt_collector_free(mt_collector_t *c);
+
+/* Runs until the launched program and every traced process have ended
+ * (or *stop becomes 2: then whatever is in the regions is drained and the
+ * loop ends).  Returns 0 or a negative MT_E* (database errors: the loop
+ * stops, what was written stays). */
+int mt_collector_run(mt_collector_t *c, volatile int *stop);
+
+/* Writes processes, threads, modules, frames, stacks; symbolizes; builds
+ * indexes; fills meta counters.  Call once after mt_collector_run. */
+int mt_collector_finish(mt_collector_t *c, mt_collector_stats_t *stats);
+
+#endif

@@ -1,0 +1,16 @@
+/* mt_run.h - `memtrace run` (tracer/run.c), called by tracer/main.c. */
+#ifndef MT_RUN_H
+#define MT_RUN_H
+
+#include <stdio.h>
+
+#ifndef MT_VERSION_STRING
+#define MT_VERSION_STRING "0.1.0"
+#endif
+
+/* argv[0] is "run" (or the first argument when the subcommand was implied).
+ * Returns the exit status memtrace should exit with. */
+int mt_cmd_run(int argc, char **argv);
+void mt_usage_run(FILE *out);
+
+#endif

@@ -1,0 +1,1078 @@
+/* preload.c - libmemtrace_preload.so: the hooks that run inside the target.
+ *
+ * Place in the pipeline: injected with LD_PRELOAD by the memtrace launcher.
+ * It interposes the C library's allocation entry points and the mapping
+ * calls, and writes one fixed-size record per call into the shared-memory
+ * region described in lib/mt_shm.h, which the collector drains.
+ *
+ * Hook context.  Everything reachable from a hook runs inside the target's
+ * malloc and obeys these rules (each such function says
+ * "hook context: no allocation"):
+ *   - no allocation through the traced allocator, no stdio, no SQLite;
+ *   - no lock shared between threads on the hot path (per-thread chunks,
+ *     a lock-free stack trie, one atomic sequence counter);
+ *   - no system call per event (clock_gettime is a vDSO call);
+ *   - a per-thread recursion guard: calls made while a hook is active
+ *     (libunwind's own mallocs, dlsym's) go straight to the C library.
+ *
+ * Order.  Every event takes a global sequence number.  Allocations take it
+ * after the real call returns and frees before the real call, so a block's
+ * allocation always precedes its free and the next allocation of the same
+ * address, across threads.
+ *
+ * Bootstrap.  Hooks can run before this library's constructor (other
+ * libraries' constructors allocate).  The real allocator is reached through
+ * glibc's exported __libc_* entry points, so no dlsym is needed to serve a
+ * call; the first hook that finds tracing uninitialised initialises it.
+ */
+#define _GNU_SOURCE
+#include "mt_event.h"
+#include "mt_shm.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#define EXPORT __attribute__((visibility("default")))
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+extern void *__libc_valloc(size_t);
+extern void *__libc_pvalloc(size_t);
+extern void __libc_free(void *);
+
+/* ---- process-wide state ---- */
+
+enum { ST_UNINIT = 0, ST_INITIALISING = 1, ST_READY = 2, ST_OFF = 3 };
+
+static int g_state;                 /* ST_* (atomic) */
+static mt_session_t *g_session;
+static mt_region_t *g_region;
+static uint64_t g_self_lo, g_self_hi; /* this library's text: frames to skip */
+static uint64_t g_unw_lo, g_unw_hi;   /* libunwind's text: its own mmaps are ours */
+static uint32_t g_depth;            /* stack depth (0: no stacks) */
+static uint32_t g_opt_flags;
+static uint32_t g_unwind;           /* MT_UNWIND_* */
+static pthread_key_t g_tkey;
+static uint32_t g_chunk_hint;       /* where to start looking for a free chunk */
+static char g_dir[MT_PATH_MAX];
+
+static int (*real_brk)(void *);
+static void *(*real_sbrk)(intptr_t);
+static void *(*real_dlopen)(const char *, int);
+static int (*real_dlclose)(void *);
+static void (*real_exit)(int) __attribute__((noreturn));
+static int (*real_posix_memalign)(void **, size_t, size_t);
+static void *(*real_aligned_alloc)(size_t, size_t);
+static void *(*real_reallocarray)(void *, size_t, size_t);
+
+/* ---- per-thread state ---- */
+
+#define TCACHE_SLOTS 256
+#define TCACHE_DEPTH 64
+
+typedef struct {
+    uint64_t hash;
+    uint32_t id, depth;
+    uint64_t ip[TCACHE_DEPTH];
+} tcache_entry_t;
+
+typedef struct {
+    mt_chunk_t *chunk;   /* owned chunk, NULL before the first record */
+    char *data;          /* chunk payload */
+    uint64_t pos;        /* bytes written to the chunk */
+    int32_t tid;
+    mt_region_t *region; /* region the chunk belongs to (fork check) */
+    uint64_t stack_lo, stack_hi; /* this thread's stack: frame pointers must lie inside */
+    tcache_entry_t cache[TCACHE_SLOTS];
+} tstate_t;
+
+static __thread int t_in_hook __attribute__((tls_model("initial-exec")));
+static __thread tstate_t *t_state __attribute__((tls_model("initial-exec")));
+
+/* ---- raw system calls (never through our own hooks) ---- */
+
+static void *raw_mmap(void *a, size_t l, int p, int f, int fd, off_t o)
+{
+    return (void *)syscall(SYS_mmap, a, l, p, f, fd, o);
+}
+static int raw_munmap(void *a, size_t l) { return (int)syscall(SYS_munmap, a, l); }
+
+static inline uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- chunks ---- */
+
+/* Publishes the current chunk as FULL and claims a FREE one, waiting while
+ * the collector catches up.  Returns 0, or -1 when tracing was switched off
+ * because the collector is gone.  hook context: no allocation. */
+static int next_chunk(tstate_t *t)
+{
+    mt_region_t *r = g_region;
+    if (t->chunk) {
+        __atomic_store_n(&t->chunk->state, MT_CHUNK_FULL, __ATOMIC_RELEASE);
+        t->chunk = NULL;
+    }
+    uint32_t n = r->nchunks;
+    for (unsigned spins = 0;; spins++) {
+        uint32_t start = __atomic_load_n(&g_chunk_hint, __ATOMIC_RELAXED);
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t i = (start + k) % n;
+            mt_chunk_t *c = mt_region_chunk(r, i);
+            uint32_t expect = MT_CHUNK_FREE;
+            if (__atomic_load_n(&c->state, __ATOMIC_RELAXED) != MT_CHUNK_FREE) continue;
+            if (!__atomic_compare_exchange_n(&c->state, &expect, 3 /* claiming */, 0,
+                                             __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+                continue;
+            c->tid = t->tid;
+            __atomic_store_n(&c->used, 0, __ATOMIC_RELAXED);
+            __atomic_store_n(&c->state, MT_CHUNK_OWNED, __ATOMIC_RELEASE);
+            __atomic_store_n(&g_chunk_hint, i + 1, __ATOMIC_RELAXED);
+            t->chunk = c;
+            t->data = (char *)(c + 1);
+            t->pos = 0;
+            return 0;
+        }
+        /* every chunk is in use: the collector is behind; wait for it */
+        if (spins == 0) __atomic_fetch_add(&r->chunk_waits, 1, __ATOMIC_RELAXED);
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+        if (spins % 1000 == 999 && g_session->collector_pid > 0 &&
+            kill(g_session->collector_pid, 0) != 0 && errno == ESRCH) {
+            __atomic_or_fetch(&r->flags, MT_RG_DISABLED, __ATOMIC_RELAXED);
+            __atomic_store_n(&g_state, ST_OFF, __ATOMIC_RELEASE);
+            return -1;
+        }
+    }
+}
+
+/* Appends one record to the thread's chunk and publishes it.
+ * hook context: no allocation. */
+static inline void emit(tstate_t *t, const mt_rec_t *rec)
+{
+    if (UNLIKELY(!t->chunk || t->pos + sizeof *rec > MT_CHUNK_DATA)) {
+        if (next_chunk(t) != 0) {
+            __atomic_fetch_add(&g_region->lost, 1, __ATOMIC_RELAXED);
+            return;
+        }
+    }
+    memcpy(t->data + t->pos, rec, sizeof *rec);
+    t->pos += sizeof *rec;
+    __atomic_store_n(&t->chunk->used, t->pos, __ATOMIC_RELEASE);
+}
+
+static inline uint64_t next_seq(void)
+{
+    return __atomic_fetch_add(&g_session->seq, 1, __ATOMIC_RELAXED);
+}
+
+/* ---- stacks ---- */
+
+static inline uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* Finds or inserts the trie node (parent, ip).  Returns its id, or 0 when
+ * the table is full.  Lock-free (see mt_shm.h).  hook context: no allocation. */
+static uint32_t trie_node(uint32_t parent, uint64_t ip)
+{
+    mt_trie_slot_t *slots = mt_region_trie(g_region);
+    uint32_t mask = g_region->trie_slots - 1;
+    uint32_t h = (uint32_t)mix(ip * 31 + parent) & mask;
+    for (unsigned probe = 0; probe < 4096; probe++, h = (h + 1) & mask) {
+        mt_trie_slot_t *s = &slots[h];
+        uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        if (st == 0) {
+            uint32_t expect = 0;
+            if (__atomic_compare_exchange_n(&s->state, &expect, 1, 0, __ATOMIC_ACQUIRE,
+                                            __ATOMIC_ACQUIRE)) {
+                s->ip = ip;
+                s->parent = parent;
+                __atomic_store_n(&s->state, 2, __ATOMIC_RELEASE);
+                return h + 1;
+            }
+            st = expect;
+        }
+        while (st == 1) {
+            __builtin_ia32_pause();
+            st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        }
+        if (s->ip == ip && s->parent == parent) return h + 1;
+    }
+    __atomic_or_fetch(&g_region->flags, MT_RG_TRIE_FULL, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* ---- unwinding ----
+ *
+ * Two unwinders.  libunwind reads DWARF call-frame information and is right
+ * for any code, at about 12 ns a frame.  Walking frame pointers costs about
+ * 1 ns a frame but is right only through code built with frame pointers.
+ * MT_UNWIND_AUTO walks frame pointers while every return address lies in a
+ * module whose functions set up a frame pointer (checked once per module by
+ * looking at the first bytes of its functions, found through the module's
+ * .eh_frame_hdr table); at the first frame in any other module it uses
+ * libunwind for the whole stack - except for the outermost frames of a
+ * process or thread (in the C library's start code), which it learns from
+ * the first libunwind walk that ends there.
+ */
+
+typedef struct {
+    uint64_t lo, hi; /* executable segment */
+    int fp;          /* functions set up frame pointers */
+} umod_t;
+
+typedef struct {
+    uint32_t n;
+    umod_t m[MT_MAX_MODULES];
+} umods_t;
+
+static umods_t *g_umods; /* published copy (atomic pointer); old copies are never freed */
+
+#define MAX_TAILS 16
+#define TAIL_LEN 6
+typedef struct {
+    uint64_t ra;          /* a return address in a module without frame pointers */
+    uint32_t n;           /* frames after it, outermost last */
+    uint64_t tail[TAIL_LEN];
+} tail_t;
+static tail_t g_tails[MAX_TAILS];
+static uint32_t g_ntails; /* published entries (atomic) */
+static uint32_t g_tail_lock;
+
+/* Reads a value of the encodings .eh_frame_hdr uses in practice. */
+static int eh_read(const uint8_t **p, uint8_t enc, uint64_t base, uint64_t *out)
+{
+    int32_t s4;
+    uint32_t u4;
+    switch (enc & 0x0f) {
+    case 0x03: memcpy(&u4, *p, 4); *out = u4; *p += 4; break;      /* udata4 */
+    case 0x0b: memcpy(&s4, *p, 4); *out = (uint64_t)(int64_t)s4; *p += 4; break; /* sdata4 */
+    default: return -1;
+    }
+    switch (enc & 0x70) {
+    case 0x00: break;
+    case 0x30: *out += base; break; /* datarel: relative to the table start */
+    case 0x10: break;               /* pcrel: only used for eh_frame_ptr, ignored */
+    default: return -1;
+    }
+    return 0;
+}
+
+/* Whether the functions of a module begin with "push %rbp; mov %rsp,%rbp"
+ * (after an optional endbr64).  hook context: no allocation. */
+static int module_has_fp(const struct dl_phdr_info *info)
+{
+#if defined(__x86_64__)
+    const uint8_t *hdr = NULL;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_GNU_EH_FRAME)
+            hdr = (const uint8_t *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+    if (!hdr || hdr[0] != 1 || hdr[3] != 0x3b) return 0;
+    const uint8_t *p = hdr + 4;
+    uint64_t tmp, count;
+    if (eh_read(&p, hdr[1], (uint64_t)(uintptr_t)hdr, &tmp) || eh_read(&p, hdr[2], (uint64_t)(uintptr_t)hdr, &count))
+        return 0;
+    if (count < 4) return 0;
+    uint32_t samples = count < 64 ? (uint32_t)count : 64, hits = 0;
+    for (uint32_t k = 0; k < samples; k++) {
+        uint64_t idx = count * k / samples;
+        int32_t rel;
+        memcpy(&rel, p + idx * 8, 4);
+        const uint8_t *f = hdr + rel;
+        if (f[0] == 0xf3 && f[1] == 0x0f && f[2] == 0x1e && f[3] == 0xfa) f += 4; /* endbr64 */
+        if (f[0] == 0x55 && f[1] == 0x48 && f[2] == 0x89 && f[3] == 0xe5) hits++;
+    }
+    /* -fno-omit-frame-pointer code: 30-100% (PLT and start-up stubs have
+     * none); distribution builds without it: under 2% */
+    return hits * 4 >= samples;
+#else
+    (void)info;
+    return 0;
+#endif
+}
+
+static int umod_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    umods_t *u = arg;
+    int fp = -1;
+    for (int i = 0; i < info->dlpi_phnum && u->n < MT_MAX_MODULES; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+        if (fp < 0) fp = module_has_fp(info);
+        umod_t *m = &u->m[u->n++];
+        m->lo = info->dlpi_addr + ph->p_vaddr;
+        m->hi = m->lo + ph->p_memsz;
+        m->fp = fp;
+    }
+    return 0;
+}
+
+/* Rebuilds the unwinder's module table (init, dlopen, fork).  Caller holds
+ * the region's mod_lock.  hook context: no allocation (raw mmap). */
+static void build_umods(void)
+{
+    umods_t *u = raw_mmap(NULL, sizeof *u, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (u == MAP_FAILED) return;
+    u->n = 0;
+    dl_iterate_phdr(umod_cb, u);
+    __atomic_store_n(&g_umods, u, __ATOMIC_RELEASE);
+}
+
+static inline const umod_t *umod_find(const umods_t *u, uint64_t ip, const umod_t *hint)
+{
+    if (hint && ip >= hint->lo && ip < hint->hi) return hint;
+    for (uint32_t i = 0; i < u->n; i++)
+        if (ip >= u->m[i].lo && ip < u->m[i].hi) return &u->m[i];
+    return NULL;
+}
+
+static const tail_t *tail_find(uint64_t ra)
+{
+    uint32_t n = __atomic_load_n(&g_ntails, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < n; i++)
+        if (g_tails[i].ra == ra) return &g_tails[i];
+    return NULL;
+}
+
+/* Remembers the outermost frames below `ra`, as libunwind found them. */
+static void tail_learn(uint64_t ra, const uint64_t *rest, int n)
+{
+    if (n > TAIL_LEN || tail_find(ra)) return;
+    if (__atomic_exchange_n(&g_tail_lock, 1, __ATOMIC_ACQUIRE)) return; /* someone else learns */
+    uint32_t k = g_ntails;
+    if (k < MAX_TAILS && !tail_find(ra)) {
+        g_tails[k].ra = ra;
+        g_tails[k].n = (uint32_t)n;
+        memcpy(g_tails[k].tail, rest, (size_t)n * sizeof *rest);
+        __atomic_store_n(&g_ntails, k + 1, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&g_tail_lock, 0, __ATOMIC_RELEASE);
+}
+
+/* Walks frame pointers from this function's frame.  Returns the number of
+ * return addresses stored (this library's frames excluded), or -1 when a
+ * frame lies in code without frame pointers (then *stop_ra is that frame's
+ * return address).  hook context: no allocation. */
+static int fp_walk(tstate_t *t, uint64_t *ip, int max, uint64_t *stop_ra)
+{
+    const umods_t *u = __atomic_load_n(&g_umods, __ATOMIC_ACQUIRE);
+    if (!u || !t->stack_hi) return -1;
+    const uint64_t *fp = (const uint64_t *)__builtin_frame_address(0);
+    const umod_t *hint = NULL;
+    int n = 0;
+    while (n < max) {
+        uint64_t f = (uint64_t)(uintptr_t)fp;
+        if (f < t->stack_lo || f + 16 > t->stack_hi || (f & 7)) return n ? n : -1;
+        uint64_t ra = fp[1];
+        const uint64_t *next = (const uint64_t *)fp[0];
+        if (ra >= g_self_lo && ra < g_self_hi) {
+            fp = next;
+            continue;
+        }
+        const umod_t *m = umod_find(u, ra, hint);
+        if (!m) return n ? n : -1; /* not code: the chain has ended */
+        hint = m;
+        if (!m->fp) {
+            const tail_t *tl = tail_find(ra);
+            if (!tl) {
+                *stop_ra = ra;
+                return -1;
+            }
+            ip[n++] = ra;
+            for (uint32_t i = 0; i < tl->n && n < max; i++) ip[n++] = tl->tail[i];
+            return n;
+        }
+        ip[n++] = ra;
+        if ((uint64_t)(uintptr_t)next <= f) return n; /* end of chain */
+        fp = next;
+    }
+    return n;
+}
+
+/* Unwinds the caller's stack and returns its trie id (0: no stack).
+ * Frames inside this library are skipped.  hook context: no allocation
+ * (libunwind may allocate once per thread; the recursion guard routes that
+ * to the C library untraced). */
+static uint32_t capture_stack(tstate_t *t, uint16_t *flags)
+{
+    if (!g_depth) return 0;
+    void *raw[MT_MAX_DEPTH + 8];
+    uint64_t stop_ra = 0;
+    int n = g_unwind == MT_UNWIND_DWARF ? -1 : fp_walk(t, (uint64_t *)raw, (int)g_depth + 1, &stop_ra);
+    if (n < 0 && g_unwind == MT_UNWIND_FP) n = 0;
+    if (n < 0) {
+        n = unw_backtrace(raw, (int)g_depth + 8);
+        /* learn the start-code frames below stop_ra for the next walks */
+        if (stop_ra && g_unwind == MT_UNWIND_AUTO)
+            for (int i = 0; i < n; i++)
+                if ((uint64_t)raw[i] == stop_ra) {
+                    if (n - 1 - i <= TAIL_LEN) tail_learn(stop_ra, (const uint64_t *)(raw + i + 1), n - 1 - i);
+                    break;
+                }
+    }
+    /* drop this library's frames: the hooks at the top, traced_main below main */
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if ((uint64_t)raw[i] < g_self_lo || (uint64_t)raw[i] >= g_self_hi) raw[k++] = raw[i];
+    n = k;
+    uint64_t *ip = (uint64_t *)raw;
+    if (n > (int)g_depth) {
+        n = (int)g_depth;
+        *flags |= MT_RF_STACK_TRUNCATED;
+    }
+    if (n <= 0) return 0;
+
+    /* per-thread cache: the same stack again costs a hash and a compare */
+    uint64_t h = (uint64_t)n;
+    for (int i = 0; i < n; i++) h = mix(h ^ ip[i]);
+    tcache_entry_t *e = &t->cache[h % TCACHE_SLOTS];
+    if (e->id && e->hash == h && e->depth == (uint32_t)n &&
+        memcmp(e->ip, ip, (size_t)n * sizeof *ip) == 0)
+        return e->id;
+
+    uint32_t id = 0;
+    for (int i = n - 1; i >= 0; i--) { /* outermost first */
+        uint32_t next = trie_node(id, ip[i]);
+        if (!next) break;
+        id = next;
+    }
+    if (n <= TCACHE_DEPTH && id) {
+        e->hash = h;
+        e->depth = (uint32_t)n;
+        e->id = id;
+        memcpy(e->ip, ip, (size_t)n * sizeof *ip);
+    }
+    return id;
+}
+
+/* ---- initialisation ---- */
+
+typedef struct {
+    uint64_t probe, lo, hi;
+} text_range_t;
+
+/* Finds the executable segment containing range->probe. */
+static int text_range_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    text_range_t *tr = arg;
+    uint64_t probe = tr->probe;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+        uint64_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (probe >= lo && probe < hi) {
+            tr->lo = lo;
+            tr->hi = hi;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void spin_lock(uint32_t *l)
+{
+    while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) __builtin_ia32_pause();
+}
+static void spin_unlock(uint32_t *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
+
+static int module_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    (void)arg;
+    mt_region_t *r = g_region;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD) continue;
+        uint64_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < lo) lo = a;
+        if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
+    }
+    if (hi == 0) return 0;
+    mt_module_t *mods = mt_region_modules(r);
+    uint32_t n = __atomic_load_n(&r->nmodules, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < n; i++)
+        if (mods[i].base == info->dlpi_addr && mods[i].start == lo) return 0;
+    if (n >= MT_MAX_MODULES) return 0;
+    mt_module_t *m = &mods[n];
+    m->start = lo;
+    m->end = hi;
+    m->base = info->dlpi_addr;
+    const char *name = info->dlpi_name;
+    if (!name || !*name) name = r->exe; /* the main program */
+    size_t len = strlen(name);
+    if (len >= MT_PATH_MAX) len = MT_PATH_MAX - 1;
+    memcpy(m->path, name, len);
+    m->path[len] = 0;
+    __atomic_store_n(&r->nmodules, n + 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* Records the loaded objects that are not yet in the module table. */
+static void scan_modules(void)
+{
+    if (!g_region) return;
+    spin_lock(&g_region->mod_lock);
+    dl_iterate_phdr(module_cb, NULL);
+    build_umods();
+    spin_unlock(&g_region->mod_lock);
+}
+
+static void read_small_file(const char *path, char *buf, size_t cap, uint32_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t got = 0;
+    if (fd >= 0) {
+        ssize_t k;
+        while (got < cap - 1 && (k = read(fd, buf + got, cap - 1 - got)) > 0) got += (size_t)k;
+        close(fd);
+    }
+    buf[got] = 0;
+    if (len) *len = (uint32_t)got;
+}
+
+/* Creates this process image's region file and maps it.  Returns 0 or -1.
+ * hook context: no allocation (open/ftruncate/mmap system calls only). */
+static int create_region(int32_t parent_index, uint32_t flags)
+{
+    uint32_t index = __atomic_fetch_add(&g_session->region_count, 1, __ATOMIC_RELAXED);
+    char path[MT_PATH_MAX + 64];
+    char num[32];
+    /* path = dir + "/proc." + pid + "." + index, without stdio */
+    size_t dl = strlen(g_dir), o = 0;
+    memcpy(path, g_dir, dl);
+    o = dl;
+    memcpy(path + o, "/proc.", 6);
+    o += 6;
+    uint64_t vals[2] = {(uint64_t)getpid(), index};
+    for (int v = 0; v < 2; v++) {
+        int k = 0;
+        uint64_t x = vals[v];
+        do { num[k++] = (char)('0' + x % 10); x /= 10; } while (x);
+        while (k) path[o++] = num[--k];
+        path[o++] = v == 0 ? '.' : 0;
+    }
+    uint32_t nchunks = MT_DEFAULT_CHUNKS;
+    uint64_t total = MT_REGION_SIZE(nchunks, MT_TRIE_SLOTS);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    if (ftruncate(fd, (off_t)total) != 0) {
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    void *p = raw_mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        unlink(path);
+        return -1;
+    }
+    mt_region_t *r = p;
+    r->version = MT_SHM_VERSION;
+    r->index = index;
+    r->pid = getpid();
+    r->ppid = getppid();
+    r->parent_region = parent_index;
+    r->flags = flags;
+    r->nchunks = nchunks;
+    r->start_ns = now_ns();
+    r->mod_off = (sizeof(mt_region_t) + 4095) & ~(uint64_t)4095;
+    r->trie_off = r->mod_off + (((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t) + 4095) & ~(uint64_t)4095);
+    r->chunk_off = r->trie_off + (((uint64_t)MT_TRIE_SLOTS * sizeof(mt_trie_slot_t) + 4095) & ~(uint64_t)4095);
+    r->total_size = total;
+    r->trie_slots = MT_TRIE_SLOTS;
+    ssize_t k = readlink("/proc/self/exe", r->exe, sizeof r->exe - 1);
+    r->exe[k > 0 ? k : 0] = 0;
+    read_small_file("/proc/self/cmdline", r->cmdline, sizeof r->cmdline, &r->cmdline_len);
+    g_region = r;
+    __atomic_store_n(&r->magic, MT_REGION_MAGIC, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static void thread_exit(void *arg);
+static void atfork_child(void);
+
+/* Maps the session, creates the region, resolves the real functions.
+ * Runs once per process, from the first hook or the constructor, with the
+ * recursion guard held. */
+static void init_tracing(void)
+{
+    int expect = ST_UNINIT;
+    if (!__atomic_compare_exchange_n(&g_state, &expect, ST_INITIALISING, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) == ST_INITIALISING) __builtin_ia32_pause();
+        return;
+    }
+    int ok = 0;
+    const char *dir = getenv(MT_ENV_DIR);
+    if (dir && strlen(dir) < MT_PATH_MAX - 32) {
+        strcpy(g_dir, dir);
+        char path[MT_PATH_MAX + 16];
+        strcpy(path, dir);
+        strcat(path, "/session");
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd >= 0) {
+            void *p = raw_mmap(NULL, sizeof(mt_session_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            close(fd);
+            if (p != MAP_FAILED && ((mt_session_t *)p)->magic == MT_SESSION_MAGIC) {
+                g_session = p;
+                g_depth = g_session->opt.stack_depth;
+                if (g_depth > MT_MAX_DEPTH) g_depth = MT_MAX_DEPTH;
+                g_opt_flags = g_session->opt.flags;
+                g_unwind = g_session->opt.unwind;
+                ok = create_region(-1, 0) == 0;
+            }
+        }
+    }
+    if (ok) {
+        text_range_t self = {(uint64_t)(uintptr_t)&init_tracing, 0, 0};
+        dl_iterate_phdr(text_range_cb, &self);
+        g_self_lo = self.lo;
+        g_self_hi = self.hi;
+        /* per-thread caches: no lock shared between threads while unwinding */
+        unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+        text_range_t unw = {(uint64_t)(uintptr_t)&unw_backtrace, 0, 0};
+        dl_iterate_phdr(text_range_cb, &unw);
+        g_unw_lo = unw.lo;
+        g_unw_hi = unw.hi;
+        real_brk = dlsym(RTLD_NEXT, "brk");
+        real_sbrk = dlsym(RTLD_NEXT, "sbrk");
+        real_dlopen = dlsym(RTLD_NEXT, "dlopen");
+        real_dlclose = dlsym(RTLD_NEXT, "dlclose");
+        real_exit = dlsym(RTLD_NEXT, "exit");
+        real_posix_memalign = dlsym(RTLD_NEXT, "posix_memalign");
+        real_aligned_alloc = dlsym(RTLD_NEXT, "aligned_alloc");
+        real_reallocarray = dlsym(RTLD_NEXT, "reallocarray");
+        pthread_key_create(&g_tkey, thread_exit);
+        pthread_atfork(NULL, NULL, atfork_child);
+        scan_modules();
+    }
+    __atomic_store_n(&g_state, ok ? ST_READY : ST_OFF, __ATOMIC_RELEASE);
+}
+
+/* Per-thread state, created at the thread's first event.
+ * hook context: no allocation (raw mmap). */
+static tstate_t *thread_state(void)
+{
+    tstate_t *t = t_state;
+    if (LIKELY(t != NULL)) return t;
+    t = raw_mmap(NULL, sizeof *t, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (t == MAP_FAILED) return NULL;
+    t->tid = (int32_t)syscall(SYS_gettid);
+    t->region = g_region;
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) { /* allocates: untraced, we hold the guard */
+        void *addr;
+        size_t size;
+        if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+            t->stack_lo = (uint64_t)(uintptr_t)addr;
+            t->stack_hi = t->stack_lo + size;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    t_state = t;
+    pthread_setspecific(g_tkey, t);
+    return t;
+}
+
+/* Thread exit: hand the chunk to the collector and drop the state. */
+static void thread_exit(void *arg)
+{
+    tstate_t *t = arg;
+    t_in_hook = 1;
+    if (t && t->chunk && t->region == g_region)
+        __atomic_store_n(&t->chunk->state, MT_CHUNK_FULL, __ATOMIC_RELEASE);
+    t_state = NULL;
+    if (t) raw_munmap(t, sizeof *t);
+    t_in_hook = 0;
+}
+
+/* In a fork child: a region of its own, so the parent's stays the parent's. */
+static void atfork_child(void)
+{
+    if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) != ST_READY) return;
+    int saved = t_in_hook;
+    t_in_hook = 1;
+    mt_region_t *parent = g_region;
+    tstate_t *t = t_state;
+    if (t) {
+        t->chunk = NULL; /* belongs to the parent */
+        memset(t->cache, 0, sizeof t->cache);
+        t->tid = (int32_t)syscall(SYS_gettid);
+    }
+    if (create_region((int32_t)parent->index, MT_RG_FORKED) == 0) {
+        if (t) t->region = g_region;
+        raw_munmap(parent, parent->total_size);
+        scan_modules();
+    } else {
+        g_region = NULL;
+        __atomic_store_n(&g_state, ST_OFF, __ATOMIC_RELEASE);
+    }
+    t_in_hook = saved;
+}
+
+/* ---- the hook frame ---- */
+
+/* Returns the thread's state when this call is to be recorded, with the
+ * recursion guard taken; NULL otherwise (guard untouched). */
+static inline tstate_t *enter(void)
+{
+    if (UNLIKELY(t_in_hook)) return NULL;
+    t_in_hook = 1;
+    int st = __atomic_load_n(&g_state, __ATOMIC_ACQUIRE);
+    if (UNLIKELY(st != ST_READY)) {
+        if (st == ST_UNINIT || st == ST_INITIALISING) init_tracing();
+        if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) != ST_READY) {
+            t_in_hook = 0;
+            return NULL;
+        }
+    }
+    tstate_t *t = thread_state();
+    if (UNLIKELY(!t)) t_in_hook = 0;
+    return t;
+}
+
+static inline void leave(void) { t_in_hook = 0; }
+
+/* Records one event; `seq` is taken by the caller at the point that keeps
+ * the order rule.  hook context: no allocation. */
+static inline void record(tstate_t *t, uint64_t seq, int kind, const void *addr, uint64_t size,
+                          const void *old, int failed, int want_stack)
+{
+    mt_rec_t r;
+    r.type = MT_REC_EVENT;
+    r.kind = (uint8_t)kind;
+    r.flags = failed ? MT_RF_FAILED : 0;
+    r.seq = seq;
+    r.ts = now_ns();
+    r.addr = (uint64_t)(uintptr_t)addr;
+    r.size = size;
+    r.old_addr = (uint64_t)(uintptr_t)old;
+    r.stack = want_stack ? capture_stack(t, &r.flags) : 0;
+    emit(t, &r);
+}
+
+static void record_marker(tstate_t *t, int marker, uint64_t value)
+{
+    mt_rec_t r = {0};
+    r.type = MT_REC_MARKER;
+    r.kind = (uint8_t)marker;
+    r.seq = next_seq();
+    r.ts = now_ns();
+    r.size = value;
+    emit(t, &r);
+}
+
+#define ALLOC_HOOK(kind, call, size_expr)                              \
+    tstate_t *t = enter();                                             \
+    void *p = call;                                                    \
+    if (t) {                                                           \
+        record(t, next_seq(), kind, p, size_expr, NULL, p == NULL, 1); \
+        leave();                                                       \
+    }                                                                  \
+    return p
+
+EXPORT void *malloc(size_t n) { ALLOC_HOOK(MT_EV_malloc, __libc_malloc(n), n); }
+
+EXPORT void *calloc(size_t a, size_t b)
+{
+    size_t total;
+    if (__builtin_mul_overflow(a, b, &total)) total = SIZE_MAX;
+    ALLOC_HOOK(MT_EV_calloc, __libc_calloc(a, b), total);
+}
+
+EXPORT void *memalign(size_t al, size_t n) { ALLOC_HOOK(MT_EV_memalign, __libc_memalign(al, n), n); }
+EXPORT void *valloc(size_t n) { ALLOC_HOOK(MT_EV_valloc, __libc_valloc(n), n); }
+EXPORT void *pvalloc(size_t n) { ALLOC_HOOK(MT_EV_pvalloc, __libc_pvalloc(n), n); }
+
+EXPORT void *aligned_alloc(size_t al, size_t n)
+{
+    ALLOC_HOOK(MT_EV_aligned_alloc,
+               real_aligned_alloc ? real_aligned_alloc(al, n) : __libc_memalign(al, n), n);
+}
+
+EXPORT int posix_memalign(void **out, size_t al, size_t n)
+{
+    tstate_t *t = enter();
+    int rc;
+    if (real_posix_memalign) {
+        rc = real_posix_memalign(out, al, n);
+    } else if (al < sizeof(void *) || (al & (al - 1))) {
+        rc = EINVAL;
+    } else {
+        void *p = __libc_memalign(al, n);
+        rc = p ? 0 : ENOMEM;
+        if (p) *out = p;
+    }
+    if (t) {
+        record(t, next_seq(), MT_EV_posix_memalign, rc ? NULL : *out, n, NULL, rc != 0, 1);
+        leave();
+    }
+    return rc;
+}
+
+EXPORT void free(void *p)
+{
+    if (!p) {
+        if (g_region) __atomic_fetch_add(&g_region->free_null, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    tstate_t *t = enter();
+    if (t) {
+        record(t, next_seq(), MT_EV_free, p, 0, NULL, 0, g_opt_flags & MT_OPT_FREE_STACKS);
+        leave();
+    }
+    __libc_free(p);
+}
+
+EXPORT void *realloc(void *old, size_t n)
+{
+    tstate_t *t = enter();
+    void *p = __libc_realloc(old, n);
+    if (t) {
+        /* realloc(p, 0) frees p and returns NULL: not a failure */
+        int failed = p == NULL && !(old && n == 0);
+        record(t, next_seq(), MT_EV_realloc, p, n, old, failed, 1);
+        leave();
+    }
+    return p;
+}
+
+EXPORT void *reallocarray(void *old, size_t a, size_t b)
+{
+    size_t total;
+    if (__builtin_mul_overflow(a, b, &total)) total = SIZE_MAX;
+    tstate_t *t = enter();
+    void *p;
+    if (real_reallocarray) {
+        p = real_reallocarray(old, a, b);
+    } else if (total == SIZE_MAX) {
+        errno = ENOMEM;
+        p = NULL;
+    } else {
+        p = __libc_realloc(old, total);
+    }
+    if (t) {
+        record(t, next_seq(), MT_EV_reallocarray, p, total, old, p == NULL && !(old && total == 0), 1);
+        leave();
+    }
+    return p;
+}
+
+/* ---- mappings ---- */
+
+/* True when a mapping call comes from libunwind (its per-thread caches,
+ * made and dropped on our behalf): not the program's. */
+static int from_unwinder(const void *caller)
+{
+    uint64_t a = (uint64_t)(uintptr_t)caller;
+    return a >= g_unw_lo && a < g_unw_hi;
+}
+
+/* mmap and mmap64: one body; `caller` tells libunwind's own calls apart. */
+static void *do_mmap(void *a, size_t l, int prot, int fl, int fd, off_t off, const void *caller)
+{
+    tstate_t *t = from_unwinder(caller) ? NULL : enter();
+    void *p = raw_mmap(a, l, prot, fl, fd, off);
+    if ((unsigned long)p > -4096UL) {
+        errno = -(int)(long)p;
+        p = MAP_FAILED;
+    }
+    if (t) {
+        record(t, next_seq(), MT_EV_mmap, p == MAP_FAILED ? NULL : p, l, NULL, p == MAP_FAILED, 1);
+        leave();
+    }
+    return p;
+}
+
+EXPORT void *mmap(void *a, size_t l, int prot, int fl, int fd, off_t off)
+{
+    return do_mmap(a, l, prot, fl, fd, off, __builtin_return_address(0));
+}
+
+EXPORT void *mmap64(void *a, size_t l, int prot, int fl, int fd, off_t off)
+{
+    return do_mmap(a, l, prot, fl, fd, off, __builtin_return_address(0));
+}
+
+EXPORT int munmap(void *a, size_t l)
+{
+    tstate_t *t = from_unwinder(__builtin_return_address(0)) ? NULL : enter();
+    uint64_t seq = t ? next_seq() : 0;
+    long rc = syscall(SYS_munmap, a, l);
+    if (t) {
+        record(t, seq, MT_EV_munmap, a, l, NULL, rc != 0, 1);
+        leave();
+    }
+    return (int)rc;
+}
+
+EXPORT void *mremap(void *old, size_t oldlen, size_t len, int fl, ...)
+{
+    void *want = NULL;
+    if (fl & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, fl);
+        want = va_arg(ap, void *);
+        va_end(ap);
+    }
+    tstate_t *t = enter();
+    void *p = (void *)syscall(SYS_mremap, old, oldlen, len, fl, want);
+    if ((unsigned long)p > -4096UL) {
+        errno = -(int)(long)p;
+        p = MAP_FAILED;
+    }
+    if (t) {
+        record(t, next_seq(), MT_EV_mremap, p == MAP_FAILED ? NULL : p, len, old, p == MAP_FAILED, 1);
+        leave();
+    }
+    return p;
+}
+
+EXPORT int brk(void *a)
+{
+    tstate_t *t = enter();
+    if (!real_brk) real_brk = dlsym(RTLD_NEXT, "brk");
+    int rc = real_brk(a);
+    if (t) {
+        record(t, next_seq(), MT_EV_brk, a, (uint64_t)(int64_t)rc, NULL, rc != 0, 1);
+        leave();
+    }
+    return rc;
+}
+
+EXPORT void *sbrk(intptr_t incr)
+{
+    tstate_t *t = enter();
+    if (!real_sbrk) real_sbrk = dlsym(RTLD_NEXT, "sbrk");
+    void *p = real_sbrk(incr);
+    if (t) {
+        record(t, next_seq(), MT_EV_sbrk, p == (void *)-1 ? NULL : p, (uint64_t)(int64_t)incr, NULL,
+               p == (void *)-1, 1);
+        leave();
+    }
+    return p;
+}
+
+/* ---- modules, main, exit ---- */
+
+EXPORT void *dlopen(const char *file, int mode)
+{
+    int st = t_in_hook;
+    t_in_hook = 1;
+    if (!real_dlopen) real_dlopen = dlsym(RTLD_NEXT, "dlopen");
+    t_in_hook = st;
+    void *h = real_dlopen(file, mode);
+    if (h && __atomic_load_n(&g_state, __ATOMIC_ACQUIRE) == ST_READY) {
+        t_in_hook = 1;
+        scan_modules();
+        t_in_hook = st;
+    }
+    return h;
+}
+
+/* A module unloaded keeps its row: addresses seen while it was loaded
+ * still resolve to it (the collector symbolises by the table). */
+EXPORT int dlclose(void *h)
+{
+    if (!real_dlclose) real_dlclose = dlsym(RTLD_NEXT, "dlclose");
+    return real_dlclose(h);
+}
+
+static void record_exit(int status)
+{
+    tstate_t *t = enter();
+    if (!t) return;
+    if (!(__atomic_load_n(&g_region->flags, __ATOMIC_RELAXED) & MT_RG_EXITED)) {
+        record_marker(t, MT_MK_process_exit, (uint64_t)(int64_t)status);
+        g_region->exit_status = status;
+        __atomic_or_fetch(&g_region->flags, MT_RG_EXITED, __ATOMIC_RELEASE);
+    }
+    leave();
+}
+
+EXPORT void exit(int status)
+{
+    record_exit(status);
+    if (!real_exit) {
+        t_in_hook = 1;
+        real_exit = dlsym(RTLD_NEXT, "exit");
+        t_in_hook = 0;
+    }
+    real_exit(status);
+}
+
+typedef int (*main_fn)(int, char **, char **);
+static main_fn g_real_main;
+
+static int traced_main(int argc, char **argv, char **envp)
+{
+    tstate_t *t = enter();
+    if (t) {
+        record_marker(t, MT_MK_main_enter, 0);
+        leave();
+    }
+    int rc = g_real_main(argc, argv, envp);
+    record_exit(rc);
+    return rc;
+}
+
+typedef int (*start_main_fn)(main_fn, int, char **, void (*)(void), void (*)(void),
+                             void (*)(void), void *);
+
+EXPORT int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void),
+                             void (*fini)(void), void (*rtld_fini)(void), void *stack_end)
+{
+    t_in_hook = 1;
+    start_main_fn real = (start_main_fn)dlsym(RTLD_NEXT, "__libc_start_main");
+    t_in_hook = 0;
+    g_real_main = main;
+    return real(traced_main, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
+__attribute__((constructor)) static void preload_init(void)
+{
+    tstate_t *t = enter();
+    if (t) {
+        record_marker(t, MT_MK_process_start, 0);
+        leave();
+    }
+}
+
+__attribute__((destructor)) static void preload_fini(void)
+{
+    if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) != ST_READY) return;
+    t_in_hook = 1;
+    scan_modules(); /* objects loaded without dlopen's PLT entry */
+    t_in_hook = 0;
+}

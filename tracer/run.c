@@ -1,0 +1,446 @@
+/* run.c - `memtrace run`: start a program under the preload library and
+ * record it.
+ *
+ * Sequence: check the program and the output path; create the session
+ * directory on /dev/shm with its `session` file; fork; the child waits on a
+ * pipe until the database exists (so a bad output path stops everything
+ * before the program runs), then execs the program with LD_PRELOAD and
+ * MEMTRACE_SHM_DIR set; the parent runs the collector until every traced
+ * process has ended, finishes the database and removes the session.
+ *
+ * Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to memtrace with kill()
+ * are forwarded to the program (a terminal's Ctrl-C already reaches the
+ * whole process group).  memtrace itself keeps recording; a second such
+ * signal kills the program and ends recording with what has arrived.
+ */
+#define _GNU_SOURCE
+#include "mt_collector.h"
+#include "mt_db.h"
+#include "mt_error.h"
+#include "mt_run.h"
+#include "mt_shm.h"
+#include "mt_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+
+extern char **environ;
+
+#define DEFAULT_DEPTH 64
+#define DEFAULT_RSS_MS 10
+
+static volatile int g_stop;
+static volatile pid_t g_child;
+
+void mt_usage_run(FILE *out)
+{
+    fprintf(out,
+            "usage: memtrace [run] [OPTIONS] [--] PROGRAM [ARGS...]\n"
+            "\n"
+            "Runs PROGRAM and records every allocation event (malloc, calloc, realloc,\n"
+            "reallocarray, free, posix_memalign, aligned_alloc, memalign, valloc, pvalloc,\n"
+            "mmap, munmap, mremap, brk, sbrk) with its call stack into an SQLite database.\n"
+            "Child processes (fork) and new images (exec) are recorded too.\n"
+            "\n"
+            "Options:\n"
+            "  -o, --output FILE      database to write (default: memtrace.PROGRAM.PID.db)\n"
+            "      --stack-depth N    frames kept per stack, 1..%d (default %d)\n"
+            "      --no-stacks        record no call stacks (fastest)\n"
+            "      --free-stacks      also record the call stack of free()\n"
+            "      --unwind=MODE      auto (default): frame pointers where the code has\n"
+            "                         them, DWARF (libunwind) elsewhere; fp: frame\n"
+            "                         pointers only (fast, wrong through code built\n"
+            "                         without them); dwarf: libunwind only\n"
+            "      --rss-interval MS  sample resident memory every MS milliseconds\n"
+            "                         (default %d, 0 = never)\n"
+            "  -q, --quiet            do not print the closing line\n"
+            "  -h, --help             show this text\n"
+            "\n"
+            "memtrace exits with the program's exit status (128+N when it died of signal N).\n"
+            "When the program crashes or is killed, the database keeps every event recorded\n"
+            "up to that point and meta.complete is 0.\n",
+            MT_MAX_DEPTH, DEFAULT_DEPTH, DEFAULT_RSS_MS);
+}
+
+static void on_signal(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    int from_terminal = si && si->si_code == SI_KERNEL;
+    g_stop++;
+    if (g_child > 0) {
+        if (g_stop >= 2) kill(g_child, SIGKILL);
+        else if (!from_terminal) kill(g_child, sig);
+    }
+}
+
+/* Finds PROGRAM like execvp would.  Returns 0 with the path in out, or an
+ * MT_E* code. */
+static int resolve_program(const char *prog, char *out, size_t cap)
+{
+    if (strchr(prog, '/')) {
+        if (access(prog, F_OK) != 0) return MT_ENOENT;
+        struct stat sb;
+        if (stat(prog, &sb) != 0 || S_ISDIR(sb.st_mode) || access(prog, X_OK) != 0) return MT_EPERM;
+        snprintf(out, cap, "%s", prog);
+        return 0;
+    }
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
+    int seen = 0;
+    while (*path) {
+        const char *colon = strchr(path, ':');
+        size_t len = colon ? (size_t)(colon - path) : strlen(path);
+        snprintf(out, cap, "%.*s%s%s", (int)len, path, len ? "/" : "", prog);
+        struct stat sb;
+        if (stat(out, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+            if (access(out, X_OK) == 0) return 0;
+            seen = 1;
+        }
+        path += len + (colon ? 1 : 0);
+        if (!colon) break;
+    }
+    return seen ? MT_EPERM : MT_ENOENT;
+}
+
+/* The preload library: $MEMTRACE_PRELOAD, or next to this executable, or in
+ * ../lib/memtrace relative to it (installed layout). */
+static int find_preload(char *out, size_t cap)
+{
+    const char *env = getenv("MEMTRACE_PRELOAD");
+    if (env && *env) {
+        snprintf(out, cap, "%s", env);
+        return access(out, R_OK) == 0 ? 0 : MT_ENOENT;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return MT_ENOENT;
+    self[n] = 0;
+    char *dir = dirname(self);
+    snprintf(out, cap, "%s/libmemtrace_preload.so", dir);
+    if (access(out, R_OK) == 0) return 0;
+    snprintf(out, cap, "%s/../lib/memtrace/libmemtrace_preload.so", dir);
+    if (access(out, R_OK) == 0) return 0;
+    snprintf(out, cap, "%s/../tracer/libmemtrace_preload.so", dir);
+    return access(out, R_OK) == 0 ? 0 : MT_ENOENT;
+}
+
+static void remove_session(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *de;
+        char path[PATH_MAX];
+        while ((de = readdir(d))) {
+            if (de->d_name[0] == '.') continue;
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Session directory and file.  Returns the mapped session or NULL. */
+static mt_session_t *make_session(char *dir, size_t cap, const mt_options_t *opt)
+{
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(dir, cap, "%s/memtrace.%d.XXXXXX", base, (int)getpid());
+    if (!mkdtemp(dir)) return NULL;
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/session", dir) >= sizeof path) return NULL;
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return NULL;
+    if (ftruncate(fd, sizeof(mt_session_t)) != 0) {
+        close(fd);
+        return NULL;
+    }
+    mt_session_t *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (s == MAP_FAILED) return NULL;
+    s->version = MT_SHM_VERSION;
+    s->collector_pid = getpid();
+    s->start_ns = mono_ns();
+    s->opt = *opt;
+    s->seq = 1; /* seq 0 is never used */
+    __atomic_store_n(&s->magic, MT_SESSION_MAGIC, __ATOMIC_RELEASE);
+    return s;
+}
+
+static char *join_args(char **argv)
+{
+    size_t len = 1;
+    for (char **a = argv; *a; a++) len += strlen(*a) + 1;
+    char *s = malloc(len);
+    if (!s) return NULL;
+    s[0] = 0;
+    for (char **a = argv; *a; a++) {
+        if (a != argv) strcat(s, " ");
+        strcat(s, *a);
+    }
+    return s;
+}
+
+/* Child side: wait for the go byte, then exec.  On failure, writes errno to
+ * the error pipe and exits 127. */
+static void child_exec(int go_fd, int err_fd, const char *prog, char **argv, const char *preload,
+                       const char *dir)
+{
+    char c;
+    if (read(go_fd, &c, 1) != 1) _exit(127);
+    close(go_fd);
+    const char *old = getenv("LD_PRELOAD");
+    char *pre = malloc(strlen(preload) + (old ? strlen(old) : 0) + 2);
+    if (!pre) _exit(127);
+    strcpy(pre, preload);
+    if (old && *old) {
+        strcat(pre, ":");
+        strcat(pre, old);
+    }
+    setenv("LD_PRELOAD", pre, 1);
+    setenv(MT_ENV_DIR, dir, 1);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    execv(prog, argv);
+    int e = errno;
+    ssize_t w = write(err_fd, &e, sizeof e);
+    (void)w;
+    _exit(127);
+}
+
+int mt_cmd_run(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"stack-depth", required_argument, NULL, 'd'},
+        {"no-stacks", no_argument, NULL, 'n'},
+        {"free-stacks", no_argument, NULL, 'f'},
+        {"unwind", required_argument, NULL, 'u'},
+        {"rss-interval", required_argument, NULL, 'r'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *output = NULL;
+    mt_options_t opt = {DEFAULT_DEPTH, 0, MT_UNWIND_AUTO, 0};
+    static const char *const unwind_names[] = {"auto", "fp", "dwarf"};
+    long rss_ms = DEFAULT_RSS_MS;
+    int quiet = 0;
+    int ch;
+    optind = 1;
+    opterr = 0;
+    /* "+": stop at the program name, its options are its own */
+    while ((ch = getopt_long(argc, argv, "+o:qh", longopts, NULL)) != -1) {
+        char *end;
+        switch (ch) {
+        case 'o': output = optarg; break;
+        case 'd': {
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > MT_MAX_DEPTH) {
+                fprintf(stderr, "memtrace: --stack-depth must be a number from 1 to %d, not '%s'\n",
+                        MT_MAX_DEPTH, optarg);
+                return 2;
+            }
+            opt.stack_depth = (uint32_t)v;
+            break;
+        }
+        case 'n': opt.stack_depth = 0; break;
+        case 'f': opt.flags |= MT_OPT_FREE_STACKS; break;
+        case 'u': {
+            int found = -1;
+            for (int i = 0; i < 3; i++)
+                if (!strcmp(optarg, unwind_names[i])) found = i;
+            if (found < 0) {
+                fprintf(stderr, "memtrace: --unwind must be auto, fp or dwarf, not '%s'\n", optarg);
+                return 2;
+            }
+            opt.unwind = (uint32_t)found;
+            break;
+        }
+        case 'r':
+            rss_ms = strtol(optarg, &end, 10);
+            if (*end || rss_ms < 0 || rss_ms > 3600000) {
+                fprintf(stderr, "memtrace: --rss-interval must be milliseconds (0..3600000), not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'q': quiet = 1; break;
+        case 'h': mt_usage_run(stdout); return 0;
+        default:
+            if (optopt) fprintf(stderr, "memtrace: option -%c: unknown or missing its value (see memtrace --help)\n", optopt);
+            else fprintf(stderr, "memtrace: unknown option '%s' (see memtrace --help)\n", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "memtrace: no program to run (usage: memtrace [run] [OPTIONS] PROGRAM [ARGS...])\n");
+        return 2;
+    }
+    char **pargv = argv + optind;
+    char prog[PATH_MAX];
+    int rc = resolve_program(pargv[0], prog, sizeof prog);
+    if (rc) {
+        fprintf(stderr, "memtrace: %s: %s\n", pargv[0],
+                rc == MT_ENOENT ? "no such program" : "not an executable file (permission denied)");
+        return 127;
+    }
+    char preload[PATH_MAX];
+    if (find_preload(preload, sizeof preload)) {
+        fprintf(stderr, "memtrace: cannot find libmemtrace_preload.so next to memtrace (set MEMTRACE_PRELOAD)\n");
+        return 1;
+    }
+    char dir[PATH_MAX];
+    mt_session_t *session = make_session(dir, sizeof dir, &opt);
+    if (!session) {
+        fprintf(stderr, "memtrace: cannot create the session in %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+
+    int go[2], errp[2];
+    if (pipe2(go, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0) {
+        fprintf(stderr, "memtrace: pipe: %s\n", strerror(errno));
+        remove_session(dir);
+        return 1;
+    }
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    pid_t child = fork();
+    if (child < 0) {
+        fprintf(stderr, "memtrace: fork: %s\n", strerror(errno));
+        remove_session(dir);
+        return 1;
+    }
+    if (child == 0) {
+        close(go[1]);
+        close(errp[0]);
+        child_exec(go[0], errp[1], prog, pargv, preload, dir);
+    }
+    close(go[0]);
+    close(errp[1]);
+    g_child = child;
+
+    char defname[PATH_MAX];
+    if (!output) {
+        char tmp[PATH_MAX];
+        snprintf(tmp, sizeof tmp, "%s", pargv[0]);
+        snprintf(defname, sizeof defname, "memtrace.%s.%d.db", basename(tmp), (int)child);
+        output = defname;
+    }
+    char err[512];
+    mt_db_t *db = NULL;
+    rc = mt_db_create(output, &db, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "memtrace: %s\n", err);
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        remove_session(dir);
+        return 1;
+    }
+    char *cmd = join_args(pargv);
+    mt_db_meta_set_text(db, "command", cmd);
+    free(cmd);
+    mt_db_meta_set_text(db, "memtrace_version", MT_VERSION_STRING);
+    mt_db_meta_set_int(db, "schema_version", MT_SCHEMA_VERSION);
+    mt_db_meta_set_int(db, "start_ns", (int64_t)session->start_ns);
+    mt_db_meta_set_int(db, "stack_depth", opt.stack_depth);
+    mt_db_meta_set_text(db, "unwind", unwind_names[opt.unwind]);
+    mt_db_meta_set_int(db, "complete", 0); /* until recording has ended well */
+    mt_db_meta_set_int(db, "start_unix", (int64_t)time(NULL));
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+
+    /* let the child exec, and learn whether exec worked */
+    if (write(go[1], "g", 1) != 1) { /* the child died already: reaped below */ }
+    close(go[1]);
+    int child_errno = 0;
+    ssize_t k = read(errp[0], &child_errno, sizeof child_errno);
+    close(errp[0]);
+    if (k == (ssize_t)sizeof child_errno) {
+        fprintf(stderr, "memtrace: cannot execute %s: %s\n", prog, strerror(child_errno));
+        waitpid(child, NULL, 0);
+        mt_db_close(db);
+        unlink(output);
+        remove_session(dir);
+        return 127;
+    }
+
+    mt_collector_cfg_t cfg = {dir, session, db, child, (unsigned)rss_ms};
+    mt_collector_t *col = NULL;
+    mt_collector_stats_t st;
+    memset(&st, 0, sizeof st);
+    rc = mt_collector_new(&cfg, &col);
+    if (!rc) rc = mt_collector_run(col, &g_stop);
+    if (rc) {
+        fprintf(stderr, "memtrace: writing %s failed: %s (%s); the program keeps running untraced\n", output,
+                mt_strerror(rc), mt_db_errmsg(db));
+        session->collector_pid = -1;
+    }
+    int status = 0;
+    if (rc) {
+        /* database broken: wait for the program, do not kill it */
+        waitpid(child, &status, 0);
+    } else {
+        rc = mt_collector_finish(col, &st);
+        status = st.child_status;
+        if (rc) fprintf(stderr, "memtrace: finishing %s failed: %s (%s)\n", output, mt_strerror(rc), mt_db_errmsg(db));
+    }
+    uint64_t end = mono_ns();
+    if (!rc) {
+        if (g_stop && !st.incomplete) {
+            st.incomplete = 1;
+            snprintf(st.reason, sizeof st.reason, "recording stopped by a signal to memtrace");
+        }
+        mt_db_meta_set_int(db, "duration_ns", (int64_t)(end - session->start_ns));
+        mt_db_meta_set_int(db, "events", st.events);
+        mt_db_meta_set_int(db, "complete", !st.incomplete);
+        if (st.incomplete) mt_db_meta_set_text(db, "incomplete_reason", st.reason);
+        if (st.processes == 0)
+            fprintf(stderr,
+                    "memtrace: warning: no traced process reported in: %s is statically linked, set-user-ID, "
+                    "or cleared LD_PRELOAD\n",
+                    prog);
+    }
+    mt_collector_free(col);
+    mt_db_close(db);
+    remove_session(dir);
+    munmap(session, sizeof *session);
+
+    if (!quiet && !rc) {
+        char ev[32], sz[32];
+        struct stat sb;
+        double bytes = stat(output, &sb) == 0 ? (double)sb.st_size : 0;
+        fprintf(stderr, "memtrace: %s events from %lld process%s, %lld thread%s -> %s (%s)%s%s\n",
+                mt_fmt_count(ev, sizeof ev, st.events), (long long)st.processes, st.processes == 1 ? "" : "es",
+                (long long)st.threads, st.threads == 1 ? "" : "s", output, mt_fmt_bytes(sz, sizeof sz, bytes),
+                st.incomplete ? ", incomplete: " : "", st.incomplete ? st.reason : "");
+    }
+    if (rc) return 1;
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return 1;
+}
