@@ -243,13 +243,15 @@ static void cmdline_text(const mt_region_t *r, char *out, size_t cap)
         if (out[i] == 0) out[i] = ' ';
 }
 
-static int insert_process(mt_collector_t *c, region_t *g, region_t *exec_of)
+/* The processes row of a region; parent_id and exec_of are filled at the
+ * end (finish_process), when every region is known. */
+static int insert_process(mt_collector_t *c, region_t *g)
 {
     mt_region_t *r = g->r;
     mt_stmt_t *st;
     int rc = mt_stmt_prepare(c->cfg.db,
-                             "INSERT INTO processes(id, pid, ppid, parent_id, exec_of, exe, cmdline, start_ts)"
-                             " VALUES(?,?,?,?,?,?,?,?)",
+                             "INSERT INTO processes(id, pid, ppid, exe, cmdline, start_ts)"
+                             " VALUES(?,?,?,?,?,?)",
                              &st);
     if (rc) return rc;
     char cmd[MT_CMDLINE_MAX + 1];
@@ -257,15 +259,12 @@ static int insert_process(mt_collector_t *c, region_t *g, region_t *exec_of)
     memcpy(exe, r->exe, sizeof exe);
     exe[sizeof exe - 1] = 0;
     cmdline_text(r, cmd, sizeof cmd);
-    region_t *parent = r->parent_region >= 0 ? region_by_index(c, (uint32_t)r->parent_region) : NULL;
     mt_stmt_bind_int(st, 1, g->process_id);
     mt_stmt_bind_int(st, 2, r->pid);
     mt_stmt_bind_int(st, 3, r->ppid);
-    if (parent) mt_stmt_bind_int(st, 4, parent->process_id);
-    if (exec_of) mt_stmt_bind_int(st, 5, exec_of->process_id);
-    mt_stmt_bind_text(st, 6, exe);
-    mt_stmt_bind_text(st, 7, cmd);
-    mt_stmt_bind_int(st, 8, rel_ts(c, r->start_ns));
+    mt_stmt_bind_text(st, 4, exe);
+    mt_stmt_bind_text(st, 5, cmd);
+    mt_stmt_bind_int(st, 6, rel_ts(c, r->start_ns));
     rc = mt_stmt_run(st);
     mt_stmt_finalize(st);
     return rc;
@@ -324,16 +323,24 @@ static int add_region(mt_collector_t *c, const char *name)
         munmap(p, (size_t)sb.st_size);
         return MT_ENOMEM;
     }
-    /* an earlier image of the same pid was replaced by exec */
-    region_t *prev = NULL;
+    /* of two images of one pid, the older was replaced by exec */
     for (size_t i = 0; i < c->nregions; i++) {
         region_t *o = &c->regions[i];
-        if (o->r->pid == r->pid && (!prev || o->r->index > prev->r->index)) prev = o;
+        if (o->r->pid != r->pid) continue;
+        if (o->r->index < r->index) o->superseded = 1;
+        else g->superseded = 1;
     }
     c->nregions++;
-    if (prev) prev->superseded = 1;
-    int rc = insert_process(c, g, prev);
+    int rc = insert_process(c, g);
     return rc ? rc : 1;
+}
+
+/* Orders "proc.PID.INDEX" names by INDEX (creation order). */
+static int by_region_index(const void *a, const void *b)
+{
+    const char *x = strrchr((const char *)a, '.'), *y = strrchr((const char *)b, '.');
+    unsigned long i = x ? strtoul(x + 1, NULL, 10) : 0, j = y ? strtoul(y + 1, NULL, 10) : 0;
+    return (i > j) - (i < j);
 }
 
 static int scan_dir(mt_collector_t *c)
@@ -342,21 +349,14 @@ static int scan_dir(mt_collector_t *c)
     if (!d) return 0;
     struct dirent *de;
     int rc = 0;
-    /* regions are added in creation order so fork parents come first */
     char names[256][64];
     int n = 0;
     while ((de = readdir(d)) && n < 256)
         if (strncmp(de->d_name, "proc.", 5) == 0 && strlen(de->d_name) < 64)
             snprintf(names[n++], 64, "%s", de->d_name);
     closedir(d);
-    for (int pass = 0; pass < n && rc >= 0; pass++) {
-        int added = 0;
-        for (int i = 0; i < n && rc >= 0; i++) {
-            rc = add_region(c, names[i]);
-            if (rc > 0) added = 1;
-        }
-        if (!added) break;
-    }
+    qsort(names, (size_t)n, sizeof names[0], by_region_index);
+    for (int i = 0; i < n && rc >= 0; i++) rc = add_region(c, names[i]);
     return rc < 0 ? rc : 0;
 }
 
@@ -646,7 +646,17 @@ static int finish_process(mt_collector_t *c, region_t *g, mt_stmt_t *upd, mt_col
     mt_stmt_bind_int(upd, 4, clean);
     mt_stmt_bind_int(upd, 5, (int64_t)__atomic_load_n(&r->free_null, __ATOMIC_RELAXED));
     mt_stmt_bind_int(upd, 6, (int64_t)__atomic_load_n(&r->lost, __ATOMIC_RELAXED));
-    mt_stmt_bind_int(upd, 7, g->process_id);
+    region_t *parent = r->parent_region >= 0 ? region_by_index(c, (uint32_t)r->parent_region) : NULL;
+    region_t *prev = NULL; /* the image this one replaced: same pid, created just before */
+    for (size_t i = 0; i < c->nregions; i++) {
+        region_t *o = &c->regions[i];
+        if (o->r->pid == r->pid && o->r->index < r->index && (!prev || o->r->index > prev->r->index)) prev = o;
+    }
+    if (parent) mt_stmt_bind_int(upd, 7, parent->process_id);
+    else mt_stmt_bind_null(upd, 7);
+    if (prev) mt_stmt_bind_int(upd, 8, prev->process_id);
+    else mt_stmt_bind_null(upd, 8);
+    mt_stmt_bind_int(upd, 9, g->process_id);
     mt_stmt_run(upd);
     if (!clean && !st->incomplete) {
         st->incomplete = 1;
@@ -687,7 +697,7 @@ int mt_collector_finish(mt_collector_t *c, mt_collector_stats_t *st)
     if (!rc)
         rc = mt_stmt_prepare(db,
                              "UPDATE processes SET end_ts = ?, exit_status = ?, exit_signal = ?, complete = ?,"
-                             " free_null = ?, lost_events = ? WHERE id = ?",
+                             " free_null = ?, lost_events = ?, parent_id = ?, exec_of = ? WHERE id = ?",
                              &upd);
     int64_t next_frame = 1;
     for (size_t i = 0; i < c->nregions && !rc; i++) {

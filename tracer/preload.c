@@ -31,6 +31,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
@@ -621,6 +622,33 @@ static int create_region(int32_t parent_index, uint32_t flags)
 
 static void thread_exit(void *arg);
 static void atfork_child(void);
+static void record_marker(tstate_t *t, int marker, uint64_t value);
+static tstate_t *thread_state(void);
+
+/* True when this pid already has a region: this image replaced a traced
+ * one by exec.  Runs once, at initialisation (opendir allocates: untraced,
+ * the recursion guard is held). */
+static int earlier_image(void)
+{
+    char prefix[32];
+    size_t o = 0;
+    char num[16];
+    int k = 0;
+    uint64_t x = (uint64_t)getpid();
+    memcpy(prefix, "proc.", 5);
+    o = 5;
+    do { num[k++] = (char)('0' + x % 10); x /= 10; } while (x);
+    while (k) prefix[o++] = num[--k];
+    prefix[o++] = '.';
+    prefix[o] = 0;
+    DIR *d = opendir(g_dir);
+    if (!d) return 0;
+    int found = 0;
+    struct dirent *de;
+    while (!found && (de = readdir(d))) found = strncmp(de->d_name, prefix, o) == 0;
+    closedir(d);
+    return found;
+}
 
 /* Maps the session, creates the region, resolves the real functions.
  * Runs once per process, from the first hook or the constructor, with the
@@ -633,7 +661,7 @@ static void init_tracing(void)
         while (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) == ST_INITIALISING) __builtin_ia32_pause();
         return;
     }
-    int ok = 0;
+    int ok = 0, execed = 0;
     const char *dir = getenv(MT_ENV_DIR);
     if (dir && strlen(dir) < MT_PATH_MAX - 32) {
         strcpy(g_dir, dir);
@@ -650,7 +678,8 @@ static void init_tracing(void)
                 if (g_depth > MT_MAX_DEPTH) g_depth = MT_MAX_DEPTH;
                 g_opt_flags = g_session->opt.flags;
                 g_unwind = g_session->opt.unwind;
-                ok = create_region(-1, 0) == 0;
+                execed = earlier_image();
+                ok = create_region(-1, execed ? MT_RG_EXECED : 0) == 0;
             }
         }
     }
@@ -678,6 +707,10 @@ static void init_tracing(void)
         scan_modules();
     }
     __atomic_store_n(&g_state, ok ? ST_READY : ST_OFF, __ATOMIC_RELEASE);
+    if (ok && execed) {
+        tstate_t *t = thread_state();
+        if (t) record_marker(t, MT_MK_exec, 0);
+    }
 }
 
 /* Per-thread state, created at the thread's first event.
@@ -702,6 +735,7 @@ static tstate_t *thread_state(void)
     }
     t_state = t;
     pthread_setspecific(g_tkey, t);
+    if (t->tid != getpid()) record_marker(t, MT_MK_thread_start, (uint64_t)t->tid);
     return t;
 }
 
@@ -734,6 +768,8 @@ static void atfork_child(void)
         if (t) t->region = g_region;
         raw_munmap(parent, parent->total_size);
         scan_modules();
+        if (!t) t = thread_state();
+        if (t) record_marker(t, MT_MK_fork_child, (uint64_t)getppid());
     } else {
         g_region = NULL;
         __atomic_store_n(&g_state, ST_OFF, __ATOMIC_RELEASE);

@@ -13,7 +13,7 @@ trace leak.db "$PROGS/leak"
 assert_eq "memtrace exit status" 0 "$RC"
 assert_eq "meta complete" 1 "$(meta leak.db complete)"
 assert_eq "events per kind" "free|20|
-malloc|120|102000" \
+malloc|120|100960" \
     "$(q leak.db "SELECT kind, count(*), sum(size) FROM events GROUP BY kind ORDER BY kind")"
 
 assert_eq "leaked blocks and bytes" "100|100000" \

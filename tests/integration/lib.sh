@@ -71,21 +71,26 @@ nlines() { wc -l <"$1" | tr -d ' '; }
 # meta DB KEY: a value of the meta table
 meta() { q "$1" "SELECT value FROM meta WHERE key = '$2'"; }
 
-# Live blocks at the end of each process: allocations (any kind flagged
-# is_alloc, not failed) whose address no later, successful free-like event
-# of the same process releases (free and munmap by addr; realloc,
-# reallocarray and mremap by old_addr).  A CTE named `live` with columns
-# seq, process_id, kind, addr, size, stack_id.  Quadratic: for small traces.
+# Live blocks at the end of each process: allocations (kinds flagged
+# is_alloc, not failed) that no later successful free-like event of the same
+# process releases (free and munmap by addr; realloc, reallocarray and mremap
+# by old_addr).  Every allocation and every release is put on one timeline
+# per (process, address); an allocation is live when the next entry on its
+# timeline is not a release (at the same seq a realloc's release of its old
+# block comes before its new block, for reallocs in place).  A CTE named
+# `live` with columns seq, process_id, kind, addr, size, stack_id.
 LIVE_CTE="live AS (
-  SELECT a.seq, a.process_id, a.kind, a.addr, a.size, a.stack_id
-  FROM events a JOIN event_kinds ak ON ak.name = a.kind
-  WHERE ak.is_alloc = 1 AND a.failed IS NULL AND a.addr IS NOT NULL AND a.addr != 0
-    AND NOT EXISTS (
-      SELECT 1 FROM events f JOIN event_kinds fk ON fk.name = f.kind
-      WHERE fk.is_free = 1 AND f.failed IS NULL AND f.process_id = a.process_id
-        AND f.seq > a.seq
-        AND (CASE WHEN f.kind IN ('realloc', 'reallocarray', 'mremap')
-                  THEN f.old_addr ELSE f.addr END) = a.addr))"
+  SELECT seq, process_id, kind, addr, size, stack_id FROM (
+    SELECT t.*, lead(t.role) OVER (PARTITION BY t.process_id, t.key ORDER BY t.seq, t.role DESC) AS next_role
+    FROM (SELECT e.seq, e.process_id, e.kind, e.addr, e.size, e.stack_id, e.addr AS key, 'A' AS role
+          FROM events e JOIN event_kinds k ON k.name = e.kind
+          WHERE k.is_alloc = 1 AND e.failed IS NULL AND e.addr IS NOT NULL AND e.addr != 0
+          UNION ALL
+          SELECT e.seq, e.process_id, e.kind, NULL, NULL, NULL,
+                 CASE WHEN e.kind IN ('realloc', 'reallocarray', 'mremap') THEN e.old_addr ELSE e.addr END, 'F'
+          FROM events e JOIN event_kinds k ON k.name = e.kind
+          WHERE k.is_free = 1 AND e.failed IS NULL) t)
+  WHERE role = 'A' AND (next_role IS NULL OR next_role = 'A'))"
 
 # shim_counts OUTFILE CMD...: runs CMD with LD_PRELOAD=$COUNT_SHIM and writes
 # the per-kind call counts, summed over every process, as "key=value" lines

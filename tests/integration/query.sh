@@ -30,7 +30,7 @@ rc=0
 "$MEMTRACE" query ka.db "SELECT 1; DELETE FROM event_data" >/dev/null 2>&1 || rc=$?
 assert_eq "trace unchanged after the refused writes" "140|1|1|0" \
     "$(q ka.db "SELECT (SELECT count(*) FROM events), (SELECT value FROM meta WHERE key = 'complete'),
-                       (SELECT value FROM pragma_user_version), (SELECT count(*) FROM meta WHERE key = 'x')")"
+                       (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM meta WHERE key = 'x')")"
 assert_true "no file created by ATTACH" test ! -e "$WORK/new.db"
 rc=0
 "$MEMTRACE" query ka.db "SELEC nonsense" >"$WORK/o" 2>"$WORK/e" || rc=$?

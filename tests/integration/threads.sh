@@ -23,8 +23,14 @@ assert_eq "bytes per worker thread" "155000,235000,315000,395000" \
     "$(q t4.db "SELECT group_concat(b) FROM (SELECT sum(size) AS b FROM events WHERE kind = 'malloc'
                                              GROUP BY thread_id ORDER BY b)")"
 assert_eq "main thread mallocs" 0 "$(q t4.db "SELECT count(*) FROM events WHERE tid = pid AND kind = 'malloc'")"
-assert_eq "every worker block freed by its own thread" 0 \
+assert_eq "no worker block left live" 0 \
     "$(q t4.db "WITH $LIVE_CTE SELECT count(*) FROM live l JOIN events e ON e.seq = l.seq WHERE e.tid != e.pid")"
+assert_eq "each worker block freed next, by the thread that allocated it" 40000 \
+    "$(q t4.db "SELECT count(*) FROM (
+                  SELECT kind, thread_id, lead(kind) OVER w AS next_kind, lead(thread_id) OVER w AS next_thread
+                  FROM events WHERE tid != pid AND kind IN ('malloc', 'free')
+                  WINDOW w AS (PARTITION BY addr ORDER BY seq))
+                WHERE kind = 'malloc' AND next_kind = 'free' AND next_thread = thread_id")"
 assert_eq "worker mallocs called from worker()" "worker|40000" \
     "$(q t4.db "SELECT f.function, count(*) FROM events e
                 JOIN stack_frames f ON f.stack_id = e.stack_id AND f.depth = 1
