@@ -439,12 +439,13 @@ static uint32_t capture_stack(tstate_t *t, uint16_t *flags)
                     if (n - 1 - i <= TAIL_LEN) tail_learn(stop_ra, (const uint64_t *)(raw + i + 1), n - 1 - i);
                     break;
                 }
+        /* drop this library's frames: the hooks at the top, traced_main
+         * below main (fp_walk skips them itself) */
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if ((uint64_t)raw[i] < g_self_lo || (uint64_t)raw[i] >= g_self_hi) raw[k++] = raw[i];
+        n = k;
     }
-    /* drop this library's frames: the hooks at the top, traced_main below main */
-    int k = 0;
-    for (int i = 0; i < n; i++)
-        if ((uint64_t)raw[i] < g_self_lo || (uint64_t)raw[i] >= g_self_hi) raw[k++] = raw[i];
-    n = k;
     uint64_t *ip = (uint64_t *)raw;
     if (n > (int)g_depth) {
         n = (int)g_depth;
@@ -454,7 +455,8 @@ static uint32_t capture_stack(tstate_t *t, uint16_t *flags)
 
     /* per-thread cache: the same stack again costs a hash and a compare */
     uint64_t h = (uint64_t)n;
-    for (int i = 0; i < n; i++) h = mix(h ^ ip[i]);
+    for (int i = 0; i < n; i++) h = (h + ip[i]) * 0x9e3779b97f4a7c15ull;
+    h = mix(h);
     tcache_entry_t *e = &t->cache[h % TCACHE_SLOTS];
     if (e->id && e->hash == h && e->depth == (uint32_t)n &&
         memcmp(e->ip, ip, (size_t)n * sizeof *ip) == 0)
