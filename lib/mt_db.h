@@ -75,7 +75,7 @@ int mt_db_skip_seq(mt_db_t *db, int64_t seq);
  * `count` when not NULL. */
 int mt_db_seal_events(mt_db_t *db, int64_t *count);
 
-/* Seals the events, builds the indexes of schemas/indexes.sql, runs ANALYZE. */
+/* Seals the events and builds the indexes of schemas/indexes.sql. */
 int mt_db_build_indexes(mt_db_t *db);
 
 /* ---- statements (everything else) ---- */

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define BATCH_BYTES (1u << 20) /* spool writes of 1 MiB */
 #define RING_BITS 18
 #define RING_SIZE (1u << RING_BITS)
 #define RING_EMPTY INT64_MIN
@@ -30,6 +31,8 @@ struct mt_evstore {
     slot_t *ring;
     int64_t base;           /* next seq to write */
     uint8_t *page;          /* leaf under construction */
+    uint8_t *batch;         /* finished leaves not yet written to the spool */
+    uint32_t nbatch, batch_cap; /* pages in batch, capacity in pages */
     uint32_t ncells, content; /* cells in page, start of cell content */
     int64_t page_max_rowid;
     int64_t *leaf_keys;     /* largest rowid of each spooled leaf */
@@ -180,12 +183,20 @@ static int write_all(int fd, const void *buf, size_t len, off_t off)
     return 0;
 }
 
+static int flush_batch(mt_evstore_t *s)
+{
+    if (!s->nbatch) return 0;
+    uint64_t first = s->nleaves - s->nbatch;
+    int rc = write_all(s->fd, s->batch, (size_t)s->nbatch * s->page_size, (off_t)(first * s->page_size));
+    s->nbatch = 0;
+    return rc;
+}
+
 static int spool_leaf(mt_evstore_t *s)
 {
     if (!s->ncells) return 0;
-    leaf_finish(s, s->page);
-    int rc = write_all(s->fd, s->page, s->page_size, (off_t)s->nleaves * s->page_size);
-    if (rc) return rc;
+    leaf_finish(s, s->batch + (size_t)s->nbatch * s->page_size);
+    s->nbatch++;
     if (s->nleaves == s->capleaves) {
         size_t cap = s->capleaves ? 2 * s->capleaves : 256;
         int64_t *k = realloc(s->leaf_keys, cap * sizeof *k);
@@ -195,7 +206,7 @@ static int spool_leaf(mt_evstore_t *s)
     }
     s->leaf_keys[s->nleaves++] = s->page_max_rowid;
     page_reset(s);
-    return 0;
+    return s->nbatch == s->batch_cap ? flush_batch(s) : 0;
 }
 
 /* Appends one in-order event to the current leaf. */
@@ -227,8 +238,10 @@ int mt_evstore_new(const char *spool_path, uint32_t page_size, int64_t first_seq
     s->base = first_seq;
     s->spool_path = strdup(spool_path);
     s->page = malloc(page_size);
+    s->batch_cap = BATCH_BYTES / page_size;
+    s->batch = malloc(BATCH_BYTES);
     s->ring = malloc(sizeof *s->ring * RING_SIZE);
-    if (!s->spool_path || !s->page || !s->ring) {
+    if (!s->spool_path || !s->page || !s->batch || !s->ring) {
         mt_evstore_free(s);
         return MT_ENOMEM;
     }
@@ -318,6 +331,7 @@ int mt_evstore_flush(mt_evstore_t *s)
         if (s->ring[i].seq != RING_EMPTY && s->ring[i].seq + 1 > hi) hi = s->ring[i].seq + 1;
     int rc = drain_ring(s, hi);
     if (!rc) rc = spool_leaf(s);
+    if (!rc) rc = flush_batch(s);
     if (!rc) s->flushed = 1;
     return rc;
 }
@@ -380,6 +394,32 @@ static int build_level(mt_evstore_t *s, int dbfd, uint32_t *child, int64_t *key,
     return 0;
 }
 
+/* Copies the spool's first `len` bytes to `dbfd` at `off`: in the kernel
+ * when it can, through the batch buffer otherwise. */
+static int copy_range(mt_evstore_t *s, int dbfd, uint64_t len, off_t off)
+{
+    loff_t in = 0, out = off;
+    while (len) {
+        ssize_t k = copy_file_range(s->fd, &in, dbfd, &out, len > (1u << 30) ? (1u << 30) : len, 0);
+        if (k > 0) {
+            len -= (uint64_t)k;
+            continue;
+        }
+        if (k < 0 && errno == ENOSPC) return MT_EFULL;
+        /* no copy_file_range here (or across these files): read and write */
+        while (len) {
+            size_t n = len > BATCH_BYTES ? BATCH_BYTES : len;
+            if (pread(s->fd, s->batch, n, in) != (ssize_t)n) return MT_EIO;
+            int rc = write_all(dbfd, s->batch, n, out);
+            if (rc) return rc;
+            in += (loff_t)n;
+            out += (loff_t)n;
+            len -= n;
+        }
+    }
+    return 0;
+}
+
 int mt_evstore_splice(mt_evstore_t *s, const char *db_path, uint32_t root)
 {
     int rc = mt_evstore_flush(s);
@@ -417,13 +457,11 @@ int mt_evstore_splice(mt_evstore_t *s, const char *db_path, uint32_t root)
         key = malloc(s->nleaves * sizeof *key);
         if (!child || !key) { rc = MT_ENOMEM; goto out; }
         /* leaves: copied from the spool to the end of the database */
+        rc = copy_range(s, dbfd, (uint64_t)s->nleaves * P, (off_t)(next_page - 1) * P);
+        if (rc) goto out;
         for (size_t i = 0; i < s->nleaves; i++) {
-            if (pread(s->fd, s->page, P, (off_t)i * P) != (ssize_t)P) { rc = MT_EIO; goto out; }
-            child[i] = next_page;
+            child[i] = next_page++;
             key[i] = s->leaf_keys[i];
-            rc = write_all(dbfd, s->page, P, (off_t)(next_page - 1) * P);
-            if (rc) goto out;
-            next_page++;
         }
         size_t n = s->nleaves;
         while (n > 1 || child[0] != root) {
@@ -464,6 +502,7 @@ void mt_evstore_free(mt_evstore_t *s)
     }
     free(s->spool_path);
     free(s->page);
+    free(s->batch);
     free(s->ring);
     free(s->leaf_keys);
     free(s->late);

@@ -703,6 +703,7 @@ int mt_collector_finish(mt_collector_t *c, mt_collector_stats_t *st)
     for (size_t i = 0; i < c->nregions && !rc; i++) {
         rc = write_region_tables(c, &c->regions[i], ins_mod, ins_frame, ins_stack, &next_frame);
         if (!rc) finish_process(c, &c->regions[i], upd, st);
+        st->chunk_waits += (int64_t)__atomic_load_n(&c->regions[i].r->chunk_waits, __ATOMIC_RELAXED);
     }
     if (!rc) rc = mt_db_commit(db);
     mt_stmt_finalize(ins_mod);

@@ -32,6 +32,7 @@ typedef struct {
     int64_t processes;
     int64_t threads;
     int64_t markers;
+    int64_t chunk_waits; /* times a traced thread waited for the collector */
     int child_status;  /* wait status of the launched program */
     int incomplete;    /* some process ended without a clean exit */
     char reason[256];  /* why incomplete */

@@ -417,6 +417,7 @@ int mt_cmd_run(int argc, char **argv)
         }
         mt_db_meta_set_int(db, "duration_ns", (int64_t)(end - session->start_ns));
         mt_db_meta_set_int(db, "events", st.events);
+        mt_db_meta_set_int(db, "collector_waits", st.chunk_waits);
         mt_db_meta_set_int(db, "complete", !st.incomplete);
         if (st.incomplete) mt_db_meta_set_text(db, "incomplete_reason", st.reason);
         if (st.processes == 0)
