@@ -150,6 +150,7 @@ int mt_db_create(const char *path, mt_db_t **out, char *err, size_t errlen)
     rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc) {
         set_err(err, errlen, "cannot create %s: %s", path, db->h ? sqlite3_errmsg(db->h) : "out of memory");
+        rc = map_rc(rc);
         goto fail;
     }
     char pragmas[256];

@@ -8,7 +8,7 @@
 
 /* "4,000,212" into buf; returns buf. */
 char *mt_fmt_count(char *buf, size_t len, int64_t v);
-/* "61.2 MB" (powers of 1024, "B" below 1 KiB) into buf; returns buf. */
+/* "61.2 MiB" (powers of 1024, "B" below 1 KiB) into buf; returns buf. */
 char *mt_fmt_bytes(char *buf, size_t len, double bytes);
 /* "1.234 s" / "12.3 ms" / "456 us" from nanoseconds into buf; returns buf. */
 char *mt_fmt_ns(char *buf, size_t len, int64_t ns);

@@ -242,7 +242,11 @@ static uint32_t trie_node(uint32_t parent, uint64_t ip)
  * .eh_frame_hdr table); at the first frame in any other module it uses
  * libunwind for the whole stack - except for the outermost frames of a
  * process or thread (in the C library's start code), which it learns from
- * the first libunwind walk that ends there.
+ * the first libunwind walk that ends there.  A learned tail is used only
+ * when every one of its return addresses is still in the stack slot where
+ * libunwind found it (slots are kept relative to the top of the stack), so
+ * a frame without frame pointers that is called from several places is
+ * never given the wrong callers: it goes to libunwind instead.
  */
 
 typedef struct {
@@ -257,12 +261,14 @@ typedef struct {
 
 static umods_t *g_umods; /* published copy (atomic pointer); old copies are never freed */
 
-#define MAX_TAILS 16
-#define TAIL_LEN 6
+#define MAX_TAILS 32
+#define TAIL_LEN 8
 typedef struct {
-    uint64_t ra;          /* a return address in a module without frame pointers */
-    uint32_t n;           /* frames after it, outermost last */
-    uint64_t tail[TAIL_LEN];
+    uint64_t ra;               /* a return address in a module without frame pointers */
+    uint32_t n;                /* frames after it, outermost last */
+    uint32_t emit;             /* bit i: tail[i] is recorded (not one of our frames) */
+    uint64_t tail[TAIL_LEN];   /* their return addresses */
+    uint64_t slot[TAIL_LEN];   /* where each was found: stack_hi - address */
 } tail_t;
 static tail_t g_tails[MAX_TAILS];
 static uint32_t g_ntails; /* published entries (atomic) */
@@ -356,24 +362,60 @@ static inline const umod_t *umod_find(const umods_t *u, uint64_t ip, const umod_
     return NULL;
 }
 
-static const tail_t *tail_find(uint64_t ra)
+/* The learned tail below `ra` whose return addresses are all in place on
+ * this thread's stack, or NULL.  hook context: no allocation. */
+static const tail_t *tail_find(const tstate_t *t, uint64_t ra)
 {
     uint32_t n = __atomic_load_n(&g_ntails, __ATOMIC_ACQUIRE);
-    for (uint32_t i = 0; i < n; i++)
-        if (g_tails[i].ra == ra) return &g_tails[i];
+    for (uint32_t i = 0; i < n; i++) {
+        const tail_t *tl = &g_tails[i];
+        if (tl->ra != ra) continue;
+        uint32_t k = 0;
+        for (; k < tl->n; k++) {
+            uint64_t at = t->stack_hi - tl->slot[k];
+            if (tl->slot[k] < 8 || at < t->stack_lo || *(const uint64_t *)(uintptr_t)at != tl->tail[k]) break;
+        }
+        if (k == tl->n) return tl;
+    }
     return NULL;
 }
 
-/* Remembers the outermost frames below `ra`, as libunwind found them. */
-static void tail_learn(uint64_t ra, const uint64_t *rest, int n)
+static int is_self(uint64_t ip) { return ip >= g_self_lo && ip < g_self_hi; }
+
+/* Walks the stack with libunwind's cursor, finds the frame of return
+ * address `ra` and, when it is among the last TAIL_LEN + 1 frames, remembers
+ * the frames below it with the stack slots they were read from. */
+static void tail_learn(tstate_t *t, uint64_t ra)
 {
-    if (n > TAIL_LEN || tail_find(ra)) return;
+    if (__atomic_load_n(&g_ntails, __ATOMIC_ACQUIRE) >= MAX_TAILS) return;
+    unw_context_t uc;
+    unw_cursor_t cur;
+    if (unw_getcontext(&uc) != 0 || unw_init_local(&cur, &uc) != 0) return;
+    uint64_t ip[MT_MAX_DEPTH + 8], sp[MT_MAX_DEPTH + 8];
+    int n = 0;
+    do {
+        unw_word_t a, b;
+        if (unw_get_reg(&cur, UNW_REG_IP, &a) != 0 || unw_get_reg(&cur, UNW_REG_SP, &b) != 0) return;
+        ip[n] = a;
+        sp[n] = b;
+        n++;
+    } while (n < MT_MAX_DEPTH + 8 && unw_step(&cur) > 0);
+    int j = 1; /* ip[0] is this function */
+    while (j < n && ip[j] != ra) j++;
+    int rest = n - 1 - j;
+    if (j >= n || rest > TAIL_LEN) return;
+    tail_t tl = {.ra = ra, .n = (uint32_t)rest};
+    for (int k = 0; k < rest; k++) {
+        uint64_t at = sp[j + 1 + k] - 8; /* the call that made frame j+k pushed ip[j+1+k] here */
+        if (at < t->stack_lo || at + 8 > t->stack_hi) return;
+        tl.tail[k] = ip[j + 1 + k];
+        tl.slot[k] = t->stack_hi - at;
+        if (!is_self(tl.tail[k])) tl.emit |= 1u << k;
+    }
     if (__atomic_exchange_n(&g_tail_lock, 1, __ATOMIC_ACQUIRE)) return; /* someone else learns */
     uint32_t k = g_ntails;
-    if (k < MAX_TAILS && !tail_find(ra)) {
-        g_tails[k].ra = ra;
-        g_tails[k].n = (uint32_t)n;
-        memcpy(g_tails[k].tail, rest, (size_t)n * sizeof *rest);
+    if (k < MAX_TAILS && !tail_find(t, ra)) {
+        g_tails[k] = tl;
         __atomic_store_n(&g_ntails, k + 1, __ATOMIC_RELEASE);
     }
     __atomic_store_n(&g_tail_lock, 0, __ATOMIC_RELEASE);
@@ -395,7 +437,7 @@ static int fp_walk(tstate_t *t, uint64_t *ip, int max, uint64_t *stop_ra)
         if (f < t->stack_lo || f + 16 > t->stack_hi || (f & 7)) return n ? n : -1;
         uint64_t ra = fp[1];
         const uint64_t *next = (const uint64_t *)fp[0];
-        if (ra >= g_self_lo && ra < g_self_hi) {
+        if (is_self(ra)) {
             fp = next;
             continue;
         }
@@ -403,13 +445,18 @@ static int fp_walk(tstate_t *t, uint64_t *ip, int max, uint64_t *stop_ra)
         if (!m) return n ? n : -1; /* not code: the chain has ended */
         hint = m;
         if (!m->fp) {
-            const tail_t *tl = tail_find(ra);
+            if (g_unwind == MT_UNWIND_FP) { /* no DWARF: the chain ends here */
+                ip[n++] = ra;
+                return n;
+            }
+            const tail_t *tl = tail_find(t, ra);
             if (!tl) {
                 *stop_ra = ra;
                 return -1;
             }
             ip[n++] = ra;
-            for (uint32_t i = 0; i < tl->n && n < max; i++) ip[n++] = tl->tail[i];
+            for (uint32_t i = 0; i < tl->n && n < max; i++)
+                if (tl->emit & (1u << i)) ip[n++] = tl->tail[i];
             return n;
         }
         ip[n++] = ra;
@@ -433,10 +480,10 @@ static uint32_t capture_stack(tstate_t *t, uint16_t *flags)
     if (n < 0) {
         n = unw_backtrace(raw, (int)g_depth + 8);
         /* learn the start-code frames below stop_ra for the next walks */
-        if (stop_ra && g_unwind == MT_UNWIND_AUTO)
+        if (stop_ra)
             for (int i = 0; i < n; i++)
                 if ((uint64_t)raw[i] == stop_ra) {
-                    if (n - 1 - i <= TAIL_LEN) tail_learn(stop_ra, (const uint64_t *)(raw + i + 1), n - 1 - i);
+                    if (n - 1 - i <= TAIL_LEN) tail_learn(t, stop_ra);
                     break;
                 }
         /* drop this library's frames: the hooks at the top, traced_main

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# run.sh - what memtrace costs on the shared benchmark workloads, measured
+# the way ../shared/bench/peers/table.md measured the other tools: untraced
+# and traced runs in turn, the slowdown computed pair by pair.
+#
+# usage: bash bench/run.sh [-n PAIRS] [-b BUILD_DIR] [WORKLOAD...]
+#   -n PAIRS      timed pairs per workload (default 5), after one warm-up pair
+#   -b BUILD_DIR  where memtrace was built (default build)
+#   WORKLOAD      churn grow threads mmapper py_lists py_lists_malloc
+#                 (default: all of them; py_* need /usr/bin/python3.11)
+#
+# Prints one table: median wall time untraced and traced, the traced/untraced
+# ratio (median [min-max] over the pairs), trace size per event
+# (database bytes / meta.events), and, when heaptrack is installed, its ratio
+# measured in the same rounds (untraced, memtrace, heaptrack in turn).
+# Workloads and the count shim are built from ../shared/bench in a temporary
+# directory; nothing is written to the shared directory.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH_SRC=$(cd "$ROOT/../shared/bench" 2>/dev/null && pwd) || {
+    echo "run.sh: ../shared/bench not found next to $ROOT" >&2
+    exit 1
+}
+PAIRS=5
+BUILD=$ROOT/build
+while getopts "n:b:h" opt; do
+    case $opt in
+    n) PAIRS=$OPTARG ;;
+    b) BUILD=$(cd "$OPTARG" && pwd) ;;
+    h) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: bash bench/run.sh [-n PAIRS] [-b BUILD_DIR] [WORKLOAD...]" >&2; exit 2 ;;
+    esac
+done
+shift $((OPTIND - 1))
+[[ $PAIRS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: -n wants a positive count, not '$PAIRS'" >&2; exit 2; }
+WORKLOADS=("$@")
+((${#WORKLOADS[@]})) || WORKLOADS=(churn grow threads mmapper py_lists py_lists_malloc)
+
+MEMTRACE=$BUILD/memtrace
+[[ -x $MEMTRACE ]] || { echo "run.sh: $MEMTRACE not built (run: bash scripts/setup.sh)" >&2; exit 1; }
+PYTHON=/usr/bin/python3.11
+HEAPTRACK=$(command -v heaptrack || true)
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/memtrace-bench.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+# ---- build the workloads and the shim, in TMP ----
+cp -r "$BENCH_SRC/workloads" "$TMP/workloads"
+make -s -C "$TMP/workloads" >/dev/null
+gcc -O2 -shared -fPIC -o "$TMP/count_shim.so" "$BENCH_SRC/tools/count_shim.c" -ldl
+
+# cmd_of NAME: sets CMD (array) and CMD_ENV (array of VAR=value)
+cmd_of() {
+    CMD_ENV=()
+    case $1 in
+    churn | grow | threads | mmapper) CMD=("$TMP/workloads/$1") ;;
+    py_lists) CMD=("$PYTHON" "$TMP/workloads/py_lists.py") ;;
+    py_lists_malloc) CMD=("$PYTHON" "$TMP/workloads/py_lists.py"); CMD_ENV=(PYTHONMALLOC=malloc) ;;
+    *) echo "run.sh: unknown workload '$1'" >&2; exit 2 ;;
+    esac
+}
+
+# timed VAR CMD...: runs CMD (output discarded), puts its wall time in
+# seconds into VAR; returns CMD's exit status.
+timed() {
+    local -n out=$1
+    shift
+    local t0 t1 rc=0
+    t0=$(date +%s%N)
+    "$@" >/dev/null 2>&1 || rc=$?
+    t1=$(date +%s%N)
+    out=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e9 }')
+    return $rc
+}
+
+# stats V1 V2 ...: "median min max" of the numbers
+stats() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+        END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+              printf "%.4f %.4f %.4f\n", m, v[1], v[NR] }'
+}
+
+ratio() { awk -v t="$1" -v u="$2" 'BEGIN { printf "%.4f", t / u }'; }
+
+run_untraced() { env "${CMD_ENV[@]}" "${CMD[@]}"; }
+run_memtrace() { env "${CMD_ENV[@]}" "$MEMTRACE" -q -o "$TMP/trace.db" "${CMD[@]}"; }
+# heaptrack's interpreter can exhaust memory (it does on churn): cap it
+run_heaptrack() {
+    rm -f "$TMP"/ht.*
+    (ulimit -v 8000000; env "${CMD_ENV[@]}" timeout 600 "$HEAPTRACK" -o "$TMP/ht" "${CMD[@]}")
+}
+
+ROWS=()
+for w in "${WORKLOADS[@]}"; do
+    cmd_of "$w"
+    if [[ ${CMD[0]} == "$PYTHON" && ! -x $PYTHON ]]; then
+        ROWS+=("$w|skipped: $PYTHON not installed")
+        continue
+    fi
+    echo "== $w: 1 warm-up + $PAIRS pairs" >&2
+    untraced=() traced=() ratios=() ht_ratios=()
+    ht_ok=${HEAPTRACK:+1}
+    status=ok
+    for ((i = 0; i <= PAIRS; i++)); do
+        tu=0 tt=0 th=0
+        timed tu run_untraced || { status="untraced run failed"; break; }
+        timed tt run_memtrace || { status="memtrace failed (exit $?)"; break; }
+        if [[ -n $ht_ok ]]; then timed th run_heaptrack || ht_ok=""; fi
+        ((i == 0)) && continue # warm-up
+        untraced+=("$tu") traced+=("$tt") ratios+=("$(ratio "$tt" "$tu")")
+        [[ -n $ht_ok ]] && ht_ratios+=("$(ratio "$th" "$tu")")
+        echo "   pair $i: untraced $tu s, memtrace $tt s${ht_ok:+, heaptrack $th s}" >&2
+    done
+    if [[ $status != ok ]]; then
+        ROWS+=("$w|$status")
+        continue
+    fi
+    read -r um _ _ < <(stats "${untraced[@]}")
+    read -r tm _ _ < <(stats "${traced[@]}")
+    read -r rm rmin rmax < <(stats "${ratios[@]}")
+    events=$(sqlite3 -readonly "$TMP/trace.db" "SELECT value FROM meta WHERE key = 'events'")
+    bytes=$(stat -c %s "$TMP/trace.db")
+    bpe=$(awk -v b="$bytes" -v e="$events" 'BEGIN { if (e > 0) printf "%.1f", b / e; else print "-" }')
+    ht="-"
+    if [[ -z $HEAPTRACK ]]; then
+        ht="not installed"
+    elif [[ -z $ht_ok ]]; then
+        ht="failed"
+    else
+        read -r hm hmin hmax < <(stats "${ht_ratios[@]}")
+        ht=$(printf '%.2fx [%.2f-%.2f]' "$hm" "$hmin" "$hmax")
+    fi
+    ROWS+=("$(printf '%s|%.3f|%.3f|%.2fx [%.2f-%.2f]|%s|%s|%s' "$w" "$um" "$tm" "$rm" "$rmin" "$rmax" \
+        "$events" "$bpe" "$ht")")
+done
+
+echo
+echo "memtrace $("$MEMTRACE" --version | awk '{ print $2 }'), $(nproc) CPUs, $(uname -sr), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "$PAIRS pairs per workload after 1 warm-up; ratio = traced / untraced wall time, pair by pair"
+echo
+echo "| workload | untraced s (median) | memtrace s (median) | memtrace ratio median [min-max] | events | db bytes/event | heaptrack ratio median [min-max] |"
+echo "|---|---|---|---|---|---|---|"
+for r in "${ROWS[@]}"; do
+    IFS='|' read -r -a f <<<"$r"
+    if ((${#f[@]} == 2)); then
+        echo "| ${f[0]} | ${f[1]} | | | | | |"
+    else
+        echo "| ${f[0]} | ${f[1]} | ${f[2]} | **${f[3]}** | ${f[4]} | ${f[5]} | ${f[6]} |"
+    fi
+done
