@@ -22,6 +22,7 @@
 #include "mt_analyzer.h"
 
 #include "mt_db.h"
+#include "mt_util.h"
 #include "mt_error.h"
 
 #include <stdio.h>
@@ -128,22 +129,6 @@ static size_t text_width(const char *s, size_t n)
     return w;
 }
 
-static void csv_field(FILE *out, const char *v, size_t n)
-{
-    int quote = 0;
-    for (size_t i = 0; i < n && !quote; i++)
-        quote = v[i] == ',' || v[i] == '"' || v[i] == '\r' || v[i] == '\n';
-    if (!quote) {
-        fwrite(v, 1, n, out);
-        return;
-    }
-    fputc('"', out);
-    for (size_t i = 0; i < n; i++) {
-        if (v[i] == '"') fputc('"', out);
-        fputc(v[i], out);
-    }
-    fputc('"', out);
-}
 
 static void pad(FILE *out, size_t n)
 {
@@ -247,7 +232,7 @@ static int print_rows(mt_stmt_t *st, int csv, int header, FILE *out)
         for (int c = 0; c < r.ncols; c++) {
             const char *name = mt_stmt_column_name(st, c);
             if (c) fputc(',', out);
-            if (name) csv_field(out, name, strlen(name));
+            if (name) mt_csv_field(out, name, strlen(name));
         }
         fputc('\n', out);
     }
@@ -256,7 +241,7 @@ static int print_rows(mt_stmt_t *st, int csv, int header, FILE *out)
         if (csv) {
             for (int c = 0; c < r.ncols; c++) {
                 if (c) fputc(',', out);
-                csv_field(out, r.text + r.cells[c].off, r.cells[c].len);
+                mt_csv_field(out, r.text + r.cells[c].off, r.cells[c].len);
             }
             fputc('\n', out);
             r.ncells = 0;

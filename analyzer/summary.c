@@ -335,17 +335,7 @@ static int text_leaks(const summary_t *s, mt_stackfmt_t *sf, FILE *out)
 
 static void csv_field(FILE *out, const char *v)
 {
-    if (!v) return;
-    if (!strpbrk(v, ",\"\r\n")) {
-        fputs(v, out);
-        return;
-    }
-    fputc('"', out);
-    for (; *v; v++) {
-        if (*v == '"') fputc('"', out);
-        fputc(*v, out);
-    }
-    fputc('"', out);
+    if (v) mt_csv_field(out, v, strlen(v));
 }
 
 static void csv_kv_text(FILE *out, const char *key, const char *v)

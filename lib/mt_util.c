@@ -45,3 +45,21 @@ char *mt_fmt_ns(char *buf, size_t len, int64_t ns)
     else snprintf(buf, len, "%.0f us", (double)ns / 1e3);
     return buf;
 }
+
+void mt_csv_field(FILE *out, const char *v, size_t n)
+{
+    if (!v) return;
+    int quote = 0;
+    for (size_t i = 0; i < n && !quote; i++)
+        quote = v[i] == ',' || v[i] == '"' || v[i] == '\r' || v[i] == '\n';
+    if (!quote) {
+        fwrite(v, 1, n, out);
+        return;
+    }
+    fputc('"', out);
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == '"') fputc('"', out);
+        fputc(v[i], out);
+    }
+    fputc('"', out);
+}

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* "4,000,212" into buf; returns buf. */
 char *mt_fmt_count(char *buf, size_t len, int64_t v);
@@ -12,5 +13,9 @@ char *mt_fmt_count(char *buf, size_t len, int64_t v);
 char *mt_fmt_bytes(char *buf, size_t len, double bytes);
 /* "1.234 s" / "12.3 ms" / "456 us" from nanoseconds into buf; returns buf. */
 char *mt_fmt_ns(char *buf, size_t len, int64_t ns);
+
+/* Writes n bytes of v as one CSV field, quoted as RFC 4180 wants when it
+ * holds a comma, a quote or a line break.  v may be NULL (empty field). */
+void mt_csv_field(FILE *out, const char *v, size_t n);
 
 #endif
