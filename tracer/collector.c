@@ -72,6 +72,7 @@ struct mt_collector {
     size_t nreaped, capreaped;
     int child_reaped;
     int child_status;
+    int64_t child_maxrss; /* bytes, from wait4 */
     int64_t next_thread_id;
     uint32_t next_stack_id; /* stacks.id are dense and start at 1: small ids, small rows */
     int64_t events, markers, since_commit;
@@ -379,10 +380,12 @@ static void reap(mt_collector_t *c)
 {
     int status;
     pid_t p;
-    while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
+    struct rusage ru;
+    while ((p = wait4(-1, &status, WNOHANG, &ru)) > 0) {
         if (p == c->cfg.child) {
             c->child_reaped = 1;
             c->child_status = status;
+            c->child_maxrss = (int64_t)ru.ru_maxrss * 1024;
         }
         if (c->nreaped == c->capreaped) {
             size_t cap = c->capreaped ? 2 * c->capreaped : 16;
@@ -725,6 +728,7 @@ int mt_collector_finish(mt_collector_t *c, mt_collector_stats_t *st)
     st->processes = (int64_t)c->nregions;
     st->threads = c->next_thread_id;
     st->child_status = c->child_status;
+    st->child_maxrss = c->child_maxrss;
     if (c->child_reaped && WIFSIGNALED(c->child_status) && !st->incomplete) {
         st->incomplete = 1;
         snprintf(st->reason, sizeof st->reason, "program killed by signal %d (%s)", WTERMSIG(c->child_status),

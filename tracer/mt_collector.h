@@ -34,6 +34,7 @@ typedef struct {
     int64_t markers;
     int64_t chunk_waits; /* times a traced thread waited for the collector */
     int child_status;  /* wait status of the launched program */
+    int64_t child_maxrss; /* its peak resident set, bytes (0: unknown) */
     int incomplete;    /* some process ended without a clean exit */
     char reason[256];  /* why incomplete */
 } mt_collector_stats_t;

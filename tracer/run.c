@@ -411,13 +411,15 @@ int mt_cmd_run(int argc, char **argv)
     }
     uint64_t end = mono_ns();
     if (!rc) {
-        if (g_stop && !st.incomplete) {
+        /* a first signal is only passed on; a second one cut recording short */
+        if (g_stop >= 2 && !st.incomplete) {
             st.incomplete = 1;
-            snprintf(st.reason, sizeof st.reason, "recording stopped by a signal to memtrace");
+            snprintf(st.reason, sizeof st.reason, "recording stopped by a second signal to memtrace");
         }
         mt_db_meta_set_int(db, "duration_ns", (int64_t)(end - session->start_ns));
         mt_db_meta_set_int(db, "events", st.events);
         mt_db_meta_set_int(db, "collector_waits", st.chunk_waits);
+        if (st.child_maxrss) mt_db_meta_set_int(db, "max_rss_bytes", st.child_maxrss);
         mt_db_meta_set_int(db, "complete", !st.incomplete);
         if (st.incomplete) mt_db_meta_set_text(db, "incomplete_reason", st.reason);
         if (st.processes == 0)
