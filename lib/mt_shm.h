@@ -20,6 +20,8 @@
  *   | mt_module_t[]    |  loaded objects (dl_iterate_phdr snapshot)
  *   +------------------+ trie_off
  *   | mt_trie_slot_t[] |  stack trie: (parent id, ip) -> id, lock-free
+ *   +------------------+ log_off
+ *   | uint32_t[]       |  node log: ids in order of insertion (nnodes used)
  *   +------------------+ chunk_off
  *   | chunk 0..n-1     |  MT_CHUNK_SIZE each: mt_chunk_t + records
  *   +------------------+
@@ -36,7 +38,10 @@
  * claimed by CAS on `state` (0 -> 1), filled, then published by storing
  * state = 2 with release order; readers skip slots in state 1 until they
  * become 2.  Nodes are never removed, so ids are stable for the life of the
- * region and the collector may read the table at any time.
+ * region and the collector may read the table at any time.  Each inserted
+ * id is also appended to the node log (index from an atomic counter, the id
+ * stored after it), so the collector visits the nodes without scanning the
+ * whole table; a log entry still 0 was never completed and is skipped.
  */
 #ifndef MT_SHM_H
 #define MT_SHM_H
@@ -45,7 +50,7 @@
 
 #define MT_SESSION_MAGIC 0x4d54534553534e31ULL /* "MTSESSN1" */
 #define MT_REGION_MAGIC  0x4d54524547494f31ULL /* "MTREGIO1" */
-#define MT_SHM_VERSION   1
+#define MT_SHM_VERSION   2
 
 #define MT_CHUNK_SIZE     (64u * 1024u)
 #define MT_DEFAULT_CHUNKS 1024u     /* 64 MiB of address space per process */
@@ -144,7 +149,9 @@ typedef struct {
     uint32_t flags;          /* MT_RG_* (atomic) */
     uint32_t nchunks;
     uint64_t start_ns;
-    uint64_t mod_off, trie_off, chunk_off, total_size;
+    uint64_t mod_off, trie_off, log_off, chunk_off, total_size;
+    uint32_t nnodes;         /* node log entries claimed (atomic) */
+    uint32_t pad1;
     uint32_t trie_slots;
     uint32_t nmodules;       /* published modules (atomic) */
     uint32_t mod_lock;       /* spin lock for appending modules (cold path) */
@@ -157,10 +164,12 @@ typedef struct {
     uint32_t cmdline_len;
 } mt_region_t;
 
+#define MT_PAGE_ROUND(x) (((uint64_t)(x) + 4095) & ~(uint64_t)4095)
 #define MT_REGION_SIZE(nchunks, slots)                                         \
-    (((sizeof(mt_region_t) + 4095) & ~(uint64_t)4095) +                        \
-     (((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t) + 4095) & ~(uint64_t)4095) + \
-     (((uint64_t)(slots) * sizeof(mt_trie_slot_t) + 4095) & ~(uint64_t)4095) + \
+    (MT_PAGE_ROUND(sizeof(mt_region_t)) +                                      \
+     MT_PAGE_ROUND((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t)) +           \
+     MT_PAGE_ROUND((uint64_t)(slots) * sizeof(mt_trie_slot_t)) +               \
+     MT_PAGE_ROUND((uint64_t)(slots) * sizeof(uint32_t)) +                     \
      (uint64_t)(nchunks) * MT_CHUNK_SIZE)
 
 static inline mt_chunk_t *mt_region_chunk(mt_region_t *r, uint32_t i)
@@ -174,6 +183,10 @@ static inline mt_module_t *mt_region_modules(mt_region_t *r)
 static inline mt_trie_slot_t *mt_region_trie(mt_region_t *r)
 {
     return (mt_trie_slot_t *)((char *)r + r->trie_off);
+}
+static inline uint32_t *mt_region_log(mt_region_t *r)
+{
+    return (uint32_t *)((char *)r + r->log_off);
 }
 
 /* Environment variables from launcher to target */

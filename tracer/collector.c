@@ -296,7 +296,8 @@ static int add_region(mt_collector_t *c, const char *name)
     if (__atomic_load_n(&r->magic, __ATOMIC_ACQUIRE) != MT_REGION_MAGIC || r->version != MT_SHM_VERSION ||
         r->total_size != (uint64_t)sb.st_size || r->nchunks == 0 ||
         r->chunk_off + (uint64_t)r->nchunks * MT_CHUNK_SIZE > r->total_size ||
-        r->trie_off + (uint64_t)r->trie_slots * sizeof(mt_trie_slot_t) > r->chunk_off) {
+        r->trie_off + (uint64_t)r->trie_slots * sizeof(mt_trie_slot_t) > r->log_off ||
+        r->log_off + (uint64_t)r->trie_slots * sizeof(uint32_t) > r->chunk_off) {
         munmap(p, (size_t)sb.st_size);
         return 0; /* not published yet (or damaged): look again later */
     }
@@ -582,7 +583,13 @@ static int write_region_tables(mt_collector_t *c, region_t *g, mt_stmt_t *ins_mo
         rc = MT_ENOMEM;
         goto out;
     }
-    for (uint32_t i = 0; i < nslots && !rc; i++) {
+    const uint32_t *log = mt_region_log(r);
+    uint32_t nlog = __atomic_load_n(&r->nnodes, __ATOMIC_ACQUIRE);
+    if (nlog > nslots) nlog = nslots;
+    for (uint32_t k = 0; k < nlog && !rc; k++) {
+        uint32_t id = __atomic_load_n(&log[k], __ATOMIC_ACQUIRE);
+        if (!id || id > nslots) continue; /* claimed but never written */
+        uint32_t i = id - 1;
         if (__atomic_load_n(&slots[i].state, __ATOMIC_ACQUIRE) != 2) continue;
         /* depth: walk up to a node of known depth (the trie has no cycles
          * unless the target damaged it: bound the walk) */

@@ -217,6 +217,9 @@ static uint32_t trie_node(uint32_t parent, uint64_t ip)
                 s->ip = ip;
                 s->parent = parent;
                 __atomic_store_n(&s->state, 2, __ATOMIC_RELEASE);
+                uint32_t k = __atomic_fetch_add(&g_region->nnodes, 1, __ATOMIC_RELAXED);
+                if (k < g_region->trie_slots)
+                    __atomic_store_n(&mt_region_log(g_region)[k], h + 1, __ATOMIC_RELEASE);
                 return h + 1;
             }
             st = expect;
@@ -656,9 +659,10 @@ static int create_region(int32_t parent_index, uint32_t flags)
     r->flags = flags;
     r->nchunks = nchunks;
     r->start_ns = now_ns();
-    r->mod_off = (sizeof(mt_region_t) + 4095) & ~(uint64_t)4095;
-    r->trie_off = r->mod_off + (((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t) + 4095) & ~(uint64_t)4095);
-    r->chunk_off = r->trie_off + (((uint64_t)MT_TRIE_SLOTS * sizeof(mt_trie_slot_t) + 4095) & ~(uint64_t)4095);
+    r->mod_off = MT_PAGE_ROUND(sizeof(mt_region_t));
+    r->trie_off = r->mod_off + MT_PAGE_ROUND((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t));
+    r->log_off = r->trie_off + MT_PAGE_ROUND((uint64_t)MT_TRIE_SLOTS * sizeof(mt_trie_slot_t));
+    r->chunk_off = r->log_off + MT_PAGE_ROUND((uint64_t)MT_TRIE_SLOTS * sizeof(uint32_t));
     r->total_size = total;
     r->trie_slots = MT_TRIE_SLOTS;
     ssize_t k = readlink("/proc/self/exe", r->exe, sizeof r->exe - 1);
