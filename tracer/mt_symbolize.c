@@ -8,16 +8,39 @@
  *
  * How:
  *   1. Every pending frame (id, process, ip) is read into memory, ordered by
- *      process and ip, so no statement reads `frames` while it is updated.
- *   2. Per process: its `modules` rows are read sorted by start, and every
- *      file that exists is reported to one fresh offline Dwfl at its load
- *      bias.  Rows with the same path and bias share one Dwfl_Module.
- *   3. Per frame: the module row whose [start, end) holds ip is found by
- *      bisection (a prefix maximum of `end` makes overlapping rows safe; the
- *      row with the greatest start wins).  The row gives module_id and
- *      offset = ip - base.  Function, file and line are looked up at ip - 1:
- *      ip is a return address, the byte after the call, which may already
- *      belong to the next line or even the next function.
+ *      process and ip, so no statement reads `frames` while it is updated;
+ *      so are the `modules` rows of the processes that have such frames,
+ *      ordered by process and start (one query: `modules` has no index on
+ *      process_id, and a query per process would scan it every time).
+ *   2. Files are shared by the whole trace, not per process: a trace of a
+ *      shell script has tens of processes mapping the same libc, and
+ *      opening it (and decompressing its debug sections) once per process
+ *      cost seconds.  Each distinct file is opened on the first frame that
+ *      falls in one of its rows and reported alone to its own offline Dwfl
+ *      at bias 0: its addresses are then its link-time addresses, and a
+ *      process address ip becomes ip - base (modules.base is the load
+ *      bias).  Its symbol and compilation-unit tables (below) are built
+ *      once, on first need, and serve every process.  An ET_EXEC file is
+ *      always at its link-time address (libdwfl ignores the base for it, as
+ *      it did when files were reported at their bias): for it ip is used as
+ *      is.  An open file holds descriptors, so at most max_open_files() are
+ *      open at once, the least recently used being closed (and reopened if
+ *      needed again): with usual traces, whose processes share most of
+ *      their libraries, that never happens.
+ *      A file is identified by its path and the st_dev, st_ino, st_size and
+ *      st_mtim of a stat() made when a row first needs it, checked again
+ *      with fstat() on the descriptor actually read: a file replaced while
+ *      the symbolizer runs is a new file, never mixed up with the old one
+ *      (a closed file found replaced when reopened gives no symbols).  The
+ *      trace does not record the identity of the files the processes had
+ *      mapped, so a file replaced between the recorded run and
+ *      symbolization is read in its current version (as it always was).
+ *   3. Per frame: the module row of its process whose [start, end) holds ip
+ *      is found by bisection (a prefix maximum of `end` makes overlapping
+ *      rows safe; the row with the greatest start wins).  The row gives
+ *      module_id and offset = ip - base.  Function, file and line are looked
+ *      up at ip - 1: ip is a return address, the byte after the call, which
+ *      may already belong to the next line or even the next function.
  *   4. All updates run through one prepared UPDATE in one transaction.
  *
  * Function names come from the ELF symbol table (.symtab, else the one of
@@ -39,14 +62,16 @@
 
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* A code symbol of a module, address already relocated. */
+/* A code symbol of a file, at its address in the file's own address space. */
 typedef struct {
     uint64_t addr;
     uint64_t size;      /* > 0; sizeless symbols: up to the next symbol or
@@ -59,29 +84,56 @@ typedef struct {
     int ndx;            /* symbol table index: last tie-break */
 } sym_t;
 
-/* An address range of a compilation unit, relocated (see find_line). */
+/* An address range of a compilation unit, in the file's own address space
+ * (see find_line). */
 typedef struct {
     uint64_t lo, hi;
     uint64_t maxhi;     /* max(hi) over this entry and all before */
     Dwarf_Die cudie;
 } cu_range_t;
 
-/* One `modules` row of the process being symbolized. */
-typedef struct {
-    int64_t id;
+/* A distinct file of the trace (see 2. above). */
+typedef struct file {
+    struct file *next;  /* hash chain */
+    struct file *newer, *older; /* LRU list of the open files */
+    uint64_t hash;
     char *path;
-    uint64_t base, start, end;
-    uint64_t maxend;    /* max(end) over this row and every row before it */
-    Dwfl_Module *mod;   /* NULL: file missing, unreadable or not ELF */
-    int owner;          /* index of the row holding mod's symbol and CU
-                         * tables (rows sharing mod share them) */
-    int syms_loaded;    /* owner rows: syms/nsyms are valid */
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    enum { FILE_CLOSED, FILE_OPEN, FILE_FAILED } state;
+    Dwfl *dwfl;         /* its own Dwfl, when open */
+    Dwfl_Module *mod;   /* reported at bias 0, when open */
+    int absolute;       /* ET_EXEC (or ET_CORE): addresses are process
+                         * addresses, the row's base does not apply */
+    int syms_loaded;    /* syms/nsyms are valid */
     sym_t *syms;
     size_t nsyms;
-    int cus_loaded;     /* owner rows: cus/ncus are valid */
+    int cus_loaded;     /* cus/ncus are valid */
     cu_range_t *cus;
     size_t ncus;
     Dwarf_Addr dwbias;  /* bias of the module's DWARF addresses */
+} file_t;
+
+/* The distinct files, hashed by path and identity; at most max_open of
+ * them open at a time (see file_module). */
+typedef struct {
+    file_t **buckets;   /* nbuckets, a power of two */
+    size_t nbuckets, n;
+    file_t *newest, *oldest; /* the open files, most recently used first */
+    size_t nopen, max_open;
+} file_table_t;
+
+/* One `modules` row of a process with pending frames. */
+typedef struct {
+    int64_t id, process_id;
+    char *path;
+    uint64_t base, start, end;
+    uint64_t maxend;    /* max(end) over this row and every row before it
+                         * of the same process */
+    int looked_up;      /* file is valid */
+    file_t *file;       /* NULL: path empty, missing or not a regular file */
 } mod_row_t;
 
 /* A pending frame. */
@@ -124,7 +176,7 @@ static int section_range(Elf *elf, GElf_Word shndx, Dwarf_Addr bias, uint64_t *l
     return 1;
 }
 
-/* Fills r->syms with the code symbols of r->mod sorted by address: typed
+/* Fills fl->syms with the code symbols of fl->mod sorted by address: typed
  * functions, and untyped labels in executable sections (assembly entry
  * points such as ld.so's _dl_start_user, which run constructors).
  *   - One entry per address: the preferred alias (sized, then global, weak,
@@ -135,10 +187,10 @@ static int section_range(Elf *elf, GElf_Word shndx, Dwarf_Addr bias, uint64_t *l
  *     claim the PLT after it).
  * A module without a symbol table gets an empty array.  Returns 0 or
  * MT_ENOMEM. */
-static int load_syms(mod_row_t *r)
+static int load_syms(file_t *fl)
 {
-    r->syms_loaded = 1;
-    int n = dwfl_module_getsymtab(r->mod);
+    fl->syms_loaded = 1;
+    int n = dwfl_module_getsymtab(fl->mod);
     if (n <= 1) return 0;
     sym_t *s = malloc((size_t)n * sizeof *s);
     if (!s) return MT_ENOMEM;
@@ -151,7 +203,7 @@ static int load_syms(mod_row_t *r)
         Dwarf_Addr bias = 0;
         uint64_t lo, hi;
         int exec;
-        const char *name = dwfl_module_getsym_info(r->mod, i, &sym, &addr, &shndx, &elf, &bias);
+        const char *name = dwfl_module_getsym_info(fl->mod, i, &sym, &addr, &shndx, &elf, &bias);
         if (!name || !*name || shndx == SHN_UNDEF) continue;
         int type = GELF_ST_TYPE(sym.st_info);
         int known = section_range(elf, shndx, bias, &lo, &hi, &exec);
@@ -185,82 +237,83 @@ static int load_syms(mod_row_t *r)
         uint64_t end = s[i].addr + s[i].size;
         s[i].maxend = i && s[i - 1].maxend > end ? s[i - 1].maxend : end;
     }
-    r->syms = s;
-    r->nsyms = out;
+    fl->syms = s;
+    fl->nsyms = out;
     return 0;
 }
 
 /* Name of the code symbol holding `pc` (the one starting last when they
  * nest), or NULL: a gap is a function absent from the table. */
-static const char *find_sym(const mod_row_t *r, uint64_t pc)
+static const char *find_sym(const file_t *fl, uint64_t pc)
 {
-    size_t lo = 0, hi = r->nsyms; /* first index with addr > pc */
+    size_t lo = 0, hi = fl->nsyms; /* first index with addr > pc */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (r->syms[mid].addr <= pc) lo = mid + 1;
+        if (fl->syms[mid].addr <= pc) lo = mid + 1;
         else hi = mid;
     }
-    for (size_t i = lo; i-- > 0 && r->syms[i].maxend > pc;)
-        if (pc - r->syms[i].addr < r->syms[i].size) return r->syms[i].name;
+    for (size_t i = lo; i-- > 0 && fl->syms[i].maxend > pc;)
+        if (pc - fl->syms[i].addr < fl->syms[i].size) return fl->syms[i].name;
     return NULL;
 }
 
-/* Index of the row whose [start, end) holds ip (greatest start wins), or
- * -1.  rows are sorted by start with maxend filled. */
-static int find_row(const mod_row_t *rows, int nrows, uint64_t ip)
+/* The row whose [start, end) holds ip (greatest start wins), or NULL.
+ * rows (one process's) are sorted by start with maxend filled. */
+static mod_row_t *find_row(mod_row_t *rows, size_t nrows, uint64_t ip)
 {
-    int lo = 0, hi = nrows; /* first index with start > ip */
+    size_t lo = 0, hi = nrows; /* first index with start > ip */
     while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
+        size_t mid = lo + (hi - lo) / 2;
         if (rows[mid].start <= ip) lo = mid + 1;
         else hi = mid;
     }
-    for (int i = lo - 1; i >= 0 && rows[i].maxend > ip; i--)
-        if (rows[i].end > ip) return i;
-    return -1;
+    for (size_t i = lo; i-- > 0 && rows[i].maxend > ip;)
+        if (rows[i].end > ip) return &rows[i];
+    return NULL;
 }
 
-static void free_rows(mod_row_t *rows, int nrows)
+static void free_rows(mod_row_t *rows, size_t nrows)
 {
-    for (int i = 0; i < nrows; i++) {
-        free(rows[i].path);
-        free(rows[i].syms);
-        free(rows[i].cus);
-    }
+    for (size_t i = 0; i < nrows; i++) free(rows[i].path);
     free(rows);
 }
 
-/* Reads the modules of process `pid` (sorted by start) through `sel` into
- * *rows_out / *nrows_out.  Returns 0 or a negative MT_E* code. */
-static int read_modules(mt_stmt_t *sel, int64_t pid, mod_row_t **rows_out, int *nrows_out)
+/* Reads the modules rows of every process with pending frames, sorted by
+ * process then start (then id), into *rows_out / *nrows_out.  Returns 0 or
+ * a negative MT_E* code. */
+static int read_modules(mt_db_t *db, mod_row_t **rows_out, size_t *nrows_out)
 {
+    mt_stmt_t *sel = NULL;
     mod_row_t *rows = NULL;
-    int nrows = 0, cap = 0, rc;
-    *rows_out = NULL;
-    *nrows_out = 0;
-    if ((rc = mt_stmt_bind_int(sel, 1, pid))) goto out;
+    size_t nrows = 0, cap = 0;
+    int rc = mt_stmt_prepare(db, "SELECT process_id, id, path, base, start, \"end\" FROM modules "
+                                 "WHERE process_id IN (SELECT process_id FROM frames "
+                                 "WHERE symbolized = 0) ORDER BY process_id, start, id", &sel);
+    if (rc) goto out;
     while ((rc = mt_stmt_step(sel)) == 1) {
         if (nrows == cap) {
-            cap = cap ? cap * 2 : 64;
-            mod_row_t *grown = realloc(rows, (size_t)cap * sizeof *rows);
+            cap = cap ? cap * 2 : 256;
+            mod_row_t *grown = realloc(rows, cap * sizeof *rows);
             if (!grown) { rc = MT_ENOMEM; goto out; }
             rows = grown;
         }
         mod_row_t *r = &rows[nrows];
         memset(r, 0, sizeof *r);
-        const char *path = mt_stmt_text(sel, 1);
+        const char *path = mt_stmt_text(sel, 2);
         r->path = strdup(path ? path : "");
         if (!r->path) { rc = MT_ENOMEM; goto out; }
         nrows++;
-        r->id = mt_stmt_int(sel, 0);
-        r->base = (uint64_t)mt_stmt_int(sel, 2);
-        r->start = (uint64_t)mt_stmt_int(sel, 3);
-        r->end = (uint64_t)mt_stmt_int(sel, 4);
-        r->maxend = nrows > 1 && rows[nrows - 2].maxend > r->end ? rows[nrows - 2].maxend : r->end;
-        r->owner = nrows - 1;
+        r->process_id = mt_stmt_int(sel, 0);
+        r->id = mt_stmt_int(sel, 1);
+        r->base = (uint64_t)mt_stmt_int(sel, 3);
+        r->start = (uint64_t)mt_stmt_int(sel, 4);
+        r->end = (uint64_t)mt_stmt_int(sel, 5);
+        r->maxend = r->end;
+        if (nrows > 1 && r[-1].process_id == r->process_id && r[-1].maxend > r->end)
+            r->maxend = r[-1].maxend;
     }
 out:
-    mt_stmt_reset(sel);
+    mt_stmt_finalize(sel);
     if (rc < 0) {
         free_rows(rows, nrows);
         return rc;
@@ -270,33 +323,185 @@ out:
     return 0;
 }
 
-/* Reports every existing file of `rows` to a new Dwfl; rows that cannot be
- * reported keep mod = NULL.  Returns the Dwfl, or NULL (out of memory:
- * every row then stays without symbols). */
-static Dwfl *report_modules(mod_row_t *rows, int nrows)
+/* FNV-1a of the path, then the identity. */
+static uint64_t file_hash(const char *path, const struct stat *sb)
 {
-    Dwfl *dwfl = dwfl_begin(&offline_callbacks);
-    if (!dwfl) return NULL;
-    dwfl_report_begin(dwfl);
-    for (int i = 0; i < nrows; i++) {
-        mod_row_t *r = &rows[i];
-        struct stat sb;
-        if (!r->path[0] || stat(r->path, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
-        int shared = 0;
-        for (int j = 0; j < i && !shared; j++) {
-            if (rows[j].mod && rows[j].base == r->base && !strcmp(rows[j].path, r->path)) {
-                r->mod = rows[j].mod;
-                r->owner = rows[j].owner;
-                shared = 1;
+    uint64_t h = 0xcbf29ce484222325u;
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) h = (h ^ *p) * 0x100000001b3u;
+    uint64_t id[4] = {(uint64_t)sb->st_dev, (uint64_t)sb->st_ino, (uint64_t)sb->st_size,
+                      (uint64_t)sb->st_mtim.tv_sec};
+    for (int i = 0; i < 4; i++) h = (h ^ id[i]) * 0x100000001b3u;
+    return h;
+}
+
+/* Closes an open file: its Dwfl (which owns the symbol names) and tables
+ * go; it can be opened again. */
+static void close_file(file_table_t *t, file_t *f)
+{
+    if (f->state != FILE_OPEN) return;
+    dwfl_end(f->dwfl);
+    f->dwfl = NULL;
+    f->mod = NULL;
+    free(f->syms);
+    f->syms = NULL;
+    f->nsyms = 0;
+    f->syms_loaded = 0;
+    free(f->cus);
+    f->cus = NULL;
+    f->ncus = 0;
+    f->cus_loaded = 0;
+    f->state = FILE_CLOSED;
+    if (f->newer) f->newer->older = f->older;
+    else t->newest = f->older;
+    if (f->older) f->older->newer = f->newer;
+    else t->oldest = f->newer;
+    f->newer = f->older = NULL;
+    t->nopen--;
+}
+
+static void free_files(file_table_t *t)
+{
+    for (size_t b = 0; b < t->nbuckets; b++) {
+        for (file_t *f = t->buckets[b], *next; f; f = next) {
+            next = f->next;
+            close_file(t, f);
+            free(f->path);
+            free(f);
+        }
+    }
+    free(t->buckets);
+    t->buckets = NULL;
+    t->nbuckets = t->n = 0;
+}
+
+/* Opens f as an ELF file reported alone to a new Dwfl at bias 0; state
+ * becomes FILE_OPEN, or FILE_FAILED (unreadable, not ELF, replaced since
+ * it was identified, out of memory in libdwfl: no symbols, and no retry). */
+static void open_file(file_t *f)
+{
+    struct stat sb;
+    GElf_Addr bias;
+    GElf_Ehdr ehdr;
+    f->state = FILE_FAILED;
+    /* Opened here, not by libdwfl, to check that the file read is the one
+     * identified (it may be opened again after being closed). */
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    if (fstat(fd, &sb) != 0 || sb.st_dev != f->dev || sb.st_ino != f->ino || sb.st_size != f->size ||
+        sb.st_mtim.tv_sec != f->mtime.tv_sec || sb.st_mtim.tv_nsec != f->mtime.tv_nsec ||
+        !(f->dwfl = dwfl_begin(&offline_callbacks))) {
+        close(fd);
+        return;
+    }
+    dwfl_report_begin(f->dwfl);
+    /* base 0, add_p_vaddr = true: an ET_DYN file's addresses are its
+     * link-time addresses, so a process address is ip - (load bias), also
+     * for a (prelinked) ET_DYN whose first p_vaddr is not 0.  libdwfl
+     * ignores the base of ET_EXEC: fixed addresses (see absolute).  On
+     * success the Dwfl owns fd (dwfl_end closes it); on failure it does
+     * not. */
+    f->mod = dwfl_report_elf(f->dwfl, f->path, f->path, fd, 0, true);
+    if (!f->mod) close(fd);
+    dwfl_report_end(f->dwfl, NULL, NULL);
+    Elf *elf = f->mod ? dwfl_module_getelf(f->mod, &bias) : NULL;
+    if (!elf || !gelf_getehdr(elf, &ehdr)) {
+        dwfl_end(f->dwfl);
+        f->dwfl = NULL;
+        f->mod = NULL;
+        return;
+    }
+    f->absolute = ehdr.e_type == ET_EXEC || ehdr.e_type == ET_CORE;
+    f->state = FILE_OPEN;
+}
+
+/* The module of file f, opening it if needed, or NULL (it cannot be read
+ * as ELF).  Each open file holds one or more descriptors (the file, its
+ * separate debug file, a dwz file), so at most t->max_open files are open
+ * at a time: the least recently used one is closed to open another. */
+static Dwfl_Module *file_module(file_table_t *t, file_t *f)
+{
+    if (f->state == FILE_FAILED) return NULL;
+    if (f->state == FILE_CLOSED) {
+        while (t->nopen >= t->max_open && t->oldest) close_file(t, t->oldest);
+        open_file(f);
+        if (f->state != FILE_OPEN) return NULL;
+        t->nopen++;
+    } else if (t->newest == f) {
+        return f->mod;
+    } else { /* unlink, then insert as the newest below */
+        f->newer->older = f->older;
+        if (f->older) f->older->newer = f->newer;
+        else t->oldest = f->newer;
+    }
+    f->newer = NULL;
+    f->older = t->newest;
+    if (t->newest) t->newest->newer = f;
+    else t->oldest = f;
+    t->newest = f;
+    return f->mod;
+}
+
+/* How many files may be open at once: an eighth of the descriptor limit
+ * (a file takes up to about three), within [4, 1024]. */
+static size_t max_open_files(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 1024;
+    rlim_t n = rl.rlim_cur / 8;
+    return n < 4 ? 4 : n > 1024 ? 1024 : (size_t)n;
+}
+
+/* The file of row r: looked up (stat, then the table by path and identity)
+ * on first use.  Sets r->file (NULL for an empty path, a
+ * missing or non-regular file).  Returns 0 or MT_ENOMEM. */
+static int row_file(file_table_t *t, mod_row_t *r)
+{
+    struct stat sb;
+    if (r->looked_up) return 0;
+    r->looked_up = 1;
+    r->file = NULL;
+    if (!r->path[0] || stat(r->path, &sb) != 0 || !S_ISREG(sb.st_mode)) return 0;
+    uint64_t h = file_hash(r->path, &sb);
+    if (t->nbuckets) {
+        for (file_t *f = t->buckets[h & (t->nbuckets - 1)]; f; f = f->next) {
+            if (f->hash == h && f->dev == sb.st_dev && f->ino == sb.st_ino && f->size == sb.st_size &&
+                f->mtime.tv_sec == sb.st_mtim.tv_sec && f->mtime.tv_nsec == sb.st_mtim.tv_nsec &&
+                !strcmp(f->path, r->path)) {
+                r->file = f;
+                return 0;
             }
         }
-        /* base is the load bias (dlpi_addr): add_p_vaddr = true places the
-         * first PT_LOAD at base + p_vaddr, which is also right for the rare
-         * (prelinked) ET_DYN whose p_vaddr is not 0.  ET_EXEC ignores it. */
-        if (!shared) r->mod = dwfl_report_elf(dwfl, r->path, r->path, -1, r->base, true);
     }
-    dwfl_report_end(dwfl, NULL, NULL);
-    return dwfl;
+    if (t->n >= t->nbuckets) { /* keep the load factor at most 1 */
+        size_t nb = t->nbuckets ? t->nbuckets * 2 : 64;
+        file_t **b = calloc(nb, sizeof *b);
+        if (!b) return MT_ENOMEM;
+        for (size_t i = 0; i < t->nbuckets; i++) {
+            for (file_t *f = t->buckets[i], *next; f; f = next) {
+                next = f->next;
+                f->next = b[f->hash & (nb - 1)];
+                b[f->hash & (nb - 1)] = f;
+            }
+        }
+        free(t->buckets);
+        t->buckets = b;
+        t->nbuckets = nb;
+    }
+    file_t *f = calloc(1, sizeof *f);
+    if (!f || !(f->path = strdup(r->path))) {
+        free(f);
+        return MT_ENOMEM;
+    }
+    f->hash = h;
+    f->dev = sb.st_dev;
+    f->ino = sb.st_ino;
+    f->size = sb.st_size;
+    f->mtime = sb.st_mtim;
+    f->next = t->buckets[h & (t->nbuckets - 1)];
+    t->buckets[h & (t->nbuckets - 1)] = f;
+    t->n++;
+    r->file = f;
+    return 0;
 }
 
 /* `file` made absolute against the CU's compilation directory (libdw
@@ -317,13 +522,13 @@ static int cu_cmp(const void *a, const void *b)
     return (x->hi > y->hi) - (x->hi < y->hi);
 }
 
-/* Fills r->cus with the address ranges of every compilation unit of
- * r->mod's DWARF, sorted.  No DWARF gives an empty table.  Returns 0 or
+/* Fills fl->cus with the address ranges of every compilation unit of
+ * fl->mod's DWARF, sorted.  No DWARF gives an empty table.  Returns 0 or
  * MT_ENOMEM. */
-static int load_cus(mod_row_t *r)
+static int load_cus(file_t *fl)
 {
-    r->cus_loaded = 1;
-    Dwarf *dw = dwfl_module_getdwarf(r->mod, &r->dwbias);
+    fl->cus_loaded = 1;
+    Dwarf *dw = dwfl_module_getdwarf(fl->mod, &fl->dwbias);
     if (!dw) return 0;
     size_t n = 0, cap = 0;
     cu_range_t *cus = NULL;
@@ -344,8 +549,8 @@ static int load_cus(mod_row_t *r)
                 }
                 cus = grown;
             }
-            cus[n].lo = lo + r->dwbias;
-            cus[n].hi = hi + r->dwbias;
+            cus[n].lo = lo + fl->dwbias;
+            cus[n].hi = hi + fl->dwbias;
             cus[n].cudie = cudie;
             n++;
         }
@@ -353,38 +558,37 @@ static int load_cus(mod_row_t *r)
     qsort(cus, n, sizeof *cus, cu_cmp);
     for (size_t i = 0; i < n; i++)
         cus[i].maxhi = i && cus[i - 1].maxhi > cus[i].hi ? cus[i - 1].maxhi : cus[i].hi;
-    r->cus = cus;
-    r->ncus = n;
+    fl->cus = cus;
+    fl->ncus = n;
     return 0;
 }
 
-/* The compilation unit of r whose ranges hold pc, or NULL. */
-static Dwarf_Die *find_cu(mod_row_t *r, uint64_t pc)
+/* The compilation unit of fl whose ranges hold pc, or NULL. */
+static Dwarf_Die *find_cu(file_t *fl, uint64_t pc)
 {
-    size_t lo = 0, hi = r->ncus; /* first index with lo > pc */
+    size_t lo = 0, hi = fl->ncus; /* first index with lo > pc */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (r->cus[mid].lo <= pc) lo = mid + 1;
+        if (fl->cus[mid].lo <= pc) lo = mid + 1;
         else hi = mid;
     }
-    for (size_t i = lo; i-- > 0 && r->cus[i].maxhi > pc;)
-        if (pc < r->cus[i].hi) return &r->cus[i].cudie;
+    for (size_t i = lo; i-- > 0 && fl->cus[i].maxhi > pc;)
+        if (pc < fl->cus[i].hi) return &fl->cus[i].cudie;
     return NULL;
 }
 
-/* Source file and line of pc in module `mod` (its symbol and CU tables in
- * owner row `o`): *file (NULL when unknown; may point into buf) and *line
- * (0 when unknown).  libdwfl finds the compilation unit through
- * .debug_aranges, which clang does not emit by default; when it finds
- * nothing, the CU is looked up in o's table of CU ranges (DW_AT_ranges /
- * low_pc of every CU, built on first need).  Returns 0 or MT_ENOMEM. */
-static int find_line(mod_row_t *o, Dwfl_Module *mod, uint64_t pc, const char **file, int *line,
-                     char *buf, size_t len)
+/* Source file and line of pc (an address of fl's own address space):
+ * *file (NULL when unknown; may point into buf) and *line (0 when unknown).
+ * libdwfl finds the compilation unit through .debug_aranges, which clang
+ * does not emit by default; when it finds nothing, the CU is looked up in
+ * fl's table of CU ranges (DW_AT_ranges / low_pc of every CU, built on
+ * first need).  Returns 0 or MT_ENOMEM. */
+static int find_line(file_t *fl, uint64_t pc, const char **file, int *line, char *buf, size_t len)
 {
     const char *comp_dir = NULL;
     *file = NULL;
     *line = 0;
-    Dwfl_Line *dl = dwfl_module_getsrc(mod, pc);
+    Dwfl_Line *dl = dwfl_module_getsrc(fl->mod, pc);
     if (dl) {
         Dwarf_Addr a;
         int col;
@@ -393,9 +597,9 @@ static int find_line(mod_row_t *o, Dwfl_Module *mod, uint64_t pc, const char **f
         comp_dir = dwfl_line_comp_dir(dl);
     } else {
         int rc;
-        if (!o->cus_loaded && (rc = load_cus(o))) return rc;
-        Dwarf_Die *cudie = find_cu(o, pc);
-        Dwarf_Line *l = cudie ? dwarf_getsrc_die(cudie, pc - o->dwbias) : NULL;
+        if (!fl->cus_loaded && (rc = load_cus(fl))) return rc;
+        Dwarf_Die *cudie = find_cu(fl, pc);
+        Dwarf_Line *l = cudie ? dwarf_getsrc_die(cudie, pc - fl->dwbias) : NULL;
         if (l) {
             Dwarf_Attribute attr;
             *file = dwarf_linesrc(l, NULL, NULL);
@@ -407,25 +611,29 @@ static int find_line(mod_row_t *o, Dwfl_Module *mod, uint64_t pc, const char **f
     return 0;
 }
 
-/* Looks up one frame and writes its row through `upd`.  *resolved is set
- * when a function name was stored.  Returns 0 or a negative MT_E* code. */
-static int symbolize_frame(mt_stmt_t *upd, mod_row_t *rows, int nrows, const frame_t *f, int *resolved)
+/* Looks up one frame and writes its row through `upd`; rows/nrows are the
+ * module rows of its process.  *resolved is set when a function name was
+ * stored.  Returns 0 or a negative MT_E* code. */
+static int symbolize_frame(mt_stmt_t *upd, file_table_t *files, mod_row_t *rows, size_t nrows,
+                           const frame_t *f, int *resolved)
 {
     const char *function = NULL, *file = NULL;
     char joined[4096];
     int line = 0, rc;
     *resolved = 0;
-    int ri = find_row(rows, nrows, f->ip);
-    if (ri >= 0) {
-        mod_row_t *r = &rows[ri];
-        mod_row_t *o = &rows[r->owner];
+    mod_row_t *r = find_row(rows, nrows, f->ip);
+    if (r) {
         if ((rc = mt_stmt_bind_int(upd, 1, r->id))) return rc;
         if ((rc = mt_stmt_bind_int(upd, 2, (int64_t)(f->ip - r->base)))) return rc;
-        if (r->mod) {
-            uint64_t pc = f->ip ? f->ip - 1 : 0;
-            if (!o->syms_loaded && (rc = load_syms(o))) return rc;
-            function = find_sym(o, pc);
-            if ((rc = find_line(o, r->mod, pc, &file, &line, joined, sizeof joined))) return rc;
+        if ((rc = row_file(files, r))) return rc;
+        file_t *fl = r->file;
+        if (fl && file_module(files, fl)) {
+            /* ip - 1 in the file's address space (unsigned wrap-around for
+             * nonsense rows just finds nothing) */
+            uint64_t pc = (f->ip ? f->ip - 1 : 0) - (fl->absolute ? 0 : r->base);
+            if (!fl->syms_loaded && (rc = load_syms(fl))) return rc;
+            function = find_sym(fl, pc);
+            if ((rc = find_line(fl, pc, &file, &line, joined, sizeof joined))) return rc;
         }
     } else {
         if ((rc = mt_stmt_bind_null(upd, 1))) return rc;
@@ -480,13 +688,13 @@ out:
  * without a journal, where SQLite cannot promise that: re-run or discard). */
 int mt_symbolize(mt_db_t *db, long *nresolved)
 {
-    mt_stmt_t *sel_mod = NULL, *upd = NULL;
+    mt_stmt_t *upd = NULL;
     frame_t *frames = NULL;
     mod_row_t *rows = NULL;
-    int nrows = 0, in_tx = 0, rc;
-    size_t nframes = 0;
+    file_table_t files = {.max_open = max_open_files()};
+    size_t nframes = 0, nrows = 0;
+    int in_tx = 0, rc;
     long resolved = 0;
-    Dwfl *dwfl = NULL;
 
     if (nresolved) *nresolved = 0;
     if (!db) return MT_EINVAL;
@@ -494,32 +702,29 @@ int mt_symbolize(mt_db_t *db, long *nresolved)
     in_tx = 1;
     if ((rc = read_pending_frames(db, &frames, &nframes))) goto out;
     if (nframes == 0) goto out;
-    rc = mt_stmt_prepare(db, "SELECT id, path, base, start, \"end\" FROM modules "
-                             "WHERE process_id = ?1 ORDER BY start, id", &sel_mod);
-    if (rc) goto out;
+    if ((rc = read_modules(db, &rows, &nrows))) goto out;
     rc = mt_stmt_prepare(db, "UPDATE frames SET module_id = ?1, \"offset\" = ?2, function = ?3, "
                              "file = ?4, line = ?5, symbolized = 1 WHERE id = ?6", &upd);
     if (rc) goto out;
 
+    /* frames and rows are both sorted by process: walk them together */
+    size_t r0 = 0;
     for (size_t i = 0; i < nframes;) {
         int64_t pid = frames[i].process_id;
-        if ((rc = read_modules(sel_mod, pid, &rows, &nrows))) goto out;
-        dwfl = nrows ? report_modules(rows, nrows) : NULL;
+        while (r0 < nrows && rows[r0].process_id < pid) r0++;
+        size_t r1 = r0;
+        while (r1 < nrows && rows[r1].process_id == pid) r1++;
         for (; i < nframes && frames[i].process_id == pid; i++) {
             int got;
-            if ((rc = symbolize_frame(upd, rows, nrows, &frames[i], &got))) goto out;
+            rc = symbolize_frame(upd, &files, rows + r0, r1 - r0, &frames[i], &got);
+            if (rc) goto out;
             resolved += got;
         }
-        dwfl_end(dwfl); /* the symbol names in rows point into it */
-        dwfl = NULL;
-        free_rows(rows, nrows);
-        rows = NULL;
-        nrows = 0;
+        r0 = r1;
     }
 out:
-    dwfl_end(dwfl);
+    free_files(&files);
     free_rows(rows, nrows);
-    mt_stmt_finalize(sel_mod);
     mt_stmt_finalize(upd);
     free(frames);
     if (in_tx) {

@@ -7,6 +7,8 @@
  * __LINE__, a function entry), runs the symbolizer and checks every column
  * with exact values.  Frames in no module, in a missing file, in an empty
  * path and in a file that is not ELF must come out unresolved but looked at.
+ * The same file mapped at different bases by different processes (files
+ * are opened once per trace, at bias 0) must give the same answers.
  */
 #define _GNU_SOURCE
 #include <link.h>
@@ -333,6 +335,54 @@ static void test_processes_overlaps_and_rerun(void **state)
     assert_resolved(fx, f1, m1, ra, "symb_call_site", call_line);
 }
 
+/* Frames of two processes that mapped the same file at different bases
+ * (the symbolizer opens it once for both) resolve alike. */
+static void test_same_file_at_different_bases(void **state)
+{
+    fixture_t *fx = *state;
+    if (fx->base == 0) skip(); /* not PIE: its addresses are fixed */
+    const uint64_t shift = 0x10000000;
+    assert_true(fx->end - fx->start < shift);
+    int call_line = 0;
+    uint64_t ra = (uint64_t)(uintptr_t)symb_call_site(&call_line);
+    uint64_t entry = (uint64_t)(uintptr_t)&symb_return_address;
+
+    int64_t p1 = add_process(fx->db, 11);
+    int64_t p2 = add_process(fx->db, 12);
+    int64_t m2 = add_module(fx->db, p2, fx->exe, fx->base + shift, fx->start + shift, fx->end + shift);
+    int64_t m1 = add_module(fx->db, p1, fx->exe, fx->base, fx->start, fx->end);
+    uint64_t ips[2] = {ra, entry + 1};
+    int64_t f1[2], f2[2];
+    for (int i = 0; i < 2; i++) {
+        f2[i] = add_frame(fx->db, p2, ips[i] + shift);
+        f1[i] = add_frame(fx->db, p1, ips[i]);
+    }
+    int64_t f_unshifted = add_frame(fx->db, p2, ra); /* below p2's mapping */
+
+    long nresolved = -1;
+    assert_int_equal(mt_symbolize(fx->db, &nresolved), 0);
+    assert_int_equal(nresolved, 4);
+
+    assert_resolved(fx, f1[0], m1, ra, "symb_call_site", call_line);
+    assert_resolved(fx, f1[1], m1, entry + 1, "symb_return_address", return_address_line);
+    for (int i = 0; i < 2; i++) {
+        frame_row_t a = read_frame(fx->db, f1[i]);
+        frame_row_t b = read_frame(fx->db, f2[i]);
+        assert_int_equal(b.module_id, m2);
+        assert_int_equal(b.ip, (int64_t)(ips[i] + shift));
+        assert_int_equal(b.offset, a.offset);
+        assert_non_null(b.function);
+        assert_string_equal(b.function, a.function);
+        assert_non_null(b.file);
+        assert_string_equal(b.file, a.file);
+        assert_int_equal(b.line, a.line);
+        assert_int_equal(b.symbolized, 1);
+        free_frame(&a);
+        free_frame(&b);
+    }
+    assert_unresolved(fx->db, f_unshifted, -1, ra, -1);
+}
+
 static void test_no_frames(void **state)
 {
     fixture_t *fx = *state;
@@ -349,6 +399,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resolves_own_functions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unusable_modules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_processes_overlaps_and_rerun, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_file_at_different_bases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_frames, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
