@@ -662,6 +662,15 @@ static int finish_process(mt_collector_t *c, region_t *g, mt_stmt_t *upd, mt_col
         region_t *o = &c->regions[i];
         if (o->r->pid == r->pid && o->r->index < r->index && (!prev || o->r->index > prev->r->index)) prev = o;
     }
+    if (!parent && !prev) {
+        /* started by vfork or posix_spawn + exec, which make no region of
+         * their own: the parent is the newest earlier image of its ppid */
+        for (size_t i = 0; i < c->nregions; i++) {
+            region_t *o = &c->regions[i];
+            if (o->r->pid == r->ppid && o->r->index < r->index && (!parent || o->r->index > parent->r->index))
+                parent = o;
+        }
+    }
     if (parent) mt_stmt_bind_int(upd, 7, parent->process_id);
     else mt_stmt_bind_null(upd, 7);
     if (prev) mt_stmt_bind_int(upd, 8, prev->process_id);

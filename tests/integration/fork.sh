@@ -31,4 +31,17 @@ assert_eq "child has a fork_child marker" 1 \
     "$(q fk.db "SELECT count(*) FROM marker_names WHERE kind = 'fork_child' AND process_id = '$child'")"
 assert_eq "child's process_exit marker, value 0" "0" \
     "$(q fk.db "SELECT value FROM marker_names WHERE kind = 'process_exit' AND process_id = '$child'")"
+
+# posix_spawn (a vfork-style clone: no fork handler runs) of known_allocs:
+# the spawned image still gets the spawner as its parent
+trace sp.db "$PROGS/spawner" "$PROGS/known_allocs"
+assert_eq "spawn: memtrace exit status" 0 "$RC"
+assert_eq "spawn: processes (id, parent_id, exec_of, exe)" "1|||spawner
+2|1||known_allocs" \
+    "$(q sp.db "SELECT id, parent_id, exec_of, replace(exe, rtrim(exe, replace(exe, '/', '')), '') FROM processes ORDER BY id")"
+assert_eq "spawn: the spawner's own events" "free|3|
+malloc|3|99" "$(q sp.db "SELECT kind, count(*), sum(size) FROM events WHERE process_id = 1 AND kind IN ('malloc', 'free')
+                          GROUP BY kind ORDER BY kind")"
+assert_eq "spawn: the spawned program's mallocs" 50 \
+    "$(q sp.db "SELECT count(*) FROM events WHERE process_id = 2 AND kind = 'malloc'")"
 finish
