@@ -244,7 +244,7 @@ static int load_syms(file_t *fl)
 
 /* Name of the code symbol holding `pc` (the one starting last when they
  * nest), or NULL: a gap is a function absent from the table. */
-static const char *find_sym(const file_t *fl, uint64_t pc)
+static const char *find_sym(const file_t *fl, uint64_t pc, uint64_t *start)
 {
     size_t lo = 0, hi = fl->nsyms; /* first index with addr > pc */
     while (lo < hi) {
@@ -253,7 +253,10 @@ static const char *find_sym(const file_t *fl, uint64_t pc)
         else hi = mid;
     }
     for (size_t i = lo; i-- > 0 && fl->syms[i].maxend > pc;)
-        if (pc - fl->syms[i].addr < fl->syms[i].size) return fl->syms[i].name;
+        if (pc - fl->syms[i].addr < fl->syms[i].size) {
+            *start = fl->syms[i].addr;
+            return fl->syms[i].name;
+        }
     return NULL;
 }
 
@@ -583,17 +586,20 @@ static Dwarf_Die *find_cu(file_t *fl, uint64_t pc)
  * does not emit by default; when it finds nothing, the CU is looked up in
  * fl's table of CU ranges (DW_AT_ranges / low_pc of every CU, built on
  * first need).  Returns 0 or MT_ENOMEM. */
-static int find_line(file_t *fl, uint64_t pc, const char **file, int *line, char *buf, size_t len)
+static int find_line(file_t *fl, uint64_t pc, const char **file, int *line, uint64_t *row_addr, char *buf,
+                     size_t len)
 {
     const char *comp_dir = NULL;
     *file = NULL;
     *line = 0;
+    *row_addr = 0;
     Dwfl_Line *dl = dwfl_module_getsrc(fl->mod, pc);
     if (dl) {
         Dwarf_Addr a;
         int col;
         Dwarf_Word mtime, length;
         *file = dwfl_lineinfo(dl, &a, line, &col, &mtime, &length);
+        *row_addr = a;
         comp_dir = dwfl_line_comp_dir(dl);
     } else {
         int rc;
@@ -602,8 +608,10 @@ static int find_line(file_t *fl, uint64_t pc, const char **file, int *line, char
         Dwarf_Line *l = cudie ? dwarf_getsrc_die(cudie, pc - fl->dwbias) : NULL;
         if (l) {
             Dwarf_Attribute attr;
+            Dwarf_Addr a;
             *file = dwarf_linesrc(l, NULL, NULL);
             if (dwarf_lineno(l, line) != 0) *line = 0;
+            if (dwarf_lineaddr(l, &a) == 0) *row_addr = a + fl->dwbias;
             comp_dir = dwarf_formstring(dwarf_attr(cudie, DW_AT_comp_dir, &attr));
         }
     }
@@ -632,8 +640,16 @@ static int symbolize_frame(mt_stmt_t *upd, file_table_t *files, mod_row_t *rows,
              * nonsense rows just finds nothing) */
             uint64_t pc = (f->ip ? f->ip - 1 : 0) - (fl->absolute ? 0 : r->base);
             if (!fl->syms_loaded && (rc = load_syms(fl))) return rc;
-            function = find_sym(fl, pc);
-            if ((rc = find_line(fl, pc, &file, &line, joined, sizeof joined))) return rc;
+            uint64_t sym_start = 0, row_addr = 0;
+            function = find_sym(fl, pc, &sym_start);
+            if ((rc = find_line(fl, pc, &file, &line, &row_addr, joined, sizeof joined))) return rc;
+            /* a line row that starts before the function does belongs to
+             * code before it (e.g. _start, which has no line table, would
+             * get the last line of main) */
+            if (function && row_addr && row_addr < sym_start) {
+                file = NULL;
+                line = 0;
+            }
         }
     } else {
         if ((rc = mt_stmt_bind_null(upd, 1))) return rc;
