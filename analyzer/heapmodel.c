@@ -8,7 +8,7 @@
  *     thread_ix  idmap threads.id -> index in threads[]
  *     proc_ix    idmap processes.id -> index in procs[]
  *
- *   blockmap  address -> (size, stack, seq), open addressing with linear
+ *   blockmap  address -> (size, stack, seq, ts), open addressing with linear
  *             probing and backward-shift deletion (no tombstones, so a
  *             map that sees millions of malloc/free pairs does not decay).
  *             Address 0 marks an empty slot: it is never a block.  The
@@ -46,7 +46,8 @@ typedef struct {
     uint64_t addr;  /* 0: empty slot */
     int64_t size;
     int64_t stack;
-    int64_t seq;
+    int64_t seq;    /* seq and ts of the allocation */
+    int64_t ts;
 } slot_t;
 
 typedef struct {
@@ -345,6 +346,9 @@ static int feed_heap(mt_heap_t *h, thread_t *t, const mt_db_event_t *ev, unsigne
         s = bm_find(m, victim);
         if (s) {
             d->free_bytes = s->size;
+            d->free_stack = s->stack;
+            d->free_seq = s->seq;
+            d->free_ts = s->ts;
             d->flags |= MT_HEAP_FX_FREE;
             st->live_bytes -= s->size;
             st->live_blocks--;
@@ -366,10 +370,14 @@ static int feed_heap(mt_heap_t *h, thread_t *t, const mt_db_event_t *ev, unsigne
             st->replaced_live++;
             st->live_bytes -= s->size;
             st->live_blocks--;
+            d->replaced_bytes = s->size;
+            d->replaced_stack = s->stack;
+            d->flags |= MT_HEAP_FX_REPLACED;
         }
         s->size = size;
         s->stack = ev->stack;
         s->seq = ev->seq;
+        s->ts = ev->ts;
         st->live_bytes += size;
         st->live_blocks++;
         st->allocs++;
@@ -408,6 +416,9 @@ static int feed_os(mt_heap_t *h, thread_t *t, const mt_db_event_t *ev, unsigned 
         if (s) {
             int64_t gone = s->size;
             slot_t tail = *s;
+            d->free_stack = s->stack;
+            d->free_seq = s->seq;
+            d->free_ts = s->ts;
             bm_remove(m, s);
             if (!born && ev->size > 0 && ev->size < gone) {
                 /* munmap of the start of the region: the tail stays mapped */
@@ -417,9 +428,13 @@ static int feed_os(mt_heap_t *h, thread_t *t, const mt_db_event_t *ev, unsigned 
                 if (existed) {
                     st->mapped_bytes -= s->size;
                     st->mapped_regions--;
+                    d->replaced_bytes = s->size;
+                    d->replaced_stack = s->stack;
+                    d->flags |= MT_HEAP_FX_REPLACED;
                 }
                 *s = tail;
                 gone = ev->size;
+                d->flags |= MT_HEAP_FX_PARTIAL;
             } else {
                 st->mapped_regions--;
             }
@@ -438,10 +453,14 @@ static int feed_os(mt_heap_t *h, thread_t *t, const mt_db_event_t *ev, unsigned 
         if (existed) { /* MAP_FIXED over a region that starts here */
             st->mapped_bytes -= s->size;
             st->mapped_regions--;
+            d->replaced_bytes = s->size;
+            d->replaced_stack = s->stack;
+            d->flags |= MT_HEAP_FX_REPLACED;
         }
         s->size = size;
         s->stack = ev->stack;
         s->seq = ev->seq;
+        s->ts = ev->ts;
         st->mapped_bytes += size;
         st->mapped_regions++;
         st->maps++;
@@ -451,6 +470,7 @@ static int feed_os(mt_heap_t *h, thread_t *t, const mt_db_event_t *ev, unsigned 
             st->peak_mapped_bytes = st->mapped_bytes;
             st->peak_mapped_seq = ev->seq;
             st->peak_mapped_ts = ev->ts;
+            d->flags |= MT_HEAP_FX_MAP_PEAK;
         }
     }
     return 0;
@@ -476,6 +496,7 @@ int mt_heap_feed(mt_heap_t *h, const mt_db_event_t *ev, mt_heap_delta_t *d)
     thread_t *t;
     int rc = thread_get(h, ev->thread, &t);
     if (rc) return rc;
+    d->process = h->procs[t->proc].id;
     return dom == MT_DOM_libc ? feed_heap(h, t, ev, fl, d) : feed_os(h, t, ev, fl, d);
 }
 
@@ -489,7 +510,8 @@ void mt_heap_foreach_live(const mt_heap_t *h, void (*fn)(void *arg, const mt_hea
         for (size_t i = 0; m->bits && i < (size_t)1 << m->bits; i++) {
             const slot_t *s = &m->slots[i];
             if (!s->addr) continue;
-            mt_heap_block_t b = {s->addr, s->size, s->stack, s->seq, h->procs[p].id};
+            mt_heap_block_t b = {.addr = s->addr, .size = s->size, .stack = s->stack,
+                                 .seq = s->seq, .process = h->procs[p].id, .ts = s->ts};
             fn(arg, &b);
         }
     }

@@ -27,7 +27,8 @@
  *                      one at addr (if any): realloc(p, 0) only frees
  *   temporary          an allocation whose block is ended by the very next
  *                      heap event of the same thread (heaptrack's rule);
- *                      a realloc that moves that block ends it too
+ *                      a realloc of that block (moved or in place)
+ *                      ends it too
  *   peak               live heap bytes after an event; the first event that
  *                      reaches the maximum gives peak_seq / peak_ts
  *
@@ -64,11 +65,20 @@ typedef struct {
     int64_t peak_mapped_bytes, peak_mapped_seq, peak_mapped_ts;
 } mt_heap_stats_t;
 
-/* What one event did, for callers that keep their own counters. */
+/* What one event did, for callers that keep their own counters (per stack,
+ * per realloc chain).  The free_* fields describe the block the event ended
+ * and are valid when MT_HEAP_FX_FREE is set. */
 typedef struct {
     int64_t alloc_bytes;  /* size of the block or region it created */
     int64_t free_bytes;   /* size of the known block or region it ended */
     unsigned flags;       /* MT_HEAP_FX_* */
+    int64_t process;      /* processes.id of the event's thread (0: unregistered);
+                             set for heap and os events */
+    int64_t free_stack;   /* stack of the allocation that made the ended block */
+    int64_t free_seq;     /* seq and ts of that allocation */
+    int64_t free_ts;
+    int64_t replaced_bytes;  /* MT_HEAP_FX_REPLACED: size and stack of the block */
+    int64_t replaced_stack;  /* the new one displaced (its free was not seen) */
 } mt_heap_delta_t;
 
 #define MT_HEAP_FX_ALLOC     1u  /* created a block (heap) or region (os) */
@@ -77,6 +87,11 @@ typedef struct {
 #define MT_HEAP_FX_TEMPORARY 8u  /* the block it ended was a temporary allocation */
 #define MT_HEAP_FX_PEAK     16u  /* live heap bytes reached a new maximum */
 #define MT_HEAP_FX_OS       32u  /* the event is a mapping (os domain) */
+#define MT_HEAP_FX_REPLACED 64u  /* the new block or region took the address of one
+                                    still live in the model, which ends silently */
+#define MT_HEAP_FX_MAP_PEAK 128u /* mapped bytes (os) reached a new maximum */
+#define MT_HEAP_FX_PARTIAL  256u /* a munmap ended the start of a region: free_bytes
+                                    are gone, the rest stays mapped as a region */
 
 /* Live blocks grouped by allocation stack (mt_heap_leaks). */
 typedef struct {
@@ -91,6 +106,7 @@ typedef struct {
     uint64_t addr;
     int64_t size, stack, seq;
     int64_t process;    /* processes.id (0: thread not registered) */
+    int64_t ts;         /* of the allocation */
 } mt_heap_block_t;
 
 /* Creates an empty model.  Returns 0 or MT_ENOMEM. */

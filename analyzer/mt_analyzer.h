@@ -11,9 +11,21 @@
 
 int mt_cmd_summary(int argc, char **argv);
 int mt_cmd_query(int argc, char **argv);
+int mt_cmd_leaks(int argc, char **argv);
+int mt_cmd_peak(int argc, char **argv);
+int mt_cmd_top(int argc, char **argv);
+int mt_cmd_temporary(int argc, char **argv);
+int mt_cmd_growth(int argc, char **argv);
+int mt_cmd_export(int argc, char **argv);
 
 /* Usage text of each subcommand (for `memtrace help CMD` and errors). */
 void mt_usage_summary(FILE *out);
 void mt_usage_query(FILE *out);
+void mt_usage_leaks(FILE *out);
+void mt_usage_peak(FILE *out);
+void mt_usage_top(FILE *out);
+void mt_usage_temporary(FILE *out);
+void mt_usage_growth(FILE *out);
+void mt_usage_export(FILE *out);
 
 #endif

@@ -22,6 +22,12 @@ static const command_t commands[] = {
     {"run", mt_cmd_run, mt_usage_run, "run a program and record its allocations (the default)"},
     {"summary", mt_cmd_summary, mt_usage_summary, "what a trace shows: layers, peak, leaks, temporaries"},
     {"query", mt_cmd_query, mt_usage_query, "run read-only SQL on a trace"},
+    {"leaks", mt_cmd_leaks, mt_usage_leaks, "heap blocks still live at the end, by allocation stack"},
+    {"peak", mt_cmd_peak, mt_usage_peak, "the moment of the heap's peak and what was live then"},
+    {"top", mt_cmd_top, mt_usage_top, "allocation sites by calls, bytes or share of the peak"},
+    {"temporary", mt_cmd_temporary, mt_usage_temporary, "allocations freed by the next heap call, by stack"},
+    {"growth", mt_cmd_growth, mt_usage_growth, "realloc chains: growth factors, moves, bytes copied"},
+    {"export", mt_cmd_export, mt_usage_export, "allocation stacks as collapsed stacks for flame graphs"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -35,9 +41,9 @@ static void usage(FILE *out)
             "\n"
             "Commands:\n",
             MT_VERSION_STRING);
-    for (size_t i = 0; i < NCOMMANDS; i++) fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].what);
+    for (size_t i = 0; i < NCOMMANDS; i++) fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].what);
     fprintf(out,
-            "  help CMD  the usage of one command\n"
+            "  help CMD   the usage of one command\n"
             "\n"
             "Examples:\n"
             "  memtrace ./myprog arg1          writes memtrace.myprog.PID.db\n"

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# grow_check.sh - the analyzer's reports on a real trace: the shared `grow`
+# workload (../shared/bench/workloads/grow.c) is recorded, and what the
+# program is known to do must come out of the reports exactly:
+#   leaks    one stack, leak_one: exactly 100 blocks, 100,000 bytes
+#   growth   2,000 arrays grown 1.5x from vec_push: one site, vec_push, with
+#            2,000 chains and median factor 1.50, and as many steps as SQL
+#            counts reallocs of a live block from vec_push
+#   peak     the stacks live at the peak add up to the peak (bytes, blocks)
+#   top      the allocations of every stack add up to summary's count
+#
+# Environment: MEMTRACE (the memtrace executable), WORKLOADS (directory of
+# the built workloads; tests/CMakeLists.txt sets both).  Exit 77 (skipped)
+# when the grow workload or the sqlite3 shell is missing.
+set -euo pipefail
+
+: "${MEMTRACE:?set MEMTRACE to the memtrace executable}"
+MEMTRACE=$(readlink -f "$MEMTRACE")
+GROW=${WORKLOADS:-}/grow
+[[ -n ${WORKLOADS:-} && -x $GROW ]] || { echo "SKIP: no grow workload (set WORKLOADS)"; exit 77; }
+command -v sqlite3 >/dev/null || { echo "SKIP: the sqlite3 shell is not installed"; exit 77; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/memtrace-grow.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK"
+FAILED=0
+CHECKS=0
+
+check() { # check WHAT EXPECTED ACTUAL
+    CHECKS=$((CHECKS + 1))
+    if [[ "$3" == "$2" ]]; then
+        printf 'ok:   %s = %s\n' "$1" "$2"
+    else
+        printf 'FAIL: %s: expected [%s], got [%s]\n' "$1" "$2" "$3" >&2
+        FAILED=$((FAILED + 1))
+    fi
+}
+
+"$MEMTRACE" -q -o grow.db "$GROW" >/dev/null
+check "grow trace complete" 1 "$(sqlite3 grow.db "SELECT value FROM meta WHERE key = 'complete'")"
+
+# CSV columns are read by name, and the frames field is the last one (it is
+# quoted only when it holds a comma or a quote, which grow's frames do not)
+col() { # col FILE NAME: the column number of NAME in FILE's header
+    head -1 "$1" | tr ',' '\n' | grep -nx "$2" | cut -d: -f1
+}
+
+"$MEMTRACE" leaks --csv --top 0 grow.db >leaks.csv
+check "leaks: stacks" 1 "$(($(wc -l <leaks.csv) - 1))"
+check "leaks: innermost function" leak_one "$(tail -1 leaks.csv | sed 's/.*,\([a-z_]*\) (.*/\1/')"
+check "leaks: blocks" 100 "$(tail -1 leaks.csv | cut -d, -f"$(col leaks.csv blocks)")"
+check "leaks: bytes" 100000 "$(tail -1 leaks.csv | cut -d, -f"$(col leaks.csv bytes)")"
+
+"$MEMTRACE" growth --csv --top 0 grow.db >growth.csv
+vec=$(grep ',vec_push (' growth.csv || true)
+check "growth: sites at vec_push" 1 "$(grep -c . <<<"$vec")"
+check "growth: vec_push chains" 2000 "$(cut -d, -f"$(col growth.csv chains)" <<<"$vec")"
+check "growth: vec_push median factor" 1.50 \
+    "$(printf '%.2f' "$(cut -d, -f"$(col growth.csv median_factor)" <<<"$vec")")"
+steps=$(sqlite3 grow.db "SELECT count(*) FROM events e JOIN stack_frames f ON f.stack_id = e.stack_id AND f.depth = 1
+                         WHERE e.kind = 'realloc' AND e.old_addr IS NOT NULL AND e.failed IS NULL
+                           AND f.function = 'vec_push'")
+check "growth: vec_push steps = reallocs of a block from vec_push (SQL)" "$steps" \
+    "$(cut -d, -f"$(col growth.csv steps)" <<<"$vec")"
+
+"$MEMTRACE" peak --csv --top 0 grow.db >peak.csv
+sums=$(awk -F, -v L="$(col peak.csv layer)" -v B="$(col peak.csv blocks)" -v Y="$(col peak.csv bytes)" \
+           -v PB="$(col peak.csv peak_blocks)" -v PY="$(col peak.csv peak_bytes)" \
+    'NR > 1 && $L == "libc" { b += $B; y += $Y; pb = $PB; py = $PY }
+     END { print (b == pb && y == py) ? "equal" : b "/" pb " blocks, " y "/" py " bytes" }' peak.csv)
+check "peak: stacks live at the peak add up to the peak" equal "$sums"
+
+"$MEMTRACE" top --csv --top 0 grow.db >top.csv
+check "top: calls of every stack = summary's allocations" \
+    "$("$MEMTRACE" summary --csv grow.db | awk -F, '$1 == "allocations" { print $2 }')" \
+    "$(awk -F, -v C="$(col top.csv calls)" 'NR > 1 { n += $C } END { print n }' top.csv)"
+
+if ((FAILED)); then
+    echo "$FAILED of $CHECKS checks failed" >&2
+    exit 1
+fi
+echo "all $CHECKS checks passed"

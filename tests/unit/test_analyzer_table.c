@@ -1,0 +1,107 @@
+/* test_analyzer_table.c - unit tests of the report writer
+ * (analyzer/table.c): the same rows rendered as CSV (RFC 4180 quoting,
+ * CSV-only columns, NULL cells) and as an aligned text table (widths,
+ * right-aligned numbers, text-only columns), compared byte for byte.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "table.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { C_RANK, C_ID, C_BYTES, C_REAL, C_TEXT, C_HIDDEN, NCOLS };
+
+static const mt_tcol_t cols[NCOLS] = {
+    [C_RANK] = {"#", "rank", MT_TCOL_INT, 0, 0},
+    [C_ID] = {"pid", "pid", MT_TCOL_ID, 0, 0},
+    [C_BYTES] = {"bytes", "bytes", MT_TCOL_BYTES, 0, 0},
+    [C_REAL] = {"factor", "factor", MT_TCOL_REAL, 2, 0},
+    [C_TEXT] = {"where", "where", MT_TCOL_TEXT, 0, MT_TCOL_ONLY_TEXT},
+    [C_HIDDEN] = {"raw", "raw_text", MT_TCOL_TEXT, 0, MT_TCOL_ONLY_CSV},
+};
+
+/* Renders t and returns what was written (free it). */
+static char *render(const mt_table_t *t, int csv)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    assert_int_equal(mt_table_write(t, NULL, csv, f, "  "), 0);
+    fclose(f);
+    return buf;
+}
+
+static mt_table_t *sample(void)
+{
+    mt_table_t *t;
+    assert_int_equal(mt_table_create(cols, NCOLS, &t), 0);
+    assert_int_equal(mt_table_row(t), 0);
+    mt_table_int(t, C_RANK, 1);
+    mt_table_int(t, C_ID, 12345);
+    mt_table_int(t, C_BYTES, 1234567);
+    mt_table_real(t, C_REAL, 1.5);
+    assert_int_equal(mt_table_text(t, C_TEXT, "f (a.c:1)"), 0);
+    assert_int_equal(mt_table_text(t, C_HIDDEN, "odd,\"name\""), 0);
+    assert_int_equal(mt_table_row(t), 0);
+    mt_table_int(t, C_RANK, 1000);
+    mt_table_int(t, C_BYTES, 100);
+    assert_int_equal(mt_table_text(t, C_TEXT, "line\nbreak"), 0);
+    assert_int_equal(mt_table_text(t, C_HIDDEN, "x"), 0);
+    return t;
+}
+
+static void test_csv(void **state)
+{
+    (void)state;
+    mt_table_t *t = sample();
+    assert_int_equal(mt_table_rows(t), 2);
+    char *out = render(t, 1);
+    assert_string_equal(out,
+                        "rank,pid,bytes,factor,raw_text\n"
+                        "1,12345,1234567,1.5000,\"odd,\"\"name\"\"\"\n"
+                        "1000,,100,,x\n");
+    free(out);
+    mt_table_destroy(t);
+}
+
+static void test_text(void **state)
+{
+    (void)state;
+    mt_table_t *t = sample();
+    char *out = render(t, 0);
+    assert_string_equal(out,
+                        "      #    pid    bytes  factor  where\n"
+                        "      1  12345  1.2 MiB    1.50  f (a.c:1)\n"
+                        "  1,000      -    100 B       -  line\\nbreak\n");
+    free(out);
+    mt_table_destroy(t);
+}
+
+static void test_empty(void **state)
+{
+    (void)state;
+    mt_table_t *t;
+    assert_int_equal(mt_table_create(cols, NCOLS, &t), 0);
+    char *out = render(t, 1);
+    assert_string_equal(out, "rank,pid,bytes,factor,raw_text\n");
+    free(out);
+    mt_table_destroy(t);
+    mt_table_destroy(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_text),
+        cmocka_unit_test(test_empty),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
