@@ -68,6 +68,8 @@ struct mt_collector {
     mt_collector_cfg_t cfg;
     region_t *regions;
     size_t nregions, capregions;
+    uint8_t *known;       /* known[index]: region `index` is mapped */
+    size_t nknown;
     reaped_t *reaped;
     size_t nreaped, capreaped;
     int child_reaped;
@@ -120,6 +122,7 @@ void mt_collector_free(mt_collector_t *c)
         free(g->stack_ids);
     }
     free(c->regions);
+    free(c->known);
     free(c->reaped);
     mt_stmt_finalize(c->ins_marker);
     mt_stmt_finalize(c->ins_thread);
@@ -275,8 +278,6 @@ static int insert_process(mt_collector_t *c, region_t *g)
  * region was added, 0 when not (yet), < 0 on error. */
 static int add_region(mt_collector_t *c, const char *name)
 {
-    for (size_t i = 0; i < c->nregions; i++)
-        if (strcmp(c->regions[i].name, name) == 0) return 0;
     char path[4096];
     size_t nlen = strlen(name);
     if (nlen >= sizeof c->regions[0].name ||
@@ -333,6 +334,16 @@ static int add_region(mt_collector_t *c, const char *name)
         else g->superseded = 1;
     }
     c->nregions++;
+    if (r->index >= c->nknown) {
+        size_t cap = c->nknown ? c->nknown : 64;
+        while (cap <= r->index) cap *= 2;
+        uint8_t *k = realloc(c->known, cap);
+        if (!k) return MT_ENOMEM;
+        memset(k + c->nknown, 0, cap - c->nknown);
+        c->known = k;
+        c->nknown = cap;
+    }
+    c->known[r->index] = 1;
     int rc = insert_process(c, g);
     return rc ? rc : 1;
 }
@@ -345,20 +356,39 @@ static int by_region_index(const void *a, const void *b)
     return (i > j) - (i < j);
 }
 
+/* Whether region `index` is mapped already (c->known grows with the index). */
+static int region_known(mt_collector_t *c, unsigned long index)
+{
+    return index < c->nknown && c->known[index];
+}
+
 static int scan_dir(mt_collector_t *c)
 {
     DIR *d = opendir(c->cfg.dir);
     if (!d) return 0;
     struct dirent *de;
     int rc = 0;
-    char names[256][64];
-    int n = 0;
-    while ((de = readdir(d)) && n < 256)
-        if (strncmp(de->d_name, "proc.", 5) == 0 && strlen(de->d_name) < 64)
-            snprintf(names[n++], 64, "%s", de->d_name);
+    size_t n = 0, cap = 0;
+    char(*names)[64] = NULL;
+    while ((de = readdir(d))) {
+        const char *dot = strrchr(de->d_name, '.');
+        if (strncmp(de->d_name, "proc.", 5) != 0 || !dot || strlen(de->d_name) >= 64) continue;
+        if (region_known(c, strtoul(dot + 1, NULL, 10))) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            char(*grown)[64] = realloc(names, cap * sizeof *names);
+            if (!grown) {
+                rc = MT_ENOMEM;
+                break;
+            }
+            names = grown;
+        }
+        memcpy(names[n++], de->d_name, strlen(de->d_name) + 1);
+    }
     closedir(d);
-    qsort(names, (size_t)n, sizeof names[0], by_region_index);
-    for (int i = 0; i < n && rc >= 0; i++) rc = add_region(c, names[i]);
+    if (n) qsort(names, n, sizeof names[0], by_region_index);
+    for (size_t i = 0; i < n && rc >= 0; i++) rc = add_region(c, names[i]);
+    free(names);
     return rc < 0 ? rc : 0;
 }
 

@@ -655,6 +655,15 @@ static int symbolize_frame(mt_stmt_t *upd, file_table_t *files, mod_row_t *rows,
         if ((rc = mt_stmt_bind_null(upd, 1))) return rc;
         if ((rc = mt_stmt_bind_null(upd, 2))) return rc;
     }
+    /* "__libc_start_main@@GLIBC_2.34": the symbol version is not part of
+     * the function's name as people write it */
+    char plain[1024];
+    const char *at = function ? strchr(function, '@') : NULL;
+    if (at && at > function && (size_t)(at - function) < sizeof plain) {
+        memcpy(plain, function, (size_t)(at - function));
+        plain[at - function] = 0;
+        function = plain;
+    }
     if ((rc = mt_stmt_bind_text(upd, 3, function))) return rc;
     if ((rc = mt_stmt_bind_text(upd, 4, file))) return rc;
     if (line > 0) rc = mt_stmt_bind_int(upd, 5, line);
