@@ -118,6 +118,17 @@ static int fill_lookups(mt_db_t *db)
     sqlite3_reset(st);
     MT_KINDS(X)
 #undef X
+#define X(code, name, desc)                                              \
+    sqlite3_bind_int(st, 1, MT_KIND_PYM_BASE + code);                    \
+    sqlite3_bind_text(st, 2, #name, -1, SQLITE_STATIC);                  \
+    sqlite3_bind_int(st, 3, MT_DOM_bundled);                             \
+    sqlite3_bind_int(st, 4, 0);                                          \
+    sqlite3_bind_int(st, 5, 0);                                          \
+    sqlite3_bind_text(st, 6, desc, -1, SQLITE_STATIC);                   \
+    if ((rc = sqlite3_step(st)) != SQLITE_DONE) goto out;                \
+    sqlite3_reset(st);
+    PYM_EVENTS(X)
+#undef X
     sqlite3_finalize(st);
     rc = sqlite3_prepare_v2(db->h, "INSERT INTO marker_kinds VALUES(?,?,?)", -1, &st, NULL);
     if (rc) return map_rc(rc);
@@ -351,8 +362,8 @@ static int insert_late(mt_db_t *db, const mt_db_event_t *ev, size_t n)
     if (!n) return 0;
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db->h,
-                                "INSERT INTO event_data(ts, kind, thread, addr, size, stack, old_addr, failed, seq)"
-                                " VALUES(?,?,?,?,?,?,?,?,?)",
+                                "INSERT INTO event_data(ts, kind, thread, addr, size, stack, old_addr, failed, pool,"
+                                " size_class, seq) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
                                 -1, &st, NULL);
     if (rc) return map_rc(rc);
     rc = sqlite3_exec(db->h, "BEGIN", NULL, NULL, NULL);
@@ -370,7 +381,11 @@ static int insert_late(mt_db_t *db, const mt_db_event_t *ev, size_t n)
         else sqlite3_bind_null(st, 7);
         if (e->failed) sqlite3_bind_int(st, 8, 1);
         else sqlite3_bind_null(st, 8);
-        sqlite3_bind_int64(st, 9, e->seq);
+        if (e->pool) sqlite3_bind_int64(st, 9, (int64_t)e->pool);
+        else sqlite3_bind_null(st, 9);
+        if (e->sclass) sqlite3_bind_int64(st, 10, (int64_t)e->sclass - 1);
+        else sqlite3_bind_null(st, 10);
+        sqlite3_bind_int64(st, 11, e->seq);
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlite3_errcode(db->h);
         sqlite3_reset(st);
     }

@@ -17,6 +17,9 @@ static const struct {
 #define X(code, name, dom, flags, desc) [code] = {#name, flags, MT_DOM_##dom},
     MT_KINDS(X)
 #undef X
+#define X(code, name, desc) [MT_KIND_PYM_BASE + code] = {#name, 0, MT_DOM_bundled},
+    PYM_EVENTS(X)
+#undef X
 };
 
 static const char *const marker_names[] = {
@@ -28,7 +31,8 @@ static const char *const marker_names[] = {
 #define IN_RANGE(c, arr) ((c) >= 0 && (size_t)(c) < sizeof(arr) / sizeof((arr)[0]))
 
 const char *mt_domain_name(int code) { return IN_RANGE(code, domain_names) ? domain_names[code] : NULL; }
+/* (codes between the lists have no name: NULL, as for unknown codes) */
 const char *mt_kind_name(int code) { return IN_RANGE(code, kinds) ? kinds[code].name : NULL; }
 unsigned mt_kind_flags(int code) { return IN_RANGE(code, kinds) ? kinds[code].flags : 0; }
-int mt_kind_domain(int code) { return IN_RANGE(code, kinds) ? kinds[code].domain : -1; }
+int mt_kind_domain(int code) { return IN_RANGE(code, kinds) && kinds[code].name ? kinds[code].domain : -1; }
 const char *mt_marker_name(int code) { return IN_RANGE(code, marker_names) ? marker_names[code] : NULL; }

@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 
+#include "pym.h"
+
 /* X(code, name, layer, description) - the seed's layer diagram */
 #define MT_DOMAINS(X)                                                        \
     X(0, libc,      0, "C library allocator (malloc and friends)")          \
@@ -59,6 +61,13 @@ typedef enum {
 #undef X
     MT_EV_COUNT
 } mt_kind_t;
+
+/* The bundled allocator's internal events (PYM_EVENTS in pym.h) are event
+ * kinds too, in the bundled domain, at MT_KIND_PYM_BASE + their pym code.
+ * They change no block of the program (flags 0): the program's own
+ * malloc/free events still say that. */
+#define MT_KIND_PYM_BASE 32
+#define MT_KIND_MAX (MT_KIND_PYM_BASE + PYM_EV_COUNT)
 
 /* X(code, name, description) - points on the timeline that are not heap events */
 #define MT_MARKERS(X)                                                  \

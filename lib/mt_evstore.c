@@ -103,11 +103,12 @@ static void put_be(uint8_t *p, int64_t v, size_t width)
 }
 
 /* Column order of event_data: ts, kind, thread, addr, size, stack,
- * old_addr, failed, seq (the rowid alias: never stored in the record). */
+ * old_addr, failed, pool, size_class, seq (the rowid alias: never stored in
+ * the record). */
 size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
 {
-    int64_t val[8];
-    int null[8] = {0};
+    int64_t val[10];
+    int null[10] = {0};
     val[0] = ev->ts;
     val[1] = ev->kind;
     val[2] = ev->thread;
@@ -120,10 +121,14 @@ size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
     null[6] = ev->old_addr == 0;
     val[7] = 1;
     null[7] = !ev->failed;
-    int ncols = 8;
+    val[8] = (int64_t)ev->pool;
+    null[8] = ev->pool == 0;
+    val[9] = (int64_t)ev->sclass - 1;
+    null[9] = ev->sclass == 0;
+    int ncols = 10;
     while (ncols > 4 && null[ncols - 1]) ncols--; /* trailing NULLs are implied */
 
-    uint8_t hdr[16], body[64];
+    uint8_t hdr[16], body[96];
     size_t h = 0, b = 0;
     for (int i = 0; i < ncols; i++) {
         if (null[i]) {
@@ -212,7 +217,7 @@ static int spool_leaf(mt_evstore_t *s)
 /* Appends one in-order event to the current leaf. */
 static int append(mt_evstore_t *s, const mt_evrow_t *ev)
 {
-    uint8_t cell[64];
+    uint8_t cell[128];
     size_t n = mt_evstore_encode_cell(ev, cell);
     if (8 + 2 * (s->ncells + 1) + n > s->content) {
         int rc = spool_leaf(s);

@@ -53,6 +53,8 @@ typedef struct {
     int64_t stack;     /* 0: NULL */
     uint64_t old_addr; /* 0: NULL */
     int failed;
+    uint64_t pool;     /* bundled-allocator events: the pool; 0: NULL */
+    uint32_t sclass;   /* their size class + 1; 0: NULL */
 } mt_evrow_t;
 
 /* Creates a store spooling to `spool_path` (created, replaced) with pages
@@ -85,7 +87,7 @@ int mt_evstore_splice(mt_evstore_t *s, const char *db_path, uint32_t root);
 /* Removes the spool file and frees the store. */
 void mt_evstore_free(mt_evstore_t *s);
 
-/* Encodes one event as a table-leaf cell into buf (at least 64 bytes).
+/* Encodes one event as a table-leaf cell into buf (at least 128 bytes).
  * Returns the cell size.  Exposed for unit tests. */
 size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf);
 

@@ -72,6 +72,7 @@ typedef struct {
 enum { MT_UNWIND_AUTO = 0, MT_UNWIND_FP = 1, MT_UNWIND_DWARF = 2 };
 
 #define MT_OPT_FREE_STACKS 1u /* also unwind at free() (off by default) */
+#define MT_OPT_BUNDLED 2u     /* the bundled allocator serves malloc (--allocator=bundled) */
 
 typedef struct {
     uint64_t magic;
@@ -117,6 +118,9 @@ typedef struct {
     uint64_t old_addr; /* realloc, mremap: the block that was replaced */
 } mt_rec_t;
 
+/* For bundled-allocator events (kind >= MT_KIND_PYM_BASE): addr is the
+ * block (or the pool, or the arena, for their events), size the event's
+ * value, old_addr the pool, stack the size class + 1 (0: none). */
 #define MT_RF_FAILED 1u /* the call failed (NULL or MAP_FAILED result) */
 #define MT_RF_STACK_TRUNCATED 2u /* stack deeper than stack_depth */
 

@@ -106,6 +106,8 @@ CREATE TABLE event_data (
     stack       INTEGER,              -- stacks.id of the innermost frame
     old_addr    INTEGER,              -- realloc/mremap: the replaced block
     failed      INTEGER,              -- 1 when the call failed (NULL result)
+    pool        INTEGER,              -- bundled-allocator events: the pool
+    size_class  INTEGER,              -- bundled-allocator events: the size class
     seq         INTEGER PRIMARY KEY   -- global total order over all threads and processes
 );
 -- (seq is declared last: as the rowid alias it takes no space in a row, and
@@ -128,18 +130,7 @@ CREATE TABLE rss_samples (
     vm_bytes    INTEGER NOT NULL
 );
 
--- Filled by later layers (bundled allocator, CPython); empty otherwise.
-CREATE TABLE allocator_events (
-    seq         INTEGER PRIMARY KEY,
-    ts          INTEGER NOT NULL,
-    thread      INTEGER,
-    kind        TEXT NOT NULL,
-    arena       INTEGER,
-    pool        INTEGER,
-    block       INTEGER,
-    size_class  INTEGER,
-    value       INTEGER
-);
+-- Filled by later layers (CPython); empty otherwise.
 
 CREATE TABLE gc_events (
     id          INTEGER PRIMARY KEY,
@@ -163,6 +154,19 @@ JOIN threads t ON t.id = e.thread
 JOIN processes p ON p.id = t.process_id
 JOIN event_kinds k ON k.id = e.kind
 JOIN domains d ON d.id = k.domain_id;
+
+-- The bundled allocator's internal events (--allocator=bundled): arena,
+-- pool and block transitions, in the same order as every other event.
+-- Arenas are 1 MiB and aligned to it, so an address's arena is its value
+-- rounded down.  Kinds and what `block` and `value` hold: event_kinds.
+CREATE VIEW allocator_events AS
+SELECT e.seq, e.ts AS ts_ns, e.thread AS thread_id, t.process_id, k.name AS kind,
+       CASE WHEN k.name LIKE 'fallback%' THEN NULL ELSE (e.addr >> 20) << 20 END AS arena,
+       e.pool, e.addr AS block, e.size_class, e.size AS value
+FROM event_data e
+JOIN event_kinds k ON k.id = e.kind
+JOIN threads t ON t.id = e.thread
+WHERE e.kind >= 32 AND k.domain_id = 5;
 
 -- A stack flattened: one row per frame, depth 1 = innermost.
 CREATE VIEW stack_frames AS

@@ -175,9 +175,20 @@ static int store_record(mt_collector_t *c, region_t *g, int64_t thread, const mt
         e.thread = thread;
         e.addr = rec->addr;
         e.size = rec->kind == MT_EV_free ? -1 : (int64_t)rec->size;
-        e.stack = stack_id(c, g, rec->stack);
-        e.old_addr = rec->old_addr;
         e.failed = (rec->flags & MT_RF_FAILED) != 0;
+        if (rec->kind >= MT_KIND_PYM_BASE) {
+            /* bundled-allocator event: old_addr carries the pool, stack the
+             * size class + 1 (mt_shm.h) */
+            e.stack = 0;
+            e.old_addr = 0;
+            e.pool = rec->old_addr;
+            e.sclass = rec->stack;
+        } else {
+            e.stack = stack_id(c, g, rec->stack);
+            e.old_addr = rec->old_addr;
+            e.pool = 0;
+            e.sclass = 0;
+        }
         c->events++;
         c->since_commit++;
         return mt_db_add_event(c->cfg.db, &e);

@@ -28,6 +28,7 @@
 #define _GNU_SOURCE
 #include "mt_event.h"
 #include "mt_shm.h"
+#include "pym.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -73,6 +74,7 @@ static uint64_t g_unw_lo, g_unw_hi;   /* libunwind's text: its own mmaps are our
 static uint32_t g_depth;            /* stack depth (0: no stacks) */
 static uint32_t g_opt_flags;
 static uint32_t g_unwind;           /* MT_UNWIND_* */
+static int g_bundled;               /* --allocator=bundled: pym serves malloc (set once) */
 static pthread_key_t g_tkey;
 static uint32_t g_chunk_hint;       /* where to start looking for a free chunk */
 static char g_dir[MT_PATH_MAX];
@@ -85,6 +87,7 @@ static void (*real_exit)(int) __attribute__((noreturn));
 static int (*real_posix_memalign)(void **, size_t, size_t);
 static void *(*real_aligned_alloc)(size_t, size_t);
 static void *(*real_reallocarray)(void *, size_t, size_t);
+static size_t (*real_usable_size)(void *);
 
 /* ---- per-thread state ---- */
 
@@ -677,6 +680,8 @@ static void thread_exit(void *arg);
 static void atfork_child(void);
 static void record_marker(tstate_t *t, int marker, uint64_t value);
 static tstate_t *thread_state(void);
+static void pym_event(void *ctx, int kind, uintptr_t arena, uintptr_t pool, uintptr_t block, unsigned size_class,
+                      uint64_t value);
 
 /* True when this pid already has a region: this image replaced a traced
  * one by exec.  Runs once, at initialisation (opendir allocates: untraced,
@@ -757,6 +762,11 @@ static void init_tracing(void)
         real_reallocarray = dlsym(RTLD_NEXT, "reallocarray");
         pthread_key_create(&g_tkey, thread_exit);
         pthread_atfork(NULL, NULL, atfork_child);
+        if (g_opt_flags & MT_OPT_BUNDLED) {
+            pym_set_event_hook(pym_event, NULL);
+            pym_atfork_register(); /* after ours: its child handler runs second */
+            g_bundled = 1;
+        }
         scan_modules();
     }
     __atomic_store_n(&g_state, ok ? ST_READY : ST_OFF, __ATOMIC_RELEASE);
@@ -882,7 +892,58 @@ static void record_marker(tstate_t *t, int marker, uint64_t value)
     emit(t, &r);
 }
 
+/* ---- the serving allocator ----
+ *
+ * The C library's, or with --allocator=bundled the bundled one (lib/pym.h),
+ * whose internal events pym_event() records.  Calls made inside a hook
+ * (libunwind's, the loader's) always go to the C library: the bundled
+ * allocator may be holding a lock while its event hook runs.  The bundled
+ * allocator hands pointers it does not own to the C library, so blocks
+ * allocated before initialisation are freed correctly.
+ */
+
+static inline int use_pym(int reentrant) { return g_bundled && !reentrant; }
+
+static void *srv_malloc(int re, size_t n) { return use_pym(re) ? pym_malloc(n) : __libc_malloc(n); }
+static void *srv_calloc(int re, size_t a, size_t b) { return use_pym(re) ? pym_calloc(a, b) : __libc_calloc(a, b); }
+static void *srv_memalign(int re, size_t al, size_t n)
+{
+    return use_pym(re) ? pym_memalign(al, n) : __libc_memalign(al, n);
+}
+static void *srv_realloc(int re, void *old, size_t n)
+{
+    return use_pym(re) || (g_bundled && pym_owns(old)) ? pym_realloc(old, n) : __libc_realloc(old, n);
+}
+static void srv_free(void *p)
+{
+    if (g_bundled) pym_free(p); /* hands foreign pointers to the C library */
+    else __libc_free(p);
+}
+static size_t page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
+
+/* pym's event hook: one record per internal transition.  Runs with a pym
+ * lock held.  hook context: no allocation. */
+static void pym_event(void *ctx, int kind, uintptr_t arena, uintptr_t pool, uintptr_t block, unsigned size_class,
+                      uint64_t value)
+{
+    (void)ctx;
+    tstate_t *t = t_state;
+    if (!t || __atomic_load_n(&g_state, __ATOMIC_ACQUIRE) != ST_READY) return;
+    mt_rec_t r;
+    r.type = MT_REC_EVENT;
+    r.kind = (uint8_t)(MT_KIND_PYM_BASE + kind);
+    r.flags = 0;
+    r.stack = size_class == PYM_NO_CLASS ? 0 : size_class + 1;
+    r.seq = next_seq();
+    r.ts = now_ns();
+    r.addr = block ? block : pool ? pool : arena;
+    r.size = value;
+    r.old_addr = pool;
+    emit(t, &r);
+}
+
 #define ALLOC_HOOK(kind, call, size_expr)                              \
+    int re = t_in_hook;                                                \
     tstate_t *t = enter();                                             \
     void *p = call;                                                    \
     if (t) {                                                           \
@@ -891,35 +952,46 @@ static void record_marker(tstate_t *t, int marker, uint64_t value)
     }                                                                  \
     return p
 
-EXPORT void *malloc(size_t n) { ALLOC_HOOK(MT_EV_malloc, __libc_malloc(n), n); }
+EXPORT void *malloc(size_t n) { ALLOC_HOOK(MT_EV_malloc, srv_malloc(re, n), n); }
 
 EXPORT void *calloc(size_t a, size_t b)
 {
     size_t total;
     if (__builtin_mul_overflow(a, b, &total)) total = SIZE_MAX;
-    ALLOC_HOOK(MT_EV_calloc, __libc_calloc(a, b), total);
+    ALLOC_HOOK(MT_EV_calloc, srv_calloc(re, a, b), total);
 }
 
-EXPORT void *memalign(size_t al, size_t n) { ALLOC_HOOK(MT_EV_memalign, __libc_memalign(al, n), n); }
-EXPORT void *valloc(size_t n) { ALLOC_HOOK(MT_EV_valloc, __libc_valloc(n), n); }
-EXPORT void *pvalloc(size_t n) { ALLOC_HOOK(MT_EV_pvalloc, __libc_pvalloc(n), n); }
+EXPORT void *memalign(size_t al, size_t n) { ALLOC_HOOK(MT_EV_memalign, srv_memalign(re, al, n), n); }
+EXPORT void *valloc(size_t n)
+{
+    ALLOC_HOOK(MT_EV_valloc, use_pym(re) ? pym_memalign(page_size(), n) : __libc_valloc(n), n);
+}
+EXPORT void *pvalloc(size_t n)
+{
+    size_t ps = page_size(), rounded = n + ps - 1 < n ? SIZE_MAX : (n + ps - 1) & ~(ps - 1);
+    ALLOC_HOOK(MT_EV_pvalloc, use_pym(re) ? pym_memalign(ps, rounded ? rounded : ps) : __libc_pvalloc(n), n);
+}
 
 EXPORT void *aligned_alloc(size_t al, size_t n)
 {
     ALLOC_HOOK(MT_EV_aligned_alloc,
-               real_aligned_alloc ? real_aligned_alloc(al, n) : __libc_memalign(al, n), n);
+               use_pym(re) ? ((al & (al - 1)) || !al ? (errno = EINVAL, NULL) : pym_memalign(al, n))
+               : real_aligned_alloc ? real_aligned_alloc(al, n)
+                                    : __libc_memalign(al, n),
+               n);
 }
 
 EXPORT int posix_memalign(void **out, size_t al, size_t n)
 {
+    int re = t_in_hook;
     tstate_t *t = enter();
     int rc;
-    if (real_posix_memalign) {
+    if (real_posix_memalign && !use_pym(re)) {
         rc = real_posix_memalign(out, al, n);
     } else if (al < sizeof(void *) || (al & (al - 1))) {
         rc = EINVAL;
     } else {
-        void *p = __libc_memalign(al, n);
+        void *p = srv_memalign(re, al, n);
         rc = p ? 0 : ENOMEM;
         if (p) *out = p;
     }
@@ -939,15 +1011,18 @@ EXPORT void free(void *p)
     tstate_t *t = enter();
     if (t) {
         record(t, next_seq(), MT_EV_free, p, 0, NULL, 0, g_opt_flags & MT_OPT_FREE_STACKS);
+        srv_free(p); /* inside the guard: the bundled allocator's events are recorded */
         leave();
+        return;
     }
-    __libc_free(p);
+    srv_free(p);
 }
 
 EXPORT void *realloc(void *old, size_t n)
 {
+    int re = t_in_hook;
     tstate_t *t = enter();
-    void *p = __libc_realloc(old, n);
+    void *p = srv_realloc(re, old, n);
     if (t) {
         /* realloc(p, 0) frees p and returns NULL: not a failure */
         int failed = p == NULL && !(old && n == 0);
@@ -961,21 +1036,36 @@ EXPORT void *reallocarray(void *old, size_t a, size_t b)
 {
     size_t total;
     if (__builtin_mul_overflow(a, b, &total)) total = SIZE_MAX;
+    int re = t_in_hook;
     tstate_t *t = enter();
     void *p;
-    if (real_reallocarray) {
+    if (real_reallocarray && !use_pym(re)) {
         p = real_reallocarray(old, a, b);
     } else if (total == SIZE_MAX) {
         errno = ENOMEM;
         p = NULL;
     } else {
-        p = __libc_realloc(old, total);
+        p = srv_realloc(re, old, total);
     }
     if (t) {
         record(t, next_seq(), MT_EV_reallocarray, p, total, old, p == NULL && !(old && total == 0), 1);
         leave();
     }
     return p;
+}
+
+/* Only the serving allocator knows a block's size. */
+EXPORT size_t malloc_usable_size(void *p)
+{
+    if (!p) return 0;
+    if (g_bundled) return pym_usable_size(p);
+    if (!real_usable_size) {
+        int st = t_in_hook;
+        t_in_hook = 1;
+        real_usable_size = (size_t(*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
+        t_in_hook = st;
+    }
+    return real_usable_size ? real_usable_size(p) : 0;
 }
 
 /* ---- mappings ---- */

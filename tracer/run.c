@@ -61,6 +61,10 @@ void mt_usage_run(FILE *out)
             "      --stack-depth N    frames kept per stack, 1..%d (default %d)\n"
             "      --no-stacks        record no call stacks (fastest)\n"
             "      --free-stacks      also record the call stack of free()\n"
+            "      --allocator=NAME   libc (default): the C library serves malloc;\n"
+            "                         bundled: memtrace's small-object allocator serves\n"
+            "                         it, and its arena, pool and block transitions are\n"
+            "                         recorded too (the allocator_events view)\n"
             "      --unwind=MODE      auto (default): frame pointers where the code has\n"
             "                         them, DWARF (libunwind) elsewhere; fp: frame\n"
             "                         pointers only (fast, wrong through code built\n"
@@ -236,6 +240,7 @@ int mt_cmd_run(int argc, char **argv)
         {"no-stacks", no_argument, NULL, 'n'},
         {"free-stacks", no_argument, NULL, 'f'},
         {"unwind", required_argument, NULL, 'u'},
+        {"allocator", required_argument, NULL, 'a'},
         {"rss-interval", required_argument, NULL, 'r'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -266,6 +271,14 @@ int mt_cmd_run(int argc, char **argv)
         }
         case 'n': opt.stack_depth = 0; break;
         case 'f': opt.flags |= MT_OPT_FREE_STACKS; break;
+        case 'a':
+            if (!strcmp(optarg, "bundled")) opt.flags |= MT_OPT_BUNDLED;
+            else if (!strcmp(optarg, "libc")) opt.flags &= ~MT_OPT_BUNDLED;
+            else {
+                fprintf(stderr, "memtrace: --allocator must be libc or bundled, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case 'u': {
             int found = -1;
             for (int i = 0; i < 3; i++)
@@ -363,6 +376,7 @@ int mt_cmd_run(int argc, char **argv)
     mt_db_meta_set_int(db, "start_ns", (int64_t)session->start_ns);
     mt_db_meta_set_int(db, "stack_depth", opt.stack_depth);
     mt_db_meta_set_text(db, "unwind", unwind_names[opt.unwind]);
+    mt_db_meta_set_text(db, "allocator", opt.flags & MT_OPT_BUNDLED ? "bundled" : "libc");
     mt_db_meta_set_int(db, "complete", 0); /* until recording has ended well */
     mt_db_meta_set_int(db, "start_unix", (int64_t)time(NULL));
 

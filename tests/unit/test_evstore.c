@@ -24,7 +24,7 @@
 static void test_cell_bytes(void **state)
 {
     (void)state;
-    uint8_t buf[64];
+    uint8_t buf[128];
     /* free: ts 300 (int16), kind 0, thread 1, addr 0x1000 (int16); size,
      * stack, old_addr, failed omitted as trailing NULLs */
     mt_evrow_t f = {.seq = 5, .ts = 300, .kind = MT_EV_free, .thread = 1, .addr = 0x1000, .size = -1};
