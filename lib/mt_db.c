@@ -2,11 +2,15 @@
  * includes sqlite3.h).
  *
  * Bulk loading: event_data rows do not pass through SQLite's INSERT at all;
- * mt_evstore builds the table's B-tree pages in a spool beside the database
- * and mt_db_seal_events splices them in (a tenth of the cost per row).  The
- * rest is written with prepared statements, with the journal off and
- * synchronous off while recording: a crash of the target cannot damage the
- * file (the collector survives it and finishes the database).
+ * mt_evstore writes the table's B-tree leaf pages straight into the
+ * database file, after the pages the schema took, and mt_db_seal_events
+ * completes the tree (a tenth of the cost per row).  So that SQLite writes
+ * nothing to the file meanwhile, a database being recorded is served by an
+ * in-memory SQLite database with the same schema; sealing copies its rows
+ * into the file (ATTACH) and reopens the file.  The journal and
+ * synchronous writes are off: a crash of the target cannot damage the file
+ * (the collector survives it and finishes the database); an interrupted
+ * collector leaves a valid file holding the schema only.
  */
 #include "mt_db.h"
 
@@ -29,9 +33,10 @@
     "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-32768;"
 
 struct mt_db {
-    sqlite3 *h;
+    sqlite3 *h;           /* the file; while recording, the in-memory stand-in */
     char *path;
     mt_evstore_t *events; /* bulk writer; NULL when reading or sealed */
+    uint32_t events_root; /* event_data's root page in the file */
 };
 
 struct mt_stmt {
@@ -173,25 +178,45 @@ int mt_db_create(const char *path, mt_db_t **out, char *err, size_t errlen)
     if (!rc) rc = sqlite3_exec(db->h, mt_schema_trace_sql, NULL, NULL, NULL);
     if (!rc) rc = fill_lookups(db) ? SQLITE_ERROR : SQLITE_OK;
     if (!rc) rc = sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
-    if (rc) {
+    int64_t root = 0, npages = 0;
+    if (!rc) {
+        sqlite3_stmt *st;
+        rc = sqlite3_prepare_v2(db->h,
+                                "SELECT (SELECT rootpage FROM sqlite_schema WHERE name = 'event_data'),"
+                                " (SELECT page_count FROM pragma_page_count)",
+                                -1, &st, NULL);
+        if (!rc && sqlite3_step(st) == SQLITE_ROW) {
+            root = sqlite3_column_int64(st, 0);
+            npages = sqlite3_column_int64(st, 1);
+        }
+        sqlite3_finalize(st);
+    }
+    if (rc || root <= 0 || npages <= 0) {
         set_err(err, errlen, "cannot create %s: %s", path, sqlite3_errmsg(db->h));
+        rc = rc ? map_rc(rc) : MT_ECORRUPT;
+        goto fail;
+    }
+    /* from here on the file belongs to the page writer until sealing */
+    sqlite3_close(db->h);
+    db->h = NULL;
+    db->events_root = (uint32_t)root;
+    rc = sqlite3_open_v2(":memory:", &db->h, SQLITE_OPEN_READWRITE, NULL);
+    if (!rc) rc = sqlite3_exec(db->h, mt_schema_trace_sql, NULL, NULL, NULL);
+    if (rc) {
+        set_err(err, errlen, "cannot create %s: %s", path, db->h ? sqlite3_errmsg(db->h) : "out of memory");
         rc = map_rc(rc);
         goto fail;
     }
     db->path = strdup(path);
-    size_t plen = strlen(path);
-    char *spool = malloc(plen + 16);
-    if (!db->path || !spool) {
-        free(spool);
+    if (!db->path) {
         rc = MT_ENOMEM;
         goto fail;
     }
-    memcpy(spool, path, plen);
-    strcpy(spool + plen, ".events.tmp");
-    rc = mt_evstore_new(spool, PAGE_SIZE, 1, &db->events);
-    if (rc) set_err(err, errlen, "cannot create %s: %s", spool, mt_strerror(rc));
-    free(spool);
-    if (rc) goto fail;
+    rc = mt_evstore_new(path, PAGE_SIZE, (uint32_t)npages + 1, 1, &db->events);
+    if (rc) {
+        set_err(err, errlen, "cannot write %s: %s", path, mt_strerror(rc));
+        goto fail;
+    }
     *out = db;
     return 0;
 fail:
@@ -394,30 +419,53 @@ static int insert_late(mt_db_t *db, const mt_db_event_t *ev, size_t n)
     return map_rc(rc);
 }
 
+/* Copies every table the recording wrote from the in-memory stand-in into
+ * the file, attached as "trace". */
+static int copy_to_file(mt_db_t *db)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db->h, "ATTACH ?1 AS trace", -1, &st, NULL);
+    if (!rc) {
+        sqlite3_bind_text(st, 1, db->path, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlite3_errcode(db->h);
+    }
+    sqlite3_finalize(st);
+    if (rc) return map_rc(rc);
+    rc = sqlite3_exec(db->h, "PRAGMA trace.journal_mode=OFF; PRAGMA trace.synchronous=OFF; BEGIN", NULL, NULL,
+                      NULL);
+    if (!rc)
+        rc = sqlite3_prepare_v2(db->h,
+                                "SELECT name FROM main.sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite%'"
+                                " AND name NOT IN ('event_data', 'domains', 'event_kinds', 'marker_kinds')",
+                                -1, &st, NULL);
+    while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+        char *sql = sqlite3_mprintf("INSERT INTO trace.\"%w\" SELECT * FROM main.\"%w\"",
+                                    (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 0));
+        rc = sql ? sqlite3_exec(db->h, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
+        sqlite3_free(sql);
+    }
+    sqlite3_finalize(st);
+    if (!rc) rc = sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
+    else sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+    int drc = sqlite3_exec(db->h, "DETACH trace", NULL, NULL, NULL);
+    return map_rc(rc ? rc : drc);
+}
+
 int mt_db_seal_events(mt_db_t *db, int64_t *count)
 {
     if (!db->events) return 0;
     mt_evstore_t *ev = db->events;
     db->events = NULL; /* sealed, even if what follows fails */
     if (!sqlite3_get_autocommit(db->h)) sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
-    int64_t root = 0;
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db->h, "SELECT rootpage FROM sqlite_schema WHERE name = 'event_data'", -1, &st,
-                                NULL);
-    if (!rc && sqlite3_step(st) == SQLITE_ROW) root = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    if (!root) {
+    int ret = mt_evstore_splice(ev, db->events_root);
+    if (!ret) ret = copy_to_file(db);
+    /* the stand-in is done with; the file serves from now on */
+    if (sqlite3_close(db->h) != SQLITE_OK) { /* a statement is still open: a caller's bug */
         mt_evstore_free(ev);
-        return rc ? map_rc(rc) : MT_ECORRUPT;
-    }
-    rc = sqlite3_close(db->h);
-    if (rc != SQLITE_OK) { /* a statement is still open: a caller's bug */
-        mt_evstore_free(ev);
-        return MT_EINVAL;
+        return ret ? ret : MT_EINVAL;
     }
     db->h = NULL;
-    int ret = mt_evstore_splice(ev, db->path, (uint32_t)root);
-    rc = sqlite3_open_v2(db->path, &db->h, SQLITE_OPEN_READWRITE, NULL);
+    int rc = sqlite3_open_v2(db->path, &db->h, SQLITE_OPEN_READWRITE, NULL);
     if (!rc) rc = sqlite3_exec(db->h, BULK_PRAGMAS, NULL, NULL, NULL);
     if (rc && !ret) ret = map_rc(rc);
     if (!ret) {

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define BATCH_BYTES (1u << 20) /* spool writes of 1 MiB */
+#define BATCH_BYTES (1u << 20) /* leaves are written 1 MiB at a time */
 #define RING_BITS 18
 #define RING_SIZE (1u << RING_BITS)
 #define RING_EMPTY INT64_MIN
@@ -25,17 +25,17 @@ typedef struct {
 } slot_t;
 
 struct mt_evstore {
-    char *spool_path;
+    uint32_t first_page;    /* page number of the first leaf in the database */
     int fd;
     uint32_t page_size;
     slot_t *ring;
     int64_t base;           /* next seq to write */
     uint8_t *page;          /* leaf under construction */
-    uint8_t *batch;         /* finished leaves not yet written to the spool */
+    uint8_t *batch;         /* finished leaves not yet written to the database */
     uint32_t nbatch, batch_cap; /* pages in batch, capacity in pages */
     uint32_t ncells, content; /* cells in page, start of cell content */
     int64_t page_max_rowid;
-    int64_t *leaf_keys;     /* largest rowid of each spooled leaf */
+    int64_t *leaf_keys;     /* largest rowid of each written leaf */
     size_t nleaves, capleaves;
     mt_evrow_t *late;
     size_t nlate, caplate;
@@ -191,13 +191,13 @@ static int write_all(int fd, const void *buf, size_t len, off_t off)
 static int flush_batch(mt_evstore_t *s)
 {
     if (!s->nbatch) return 0;
-    uint64_t first = s->nleaves - s->nbatch;
+    uint64_t first = s->first_page - 1 + s->nleaves - s->nbatch;
     int rc = write_all(s->fd, s->batch, (size_t)s->nbatch * s->page_size, (off_t)(first * s->page_size));
     s->nbatch = 0;
     return rc;
 }
 
-static int spool_leaf(mt_evstore_t *s)
+static int finish_leaf(mt_evstore_t *s)
 {
     if (!s->ncells) return 0;
     leaf_finish(s, s->batch + (size_t)s->nbatch * s->page_size);
@@ -220,7 +220,7 @@ static int append(mt_evstore_t *s, const mt_evrow_t *ev)
     uint8_t cell[128];
     size_t n = mt_evstore_encode_cell(ev, cell);
     if (8 + 2 * (s->ncells + 1) + n > s->content) {
-        int rc = spool_leaf(s);
+        int rc = finish_leaf(s);
         if (rc) return rc;
     }
     s->content -= (uint32_t)n;
@@ -232,7 +232,8 @@ static int append(mt_evstore_t *s, const mt_evrow_t *ev)
     return 0;
 }
 
-int mt_evstore_new(const char *spool_path, uint32_t page_size, int64_t first_seq, mt_evstore_t **out)
+int mt_evstore_new(const char *db_path, uint32_t page_size, uint32_t first_page, int64_t first_seq,
+                   mt_evstore_t **out)
 {
     *out = NULL;
     if (page_size < 512 || page_size > 65536 || (page_size & (page_size - 1))) return MT_EINVAL;
@@ -241,17 +242,17 @@ int mt_evstore_new(const char *spool_path, uint32_t page_size, int64_t first_seq
     s->fd = -1;
     s->page_size = page_size;
     s->base = first_seq;
-    s->spool_path = strdup(spool_path);
+    s->first_page = first_page;
     s->page = malloc(page_size);
     s->batch_cap = BATCH_BYTES / page_size;
     s->batch = malloc(BATCH_BYTES);
     s->ring = malloc(sizeof *s->ring * RING_SIZE);
-    if (!s->spool_path || !s->page || !s->batch || !s->ring) {
+    if (!first_page || !s->page || !s->batch || !s->ring) {
         mt_evstore_free(s);
         return MT_ENOMEM;
     }
     for (uint32_t i = 0; i < RING_SIZE; i++) s->ring[i].seq = RING_EMPTY;
-    s->fd = open(spool_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    s->fd = open(db_path, O_RDWR | O_CLOEXEC);
     if (s->fd < 0) {
         int e = errno;
         mt_evstore_free(s);
@@ -335,7 +336,7 @@ int mt_evstore_flush(mt_evstore_t *s)
     for (uint32_t i = 0; i < RING_SIZE; i++)
         if (s->ring[i].seq != RING_EMPTY && s->ring[i].seq + 1 > hi) hi = s->ring[i].seq + 1;
     int rc = drain_ring(s, hi);
-    if (!rc) rc = spool_leaf(s);
+    if (!rc) rc = finish_leaf(s);
     if (!rc) rc = flush_batch(s);
     if (!rc) s->flushed = 1;
     return rc;
@@ -399,71 +400,36 @@ static int build_level(mt_evstore_t *s, int dbfd, uint32_t *child, int64_t *key,
     return 0;
 }
 
-/* Copies the spool's first `len` bytes to `dbfd` at `off`: in the kernel
- * when it can, through the batch buffer otherwise. */
-static int copy_range(mt_evstore_t *s, int dbfd, uint64_t len, off_t off)
-{
-    loff_t in = 0, out = off;
-    while (len) {
-        ssize_t k = copy_file_range(s->fd, &in, dbfd, &out, len > (1u << 30) ? (1u << 30) : len, 0);
-        if (k > 0) {
-            len -= (uint64_t)k;
-            continue;
-        }
-        if (k < 0 && errno == ENOSPC) return MT_EFULL;
-        /* no copy_file_range here (or across these files): read and write */
-        while (len) {
-            size_t n = len > BATCH_BYTES ? BATCH_BYTES : len;
-            if (pread(s->fd, s->batch, n, in) != (ssize_t)n) return MT_EIO;
-            int rc = write_all(dbfd, s->batch, n, out);
-            if (rc) return rc;
-            in += (loff_t)n;
-            out += (loff_t)n;
-            len -= n;
-        }
-    }
-    return 0;
-}
-
-int mt_evstore_splice(mt_evstore_t *s, const char *db_path, uint32_t root)
+int mt_evstore_splice(mt_evstore_t *s, uint32_t root)
 {
     int rc = mt_evstore_flush(s);
     if (rc) return rc;
-    int dbfd = open(db_path, O_RDWR | O_CLOEXEC);
-    if (dbfd < 0) return MT_EIO;
+    int dbfd = s->fd;
     uint8_t hdr[100];
     uint32_t *child = NULL;
     int64_t *key = NULL;
-    if (pread(dbfd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr || memcmp(hdr, "SQLite format 3", 16) != 0) {
-        rc = MT_ECORRUPT;
-        goto out;
-    }
+    if (pread(dbfd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr || memcmp(hdr, "SQLite format 3", 16) != 0)
+        return MT_ECORRUPT;
     uint32_t P = (uint32_t)hdr[16] << 8 | hdr[17];
     if (P == 1) P = 65536;
-    struct stat sb;
-    if (P != s->page_size || fstat(dbfd, &sb) != 0 || get32(hdr + 32) != 0 /* freelist */) {
-        rc = MT_ECORRUPT;
-        goto out;
-    }
     uint32_t npages = get32(hdr + 28);
-    if ((uint64_t)npages * P != (uint64_t)sb.st_size || root == 0 || root > npages) {
-        rc = MT_ECORRUPT;
-        goto out;
-    }
+    /* nothing but these leaves may have been added since the store began */
+    if (P != s->page_size || get32(hdr + 32) != 0 /* freelist */ || npages + 1 != s->first_page || root == 0 ||
+        root > npages)
+        return MT_ECORRUPT;
     uint32_t next_page = npages + 1;
-    if (s->nleaves == 0) {
-        /* the empty root leaf stays as it is */
-    } else if (s->nleaves == 1) {
-        if (pread(s->fd, s->page, P, 0) != (ssize_t)P) { rc = MT_EIO; goto out; }
+    if (s->nleaves == 1) {
+        /* a single leaf is the root itself */
+        if (pread(dbfd, s->page, P, (off_t)npages * P) != (ssize_t)P) return MT_EIO;
         rc = write_all(dbfd, s->page, P, (off_t)(root - 1) * P);
-        if (rc) goto out;
-    } else {
+        if (rc) return rc;
+    } else if (s->nleaves > 1) {
         child = malloc(s->nleaves * sizeof *child);
         key = malloc(s->nleaves * sizeof *key);
-        if (!child || !key) { rc = MT_ENOMEM; goto out; }
-        /* leaves: copied from the spool to the end of the database */
-        rc = copy_range(s, dbfd, (uint64_t)s->nleaves * P, (off_t)(next_page - 1) * P);
-        if (rc) goto out;
+        if (!child || !key) {
+            rc = MT_ENOMEM;
+            goto out;
+        }
         for (size_t i = 0; i < s->nleaves; i++) {
             child[i] = next_page++;
             key[i] = s->leaf_keys[i];
@@ -482,7 +448,8 @@ int mt_evstore_splice(mt_evstore_t *s, const char *db_path, uint32_t root)
             }
         }
     }
-    /* header: page count, change counter, version-valid-for */
+    /* header: page count, change counter, version-valid-for; the file ends
+     * at the last page (a single leaf moved to the root leaves one behind) */
     uint32_t counter = get32(hdr + 24) + 1;
     uint8_t h4[4];
     put32(h4, next_page - 1);
@@ -490,22 +457,17 @@ int mt_evstore_splice(mt_evstore_t *s, const char *db_path, uint32_t root)
     put32(h4, counter);
     if ((rc = write_all(dbfd, h4, 4, 24))) goto out;
     if ((rc = write_all(dbfd, h4, 4, 92))) goto out;
-    if (fsync(dbfd) != 0) rc = MT_EIO;
+    if (ftruncate(dbfd, (off_t)(next_page - 1) * P) != 0) rc = MT_EIO;
 out:
     free(child);
     free(key);
-    close(dbfd);
     return rc;
 }
 
 void mt_evstore_free(mt_evstore_t *s)
 {
     if (!s) return;
-    if (s->fd >= 0) {
-        close(s->fd);
-        unlink(s->spool_path);
-    }
-    free(s->spool_path);
+    if (s->fd >= 0) close(s->fd);
     free(s->page);
     free(s->batch);
     free(s->ring);

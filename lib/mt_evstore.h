@@ -12,11 +12,14 @@
  *      used once, by an event or by a marker passed to mt_evstore_skip()).
  *      An event older than what was already written goes to a "late" list.
  *   2. In-order events are encoded as table-leaf cells and packed into
- *      pages, which are appended to a spool file beside the database.
- *   3. mt_evstore_splice(), with SQLite's connection closed, appends the
- *      spooled leaves to the database file, builds the interior pages, puts
+ *      pages, which are written straight into the database file after its
+ *      last page (SQLite itself writes nothing to the file meanwhile: see
+ *      mt_db.c).
+ *   3. mt_evstore_splice() builds the interior pages after the leaves, puts
  *      the top page at the table's root page number and updates the page
- *      count in the database header.
+ *      count in the database header.  Until then the header still says the
+ *      file ends before the leaves, so an interrupted recording leaves a
+ *      valid database without them.
  *
  * On-disk formats written here (https://www.sqlite.org/fileformat2.html):
  *
@@ -57,10 +60,12 @@ typedef struct {
     uint32_t sclass;   /* their size class + 1; 0: NULL */
 } mt_evrow_t;
 
-/* Creates a store spooling to `spool_path` (created, replaced) with pages
- * of `page_size` bytes (512..65536, a power of two).  `first_seq` is the
- * lowest sequence number that will occur. */
-int mt_evstore_new(const char *spool_path, uint32_t page_size, int64_t first_seq, mt_evstore_t **out);
+/* Creates a store writing leaves into the database file `db_path` from
+ * page number `first_page` on (one past its last page), with pages of
+ * `page_size` bytes (512..65536, a power of two, the database's).
+ * `first_seq` is the lowest sequence number that will occur. */
+int mt_evstore_new(const char *db_path, uint32_t page_size, uint32_t first_page, int64_t first_seq,
+                   mt_evstore_t **out);
 
 /* Adds an event (any order).  Fails only on I/O errors (MT_EIO, MT_EFULL). */
 int mt_evstore_add(mt_evstore_t *s, const mt_evrow_t *ev);
@@ -68,7 +73,7 @@ int mt_evstore_add(mt_evstore_t *s, const mt_evrow_t *ev);
 /* Declares that `seq` belongs to no event (it was used by a marker). */
 int mt_evstore_skip(mt_evstore_t *s, int64_t seq);
 
-/* Flushes everything still buffered into leaf pages.  After this, only
+/* Writes everything still buffered as leaf pages.  After this, only
  * mt_evstore_splice, mt_evstore_late and mt_evstore_free may be called. */
 int mt_evstore_flush(mt_evstore_t *s);
 
@@ -79,12 +84,12 @@ const mt_evrow_t *mt_evstore_late(mt_evstore_t *s, size_t *n);
 /* Number of events stored in pages (late ones excluded). */
 int64_t mt_evstore_count(mt_evstore_t *s);
 
-/* Writes the spooled table into the database file at `db_path`, whose
- * connection must be closed, with the table's root at page `root`
- * (currently an empty leaf).  Returns 0 or MT_EIO / MT_EFULL / MT_ECORRUPT. */
-int mt_evstore_splice(mt_evstore_t *s, const char *db_path, uint32_t root);
+/* Completes the table in the database file, with its root at page `root`
+ * (currently an empty leaf).  No SQLite connection may write the file
+ * meanwhile.  Returns 0 or MT_EIO / MT_EFULL / MT_ECORRUPT. */
+int mt_evstore_splice(mt_evstore_t *s, uint32_t root);
 
-/* Removes the spool file and frees the store. */
+/* Frees the store (the database file stays as it is). */
 void mt_evstore_free(mt_evstore_t *s);
 
 /* Encodes one event as a table-leaf cell into buf (at least 128 bytes).
