@@ -158,7 +158,6 @@ int mt_cmd_export(int argc, char **argv)
     status = 1;
 
     mt_db_t *db = NULL;
-    mt_sites_t *sites = NULL;
     mt_site_t *v = NULL;
     mt_stackfmt_t *sf = NULL;
     mt_heap_stats_t hs;
@@ -173,10 +172,7 @@ int mt_cmd_export(int argc, char **argv)
         out = stdout;
         goto out;
     }
-    if ((rc = mt_sites_replay(db, c.progress, &sites, &hs))) goto fail;
-    if ((rc = mt_sites_list(sites, MT_SITES_HEAP, &v, &n))) goto fail;
-    mt_sites_destroy(sites);
-    sites = NULL;
+    if ((rc = mt_sites_heap(db, c.progress, &v, &n, &hs))) goto fail;
     if ((rc = mt_stackfmt_open(db, &sf))) goto fail;
     if (n && !(lines = calloc(n, sizeof *lines))) {
         rc = MT_ENOMEM;
@@ -215,7 +211,6 @@ out:
     free(lines);
     mt_stackfmt_close(sf);
     free(v);
-    mt_sites_destroy(sites);
     mt_db_close(db);
     mt_cli_free(&c);
     return status;

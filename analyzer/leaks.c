@@ -115,7 +115,6 @@ int mt_cmd_leaks(int argc, char **argv)
     status = 1;
 
     mt_db_t *db = NULL;
-    mt_sites_t *sites = NULL;
     mt_site_t *v = NULL;
     mt_table_t *t = NULL;
     mt_stackfmt_t *sf = NULL;
@@ -123,10 +122,7 @@ int mt_cmd_leaks(int argc, char **argv)
     size_t n = 0, nleak = 0;
     int rc;
     if (mt_cli_open(&c, &db)) goto out;
-    if ((rc = mt_sites_replay(db, c.progress, &sites, &hs))) goto fail;
-    if ((rc = mt_sites_list(sites, MT_SITES_HEAP, &v, &n))) goto fail;
-    mt_sites_destroy(sites);
-    sites = NULL;
+    if ((rc = mt_sites_heap(db, c.progress, &v, &n, &hs))) goto fail;
     for (size_t i = 0; i < n; i++)
         if (v[i].live_blocks > 0) v[nleak++] = v[i];
     if (nleak) qsort(v, nleak, sizeof *v, by_bytes);
@@ -174,7 +170,6 @@ out:
     mt_table_destroy(t);
     mt_stackfmt_close(sf);
     free(v);
-    mt_sites_destroy(sites);
     mt_db_close(db);
     mt_cli_free(&c);
     return status;

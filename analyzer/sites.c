@@ -174,3 +174,14 @@ int mt_sites_replay(mt_db_t *db, const char *progress, mt_sites_t **out, mt_heap
     mt_heap_destroy(h);
     return rc;
 }
+
+int mt_sites_heap(mt_db_t *db, const char *progress, mt_site_t **out, size_t *n, mt_heap_stats_t *stats)
+{
+    mt_sites_t *sites = NULL;
+    *out = NULL;
+    *n = 0;
+    int rc = mt_sites_replay(db, progress, &sites, stats);
+    if (!rc) rc = mt_sites_list(sites, MT_SITES_HEAP, out, n);
+    mt_sites_destroy(sites);
+    return rc;
+}

@@ -69,4 +69,8 @@ int mt_sites_list(const mt_sites_t *s, int layer, mt_site_t **out, size_t *n);
  * model's totals.  Returns 0, MT_ENOMEM or a database error. */
 int mt_sites_replay(mt_db_t *db, const char *progress, mt_sites_t **out, mt_heap_stats_t *stats);
 
+/* The usual pair: mt_sites_replay, then the heap layer's sites as a malloc'ed
+ * array (*out, *n; free it), the sites themselves dropped.  Same errors. */
+int mt_sites_heap(mt_db_t *db, const char *progress, mt_site_t **out, size_t *n, mt_heap_stats_t *stats);
+
 #endif

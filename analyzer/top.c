@@ -119,7 +119,6 @@ int mt_cmd_top(int argc, char **argv)
     status = 1;
 
     mt_db_t *db = NULL;
-    mt_sites_t *sites = NULL;
     mt_site_t *v = NULL;
     mt_table_t *t = NULL;
     mt_stackfmt_t *sf = NULL;
@@ -128,10 +127,7 @@ int mt_cmd_top(int argc, char **argv)
     int64_t calls = 0, bytes = 0;
     int rc;
     if (mt_cli_open(&c, &db)) goto out;
-    if ((rc = mt_sites_replay(db, c.progress, &sites, &hs))) goto fail;
-    if ((rc = mt_sites_list(sites, MT_SITES_HEAP, &v, &n))) goto fail;
-    mt_sites_destroy(sites);
-    sites = NULL;
+    if ((rc = mt_sites_heap(db, c.progress, &v, &n, &hs))) goto fail;
     for (size_t i = 0; i < n; i++) {
         calls += v[i].calls;
         bytes += v[i].bytes;
@@ -178,7 +174,6 @@ out:
     mt_table_destroy(t);
     mt_stackfmt_close(sf);
     free(v);
-    mt_sites_destroy(sites);
     mt_db_close(db);
     mt_cli_free(&c);
     return status;
