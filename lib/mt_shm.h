@@ -48,9 +48,11 @@
 
 #include <stdint.h>
 
+#include "pym.h"
+
 #define MT_SESSION_MAGIC 0x4d54534553534e31ULL /* "MTSESSN1" */
 #define MT_REGION_MAGIC  0x4d54524547494f31ULL /* "MTREGIO1" */
-#define MT_SHM_VERSION   2
+#define MT_SHM_VERSION   3
 
 #define MT_CHUNK_SIZE     (64u * 1024u)
 #define MT_DEFAULT_CHUNKS 1024u     /* 64 MiB of address space per process */
@@ -166,6 +168,10 @@ typedef struct {
     char exe[MT_PATH_MAX];
     char cmdline[MT_CMDLINE_MAX]; /* NUL-separated argv, cmdline_len bytes */
     uint32_t cmdline_len;
+    uint32_t pym_stats_valid;     /* 1 once pym_stats below is written (atomic) */
+    uint64_t pym_stats_seq;       /* sequence number taken right after the snapshot */
+    pym_stats_t pym_stats;        /* --allocator=bundled: the allocator's own
+                                   * statistics when the process exited */
 } mt_region_t;
 
 #define MT_PAGE_ROUND(x) (((uint64_t)(x) + 4095) & ~(uint64_t)4095)

@@ -132,6 +132,25 @@ CREATE TABLE rss_samples (
 
 -- Filled by later layers (CPython); empty otherwise.
 
+-- The bundled allocator's own statistics (pym_stats), taken when a
+-- process exits (--allocator=bundled): one row per size class and one with
+-- size_class NULL for the totals.  Events with seq < this seq are the ones
+-- it reflects, so the layout rebuilt from allocator_events can be checked
+-- against it.
+CREATE TABLE allocator_stats (
+    process_id   INTEGER NOT NULL REFERENCES processes(id),
+    seq          INTEGER NOT NULL,
+    size_class   INTEGER,          -- NULL: the totals row
+    arenas       INTEGER,          -- totals row: arenas mapped
+    pools_used   INTEGER,
+    pools_full   INTEGER,
+    pools_empty  INTEGER,
+    blocks_used  INTEGER,
+    blocks_free  INTEGER,
+    bytes_in_use INTEGER,          -- totals row
+    bad_frees    INTEGER           -- totals row: double_free events
+);
+
 CREATE TABLE gc_events (
     id          INTEGER PRIMARY KEY,
     process_id  INTEGER,

@@ -663,6 +663,50 @@ out:
     return rc;
 }
 
+/* The bundled allocator's statistics of a region, when it left them. */
+static int write_pym_stats(mt_collector_t *c, region_t *g)
+{
+    mt_region_t *r = g->r;
+    if (!__atomic_load_n(&r->pym_stats_valid, __ATOMIC_ACQUIRE)) return 0;
+    const pym_stats_t *ps = &r->pym_stats;
+    mt_stmt_t *st;
+    int rc = mt_stmt_prepare(c->cfg.db,
+                             "INSERT INTO allocator_stats(process_id, seq, size_class, arenas, pools_used, pools_full,"
+                             " pools_empty, blocks_used, blocks_free, bytes_in_use, bad_frees)"
+                             " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                             &st);
+    if (rc) return rc;
+    for (int k = -1; k < PYM_NCLASSES && !rc; k++) {
+        mt_stmt_bind_int(st, 1, g->process_id);
+        mt_stmt_bind_int(st, 2, (int64_t)r->pym_stats_seq);
+        if (k < 0) {
+            mt_stmt_bind_null(st, 3);
+            mt_stmt_bind_int(st, 4, (int64_t)ps->arenas);
+            mt_stmt_bind_int(st, 5, (int64_t)ps->pools_used);
+            mt_stmt_bind_int(st, 6, (int64_t)ps->pools_full);
+            mt_stmt_bind_int(st, 7, (int64_t)ps->pools_empty);
+            mt_stmt_bind_int(st, 8, (int64_t)ps->blocks_used);
+            mt_stmt_bind_int(st, 9, (int64_t)ps->blocks_free);
+            mt_stmt_bind_int(st, 10, (int64_t)ps->bytes_in_use);
+            mt_stmt_bind_int(st, 11, (int64_t)ps->bad_frees);
+        } else {
+            const pym_class_stats_t *cs = &ps->cls[k];
+            mt_stmt_bind_int(st, 3, k);
+            mt_stmt_bind_null(st, 4);
+            mt_stmt_bind_int(st, 5, cs->pools_used);
+            mt_stmt_bind_int(st, 6, cs->pools_full);
+            mt_stmt_bind_int(st, 7, cs->pools_empty);
+            mt_stmt_bind_int(st, 8, (int64_t)cs->blocks_used);
+            mt_stmt_bind_int(st, 9, (int64_t)cs->blocks_free);
+            mt_stmt_bind_null(st, 10);
+            mt_stmt_bind_null(st, 11);
+        }
+        rc = mt_stmt_run(st);
+    }
+    mt_stmt_finalize(st);
+    return rc;
+}
+
 static const reaped_t *find_reaped(mt_collector_t *c, pid_t pid)
 {
     for (size_t i = c->nreaped; i-- > 0;)
@@ -763,6 +807,7 @@ int mt_collector_finish(mt_collector_t *c, mt_collector_stats_t *st)
     for (size_t i = 0; i < c->nregions && !rc; i++) {
         rc = write_region_tables(c, &c->regions[i], ins_mod, ins_frame, ins_stack, &next_frame);
         if (!rc) finish_process(c, &c->regions[i], upd, st);
+        if (!rc) rc = write_pym_stats(c, &c->regions[i]);
         st->chunk_waits += (int64_t)__atomic_load_n(&c->regions[i].r->chunk_waits, __ATOMIC_RELAXED);
     }
     if (!rc) rc = mt_db_commit(db);

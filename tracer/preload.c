@@ -1188,10 +1188,23 @@ EXPORT int dlclose(void *h)
     return real_dlclose(h);
 }
 
+/* --allocator=bundled: the allocator's own statistics into the region, for
+ * checking the layout rebuilt from the events.  Taken once, at exit.  (In a
+ * process whose other threads still allocate at exit, a transition can fall
+ * between the snapshot and its sequence number.) */
+static void snapshot_pym(void)
+{
+    if (!g_bundled || __atomic_load_n(&g_region->pym_stats_valid, __ATOMIC_ACQUIRE)) return;
+    pym_stats(&g_region->pym_stats);
+    g_region->pym_stats_seq = next_seq();
+    __atomic_store_n(&g_region->pym_stats_valid, 1, __ATOMIC_RELEASE);
+}
+
 static void record_exit(int status)
 {
     tstate_t *t = enter();
     if (!t) return;
+    snapshot_pym();
     if (!(__atomic_load_n(&g_region->flags, __ATOMIC_RELAXED) & MT_RG_EXITED)) {
         record_marker(t, MT_MK_process_exit, (uint64_t)(int64_t)status);
         g_region->exit_status = status;
@@ -1253,5 +1266,6 @@ __attribute__((destructor)) static void preload_fini(void)
     if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) != ST_READY) return;
     t_in_hook = 1;
     scan_modules(); /* objects loaded without dlopen's PLT entry */
+    snapshot_pym(); /* if exit() was not seen (a return from a thread-less exit path) */
     t_in_hook = 0;
 }

@@ -13,7 +13,33 @@
 #   - every block is freed: 45 block_free, 32 pool_empty, 27 fallback_free;
 #     the arena stays (one empty arena is kept), so no arena_free.
 # The program's own events are the same as under the C library's malloc.
+# The layout rebuilt from the events must equal the allocator's own
+# statistics (allocator_stats, taken at exit) exactly, for every class and
+# for the arenas, in every trace here.
 source "$(dirname "$0")/lib.sh"
+
+# mismatches DB: classes (and the arena total) where the events before the
+# snapshot disagree with allocator_stats
+mismatches() {
+    q "$1" "WITH ev AS (SELECT a.process_id, a.kind, a.size_class FROM allocator_events a
+                        JOIN allocator_stats s ON s.process_id = a.process_id AND s.size_class IS NULL
+                        WHERE a.seq < s.seq),
+             rec AS (SELECT process_id, size_class,
+                            sum(kind = 'pool_init') - sum(kind = 'pool_empty') AS in_use,
+                            sum(kind = 'pool_full') - sum(kind = 'pool_reuse') AS full,
+                            sum(kind LIKE 'block_alloc%') - sum(kind = 'block_free') AS blocks
+                     FROM ev WHERE size_class IS NOT NULL GROUP BY process_id, size_class),
+             arenas AS (SELECT process_id, sum(kind = 'arena_alloc') - sum(kind = 'arena_free') AS n
+                        FROM ev GROUP BY process_id)
+        SELECT ((SELECT count(*) FROM allocator_stats s
+                LEFT JOIN rec r ON r.process_id = s.process_id AND r.size_class = s.size_class
+                WHERE s.size_class IS NOT NULL
+                  AND (s.pools_used + s.pools_full != coalesce(r.in_use, 0) OR s.pools_full != coalesce(r.full, 0)
+                       OR s.blocks_used != coalesce(r.blocks, 0)))
+             + (SELECT count(*) FROM allocator_stats s LEFT JOIN arenas a ON a.process_id = s.process_id
+                WHERE s.size_class IS NULL AND s.arenas != coalesce(a.n, 0)))
+             || '/' || (SELECT count(*) FROM allocator_stats)"
+}
 
 trace ka.db --allocator=bundled "$PROGS/known_allocs"
 assert_eq "exit status" 0 "$RC"
@@ -41,6 +67,9 @@ block_alloc_newpool|0|16
 malloc||16" \
     "$(q ka.db "SELECT k.name, e.size_class, CASE WHEN k.name IN ('malloc', 'block_alloc_newpool') THEN e.size END
                 FROM event_data e JOIN event_kinds k ON k.id = e.kind ORDER BY e.seq LIMIT 4")"
+assert_eq "allocator's own statistics at exit: 1 arena, no block in use" "1|0|0" \
+    "$(q ka.db "SELECT arenas, blocks_used, bad_frees FROM allocator_stats WHERE size_class IS NULL")"
+assert_eq "layout from events = allocator's statistics (mismatches/rows)" "0/33" "$(mismatches ka.db)"
 assert_eq "every pool_init names a distinct class" 32 \
     "$(q ka.db "SELECT count(DISTINCT size_class) FROM allocator_events WHERE kind = 'pool_init'")"
 assert_eq "blocks lie in their pools, pools in their arena" 0 \
@@ -72,6 +101,7 @@ if [[ -n ${WORKLOADS:-} && -x ${WORKLOADS:-}/churn ]]; then
             "$(q "$w.db" "SELECT sum(kind LIKE 'block_alloc%') - sum(kind = 'block_free'),
                                  sum(kind = 'fallback_alloc') - sum(kind = 'fallback_free')
                           FROM allocator_events")"
+        assert_eq "$w: layout from events = allocator's statistics (mismatches/rows)" "0/33" "$(mismatches "$w.db")"
     done
 fi
 finish
