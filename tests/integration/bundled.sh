@@ -82,6 +82,17 @@ assert_eq "the malloc's block is the one the allocator handed out" 0 \
                                                     WHERE seq < m.seq AND kind LIKE 'block_alloc%')
                 WHERE m.kind = 'malloc' AND m.size <= 512 AND b.block != m.addr")"
 
+# a double free and a free of a pointer inside a block: detected, recorded
+# with their reasons (lib/pym.h PYM_BAD_FREES: 4 freelist_head, 5
+# not_block_start), ignored; the program goes on and exits 0
+trace df.db --allocator=bundled "$PROGS/doublefree"
+assert_eq "double free: exit status" 0 "$RC"
+assert_eq "double free: events (kind, reason)" "double_free|4
+double_free|5" "$(q df.db "SELECT kind, value FROM allocator_events WHERE kind = 'double_free' ORDER BY seq")"
+assert_eq "double free: counted in the allocator's statistics" 2 \
+    "$(q df.db "SELECT bad_frees FROM allocator_stats WHERE size_class IS NULL")"
+assert_eq "double free: the program's 4 frees are all recorded" 4 "$(q df.db "SELECT count(*) FROM events WHERE kind = 'free'")"
+
 if [[ -n ${WORKLOADS:-} && -x ${WORKLOADS:-}/churn ]]; then
     for w in churn grow threads; do
         args=()
