@@ -62,7 +62,7 @@ typedef struct {
     size_t nprocs;
     int64_t nthreads, free_null, lost_events;
     /* the pass */
-    tally_t kinds[MT_EV_COUNT];
+    tally_t kinds[MT_KIND_MAX]; /* the C library's, the OS's, the bundled allocator's */
     tally_t unknown_kinds;  /* codes this memtrace does not know */
     tally_t layers[MT_DOM_COUNT];
     mt_heap_stats_t heap;
@@ -93,7 +93,7 @@ void mt_usage_summary(FILE *out)
 static int tally_event(void *arg, const mt_db_event_t *ev, const mt_heap_delta_t *d)
 {
     summary_t *s = arg;
-    int known = ev->kind >= 0 && ev->kind < MT_EV_COUNT;
+    int known = ev->kind >= 0 && ev->kind < MT_KIND_MAX && mt_kind_name(ev->kind);
     tally_t *k = known ? &s->kinds[ev->kind] : &s->unknown_kinds;
     int dom = known ? mt_kind_domain(ev->kind) : -1;
     tally_t *l = dom >= 0 && dom < MT_DOM_COUNT ? &s->layers[dom] : NULL;
@@ -237,15 +237,15 @@ static void text_kinds(const summary_t *s, FILE *out)
         fprintf(out, "\nno events recorded\n");
         return;
     }
-    for (int k = 0; k < MT_EV_COUNT; k++) any_failed |= s->kinds[k].failed != 0;
-    fprintf(out, "\ncalls by kind\n  %-16s %-6s %14s", "kind", "layer", "calls");
+    for (int k = 0; k < MT_KIND_MAX; k++) any_failed |= s->kinds[k].failed != 0;
+    fprintf(out, "\ncalls by kind\n  %-19s %-7s %11s", "kind", "layer", "calls");
     if (any_failed) fprintf(out, " %10s", "failed");
     fprintf(out, " %12s\n", "bytes");
-    for (int k = 0; k < MT_EV_COUNT; k++) {
+    for (int k = 0; k < MT_KIND_MAX; k++) {
         const tally_t *t = &s->kinds[k];
         if (!t->calls) continue;
         unsigned fl = mt_kind_flags(k);
-        fprintf(out, "  %-16s %-6s %14s", mt_kind_name(k), mt_domain_name(mt_kind_domain(k)),
+        fprintf(out, "  %-19s %-7s %11s", mt_kind_name(k), mt_domain_name(mt_kind_domain(k)),
                 mt_fmt_count(a, sizeof a, t->calls));
         if (any_failed) fprintf(out, " %10s", mt_fmt_count(b, sizeof b, t->failed));
         if (fl & MT_KF_ALLOC) fprintf(out, " %12s\n", mt_fmt_bytes(c, sizeof c, (double)t->requested));
@@ -254,7 +254,7 @@ static void text_kinds(const summary_t *s, FILE *out)
         else fprintf(out, " %12s\n", "-");
     }
     if (s->unknown_kinds.calls)
-        fprintf(out, "  %-16s %-6s %14s\n", "(unknown kind)", "?",
+        fprintf(out, "  %-19s %-7s %11s\n", "(unknown kind)", "?",
                 mt_fmt_count(a, sizeof a, s->unknown_kinds.calls));
     fprintf(out, "  bytes: requested by allocations; released: size of the known blocks freed\n");
 
@@ -381,8 +381,10 @@ static int render_csv(const summary_t *s, mt_stackfmt_t *sf, FILE *out)
     }
 
     fprintf(out, "\nkind,layer,calls,failed,requested_bytes,released_bytes\n");
-    for (int k = 0; k < MT_EV_COUNT; k++) {
+    for (int k = 0; k < MT_KIND_MAX; k++) {
         const tally_t *t = &s->kinds[k];
+        /* every C-library and OS kind; the bundled allocator's when present */
+        if (!mt_kind_name(k) || (k >= MT_EV_COUNT && !t->calls)) continue;
         fprintf(out, "%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 "\n", mt_kind_name(k),
                 mt_domain_name(mt_kind_domain(k)), t->calls, t->failed, t->requested, t->released);
     }
