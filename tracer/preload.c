@@ -107,6 +107,7 @@ typedef struct {
     int32_t tid;
     mt_region_t *region; /* region the chunk belongs to (fork check) */
     uint64_t stack_lo, stack_hi; /* this thread's stack: frame pointers must lie inside */
+    uint64_t call_ts;    /* timestamp of the hook call in progress (0: not taken) */
     tcache_entry_t cache[TCACHE_SLOTS];
 } tstate_t;
 
@@ -861,7 +862,20 @@ static inline tstate_t *enter(void)
     return t;
 }
 
-static inline void leave(void) { t_in_hook = 0; }
+/* Ends a recorded call (enter() returned the thread's state). */
+static inline void leave(void)
+{
+    t_state->call_ts = 0;
+    t_in_hook = 0;
+}
+
+/* One timestamp per hook call, shared by the call's event and the bundled
+ * allocator's events inside it.  hook context: no allocation. */
+static inline uint64_t call_ts(tstate_t *t)
+{
+    if (!t->call_ts) t->call_ts = now_ns();
+    return t->call_ts;
+}
 
 /* Records one event; `seq` is taken by the caller at the point that keeps
  * the order rule.  hook context: no allocation. */
@@ -873,7 +887,7 @@ static inline void record(tstate_t *t, uint64_t seq, int kind, const void *addr,
     r.kind = (uint8_t)kind;
     r.flags = failed ? MT_RF_FAILED : 0;
     r.seq = seq;
-    r.ts = now_ns();
+    r.ts = call_ts(t);
     r.addr = (uint64_t)(uintptr_t)addr;
     r.size = size;
     r.old_addr = (uint64_t)(uintptr_t)old;
@@ -935,7 +949,7 @@ static void pym_event(void *ctx, int kind, uintptr_t arena, uintptr_t pool, uint
     r.flags = 0;
     r.stack = size_class == PYM_NO_CLASS ? 0 : size_class + 1;
     r.seq = next_seq();
-    r.ts = now_ns();
+    r.ts = call_ts(t);
     r.addr = block ? block : pool ? pool : arena;
     r.size = value;
     r.old_addr = pool;
