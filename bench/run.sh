@@ -3,9 +3,12 @@
 # the way ../shared/bench/peers/table.md measured the other tools: untraced
 # and traced runs in turn, the slowdown computed pair by pair.
 #
-# usage: bash bench/run.sh [-n PAIRS] [-b BUILD_DIR] [WORKLOAD...]
+# usage: bash bench/run.sh [-n PAIRS] [-b BUILD_DIR] [-a libc|bundled] [WORKLOAD...]
 #   -n PAIRS      timed pairs per workload (default 5), after one warm-up pair
 #   -b BUILD_DIR  where memtrace was built (default build)
+#   -a bundled    trace with --allocator=bundled, and in the last column the
+#                 bundled allocator untraced (libmemtrace_pym_malloc.so)
+#                 against glibc's malloc instead of heaptrack
 #   WORKLOAD      churn grow threads mmapper py_lists py_lists_malloc
 #                 (default: all of them; py_* need /usr/bin/python3.11)
 #
@@ -24,16 +27,19 @@ BENCH_SRC=$(cd "$ROOT/../shared/bench" 2>/dev/null && pwd) || {
 }
 PAIRS=5
 BUILD=$ROOT/build
-while getopts "n:b:h" opt; do
+ALLOC=libc
+while getopts "n:b:a:h" opt; do
     case $opt in
     n) PAIRS=$OPTARG ;;
     b) BUILD=$(cd "$OPTARG" && pwd) ;;
+    a) ALLOC=$OPTARG ;;
     h) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: bash bench/run.sh [-n PAIRS] [-b BUILD_DIR] [WORKLOAD...]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/run.sh [-n PAIRS] [-b BUILD_DIR] [-a libc|bundled] [WORKLOAD...]" >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
 [[ $PAIRS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: -n wants a positive count, not '$PAIRS'" >&2; exit 2; }
+[[ $ALLOC == libc || $ALLOC == bundled ]] || { echo "run.sh: -a wants libc or bundled, not '$ALLOC'" >&2; exit 2; }
 WORKLOADS=("$@")
 ((${#WORKLOADS[@]})) || WORKLOADS=(churn grow threads mmapper py_lists py_lists_malloc)
 
@@ -41,6 +47,11 @@ MEMTRACE=$BUILD/memtrace
 [[ -x $MEMTRACE ]] || { echo "run.sh: $MEMTRACE not built (run: bash scripts/setup.sh)" >&2; exit 1; }
 PYTHON=/usr/bin/python3.11
 HEAPTRACK=$(command -v heaptrack || true)
+PYM_MALLOC=$BUILD/libmemtrace_pym_malloc.so
+if [[ $ALLOC == bundled ]]; then
+    [[ -e $PYM_MALLOC ]] || { echo "run.sh: $PYM_MALLOC not built" >&2; exit 1; }
+    HEAPTRACK="" # the bundled runs compare with the untraced bundled allocator instead
+fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/memtrace-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
@@ -84,7 +95,9 @@ stats() {
 ratio() { awk -v t="$1" -v u="$2" 'BEGIN { printf "%.4f", t / u }'; }
 
 run_untraced() { env "${CMD_ENV[@]}" "${CMD[@]}"; }
-run_memtrace() { env "${CMD_ENV[@]}" "$MEMTRACE" -q -o "$TMP/trace.db" "${CMD[@]}"; }
+run_memtrace() { env "${CMD_ENV[@]}" "$MEMTRACE" -q --allocator="$ALLOC" -o "$TMP/trace.db" "${CMD[@]}"; }
+# the bundled allocator as the program's malloc, untraced
+run_pym() { env "${CMD_ENV[@]}" LD_PRELOAD="$PYM_MALLOC" "${CMD[@]}"; }
 # heaptrack's interpreter can exhaust memory (it does on churn): cap it
 run_heaptrack() {
     rm -f "$TMP"/ht.*
@@ -99,7 +112,7 @@ for w in "${WORKLOADS[@]}"; do
         continue
     fi
     echo "== $w: 1 warm-up + $PAIRS pairs" >&2
-    untraced=() traced=() ratios=() ht_ratios=()
+    untraced=() traced=() ratios=() ht_ratios=() pym_ratios=()
     ht_ok=${HEAPTRACK:+1}
     status=ok
     for ((i = 0; i <= PAIRS; i++)); do
@@ -107,10 +120,12 @@ for w in "${WORKLOADS[@]}"; do
         timed tu run_untraced || { status="untraced run failed"; break; }
         timed tt run_memtrace || { status="memtrace failed (exit $?)"; break; }
         if [[ -n $ht_ok ]]; then timed th run_heaptrack || ht_ok=""; fi
+        if [[ $ALLOC == bundled ]]; then timed th run_pym || { status="the untraced bundled allocator failed"; break; }; fi
         ((i == 0)) && continue # warm-up
         untraced+=("$tu") traced+=("$tt") ratios+=("$(ratio "$tt" "$tu")")
         [[ -n $ht_ok ]] && ht_ratios+=("$(ratio "$th" "$tu")")
-        echo "   pair $i: untraced $tu s, memtrace $tt s${ht_ok:+, heaptrack $th s}" >&2
+        [[ $ALLOC == bundled ]] && pym_ratios+=("$(ratio "$th" "$tu")")
+        echo "   pair $i: untraced $tu s, memtrace $tt s${ht_ok:+, heaptrack $th s}${pym_ratios:+, bundled untraced $th s}" >&2
     done
     if [[ $status != ok ]]; then
         ROWS+=("$w|$status")
@@ -123,7 +138,10 @@ for w in "${WORKLOADS[@]}"; do
     bytes=$(stat -c %s "$TMP/trace.db")
     bpe=$(awk -v b="$bytes" -v e="$events" 'BEGIN { if (e > 0) printf "%.1f", b / e; else print "-" }')
     ht="-"
-    if [[ -z $HEAPTRACK ]]; then
+    if [[ $ALLOC == bundled ]]; then
+        read -r hm hmin hmax < <(stats "${pym_ratios[@]}")
+        ht=$(printf '%.2fx [%.2f-%.2f]' "$hm" "$hmin" "$hmax")
+    elif [[ -z $HEAPTRACK ]]; then
         ht="not installed"
     elif [[ -z $ht_ok ]]; then
         ht="failed"
@@ -137,9 +155,11 @@ done
 
 echo
 echo "memtrace $("$MEMTRACE" --version | awk '{ print $2 }'), $(nproc) CPUs, $(uname -sr), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "$PAIRS pairs per workload after 1 warm-up; ratio = traced / untraced wall time, pair by pair"
+echo "$PAIRS pairs per workload after 1 warm-up; ratio = traced / untraced wall time, pair by pair; memtrace --allocator=$ALLOC"
 echo
-echo "| workload | untraced s (median) | memtrace s (median) | memtrace ratio median [min-max] | events | db bytes/event | heaptrack ratio median [min-max] |"
+last="heaptrack ratio median [min-max]"
+[[ $ALLOC == bundled ]] && last="bundled allocator untraced / glibc, median [min-max]"
+echo "| workload | untraced s (median) | memtrace s (median) | memtrace ratio median [min-max] | events | db bytes/event | $last |"
 echo "|---|---|---|---|---|---|---|"
 for r in "${ROWS[@]}"; do
     IFS='|' read -r -a f <<<"$r"

@@ -114,5 +114,22 @@ if [[ -n ${WORKLOADS:-} && -x ${WORKLOADS:-}/churn ]]; then
                           FROM allocator_events")"
         assert_eq "$w: layout from events = allocator's statistics (mismatches/rows)" "0/33" "$(mismatches "$w.db")"
     done
+    # mmapper (no malloc of its own) and CPython on top of the bundled
+    # allocator: same output, layout equal to the statistics
+    PYTHON=/usr/bin/python3.11
+    for w in mmapper py_lists; do
+        if [[ $w == py_lists ]]; then
+            [[ -x $PYTHON && -n ${WORKLOADS_SRC:-} ]] || continue
+            cmd=("$PYTHON" "$WORKLOADS_SRC/py_lists.py")
+            export PYTHONHASHSEED=0
+        else
+            cmd=("$WORKLOADS/$w")
+        fi
+        expect=$("${cmd[@]}")
+        trace "$w.db" --allocator=bundled "${cmd[@]}"
+        assert_eq "$w: exit status" 0 "$RC"
+        assert_eq "$w: same output as with the C library's malloc" "$expect" "$(cat "$WORK/out")"
+        assert_eq "$w: layout from events = allocator's statistics (mismatches/rows)" "0/33" "$(mismatches "$w.db")"
+    done
 fi
 finish
