@@ -57,8 +57,9 @@ int mt_cli_parse(mt_cli_t *c, int argc, char **argv, const mt_cli_opt_t *opts, i
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (opts_done || a[0] != '-' || !a[1]) {
-            if (c->path) return mt_cli_usage_error(c, "unexpected argument '%s'", a);
-            c->path = a;
+            if (!c->path) c->path = a;
+            else if (c->second && !c->path2) c->path2 = a;
+            else return mt_cli_usage_error(c, "unexpected argument '%s'", a);
             continue;
         }
         if (!strcmp(a, "--")) {
@@ -88,6 +89,8 @@ int mt_cli_parse(mt_cli_t *c, int argc, char **argv, const mt_cli_opt_t *opts, i
         return mt_cli_usage_error(c, "unknown option '%s'", a);
     }
     if (!c->path) return mt_cli_usage_error(c, "%s", "missing DB (a trace written by memtrace)");
+    if (c->second && !c->path2)
+        return mt_cli_usage_error(c, "missing %s (the second trace, to compare with the first)", c->second);
     return -1;
 }
 
@@ -131,8 +134,8 @@ int mt_cli_open(mt_cli_t *c, mt_db_t **db)
     c->complete = (int)complete;
     if (complete == 0) {
         if ((rc = mt_db_meta_get_text(*db, "incomplete_reason", &reason))) goto fail;
-        fprintf(stderr, "memtrace: warning: trace is incomplete: %s\n",
-                reason && *reason ? reason : "no reason recorded");
+        fprintf(stderr, "memtrace: warning: trace %s%sis incomplete: %s\n", c->name_in_warning ? c->path : "",
+                c->name_in_warning ? " " : "", reason && *reason ? reason : "no reason recorded");
         free(reason);
     }
     if ((rc = read_procs(c, *db))) goto fail;
@@ -170,6 +173,18 @@ int mt_cli_no_heap(const mt_cli_t *c, const mt_heap_stats_t *hs)
         fprintf(out, "no heap allocations in %s: only %s free%s of blocks allocated before tracing started\n",
                 c->path, mt_fmt_count(a, sizeof a, hs->unknown_frees), mt_cli_plural(hs->unknown_frees));
     return 1;
+}
+
+int mt_cli_duration(mt_db_t *db, int64_t *ns)
+{
+    int rc = mt_db_meta_get_int(db, "duration_ns", ns);
+    if (rc != MT_ENOENT) return rc;
+    mt_stmt_t *st;
+    *ns = 0;
+    if ((rc = mt_stmt_prepare(db, "SELECT ts FROM event_data ORDER BY seq DESC LIMIT 1", &st))) return rc;
+    if ((rc = mt_stmt_step(st)) == 1) *ns = mt_stmt_int(st, 0);
+    mt_stmt_finalize(st);
+    return rc < 0 ? rc : 0;
 }
 
 int mt_cli_flush(const mt_cli_t *c, FILE *out)

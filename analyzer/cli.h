@@ -40,8 +40,13 @@ typedef struct {
     const char *synopsis;   /* "[--top N] [--csv] DB", for usage errors */
     void (*usage)(FILE *);  /* full usage text for -h */
     int has_top, has_csv;   /* accepts --top / --csv */
+    const char *second;     /* NULL, or the second DB argument's name in
+                               usage errors ("B.db"): the command compares
+                               two traces (path, then path2) */
+    int name_in_warning;    /* the incomplete-trace warning names the file */
     /* results */
     const char *path;       /* the DB argument */
+    const char *path2;      /* the second one, when `second` is set */
     int64_t top;            /* --top N; 0: every row */
     int csv;
     /* filled by mt_cli_open */
@@ -59,8 +64,9 @@ int mt_cli_parse(mt_cli_t *c, int argc, char **argv, const mt_cli_opt_t *opts, i
 /* Prints a usage error (fmt has one %s for arg) and returns 2. */
 int mt_cli_usage_error(const mt_cli_t *c, const char *fmt, const char *arg);
 
-/* Opens c->path read-only, warns when the trace is incomplete, reads the
- * process ids.  Returns 0, or 1 after printing why (*db is then NULL). */
+/* Opens c->path read-only, warns when the trace is incomplete ("trace
+ * PATH is incomplete" with name_in_warning), reads the process ids.
+ * Returns 0, or 1 after printing why (*db is then NULL). */
 int mt_cli_open(mt_cli_t *c, mt_db_t **db);
 
 /* pid of processes.id `process`, or -1 when unknown. */
@@ -76,6 +82,10 @@ int mt_cli_fail(const mt_cli_t *c, mt_db_t *db, int rc);
  * goes to stdout for text output, to stderr for CSV (whose caller prints
  * the header row alone). */
 int mt_cli_no_heap(const mt_cli_t *c, const mt_heap_stats_t *hs);
+
+/* The trace's duration in ns: meta.duration_ns, else the time of its last
+ * event (0 without events).  Returns 0 or a database error. */
+int mt_cli_duration(mt_db_t *db, int64_t *ns);
 
 /* Flushes stdout; returns 0, or 1 after a message when writing failed. */
 int mt_cli_flush(const mt_cli_t *c, FILE *out);

@@ -1,18 +1,20 @@
 /* export.c - `memtrace export DB [--collapsed] [--by bytes|calls|leaked|peak]
- * [-o FILE]`: allocation stacks in the collapsed-stack format of flame graph
- * tools.
+ * [-o FILE]` or `memtrace export DB --massif [-o FILE]`: allocation stacks in
+ * the collapsed-stack format of flame graph tools, or the heap over time in
+ * valgrind massif's format.
  *
  * Place in the pipeline: analyzer subcommand (entry point in mt_analyzer.h).
- * One pass (mt_sites_replay) gives a weight per heap site; each site's stack
- * becomes one line "outermost;...;innermost WEIGHT", function names only, as
- * flamegraph.pl, inferno and speedscope read it.  Sites whose frames read
- * the same (different lines of one function, or the same code in several
- * processes) are merged into one line; lines are sorted by their text, so
- * the output is deterministic.
+ * Collapsed: one pass (mt_sites_replay) gives a weight per heap site; each
+ * site's stack becomes one line "outermost;...;innermost WEIGHT", function
+ * names only, as flamegraph.pl, inferno and speedscope read it.  Sites whose
+ * frames read the same (different lines of one function, or the same code
+ * in several processes) are merged into one line; lines are sorted by their
+ * text, so the output is deterministic.  Massif: massif.h.
  */
 #include "mt_analyzer.h"
 
 #include "cli.h"
+#include "massif.h"
 #include "mt_error.h"
 #include "sites.h"
 #include "stackfmt.h"
@@ -22,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SYNOPSIS "[--collapsed] [--by bytes|calls|leaked|peak] [-o FILE] DB"
+#define SYNOPSIS "[--collapsed [--by bytes|calls|leaked|peak] | --massif] [-o FILE] DB"
 #define MAX_FRAMES 1024
 
 enum { BY_BYTES, BY_CALLS, BY_LEAKED, BY_PEAK, NBY };
@@ -32,7 +34,9 @@ void mt_usage_export(FILE *out)
     fprintf(out,
             "usage: memtrace export " SYNOPSIS "\n"
             "\n"
-            "Writes the heap allocation stacks (libc layer) as collapsed stacks, the\n"
+            "Writes the heap allocations (libc layer) in a format other tools read.\n"
+            "\n"
+            "--collapsed (the default): the allocation stacks as collapsed stacks, the\n"
             "input of flame graph tools (flamegraph.pl, inferno, speedscope): one line\n"
             "per stack, its functions from the outermost (main's callers) to the one\n"
             "that called the allocator, separated by ';', then a space and the weight:\n"
@@ -43,19 +47,33 @@ void mt_usage_export(FILE *out)
             "';' in a name becomes ':'.  Stacks that read the same are merged; lines are\n"
             "sorted; stacks of weight 0 are left out.\n"
             "\n"
+            "--massif: the heap over time in the format of valgrind's massif, which\n"
+            "ms_print and massif-visualizer read: %d snapshots evenly spread over the\n"
+            "trace (the first at its start, the last at its end) plus the heap's peak,\n"
+            "times in ms, live heap bytes (requested sizes, every process together);\n"
+            "every %dth snapshot and the peak are detailed: the live bytes as a tree of\n"
+            "stacks, the allocator's caller first, then its callers, each level sorted\n"
+            "by bytes, branches under 1%% of the snapshot folded into one \"in K places\"\n"
+            "line.  Allocator overhead (mem_heap_extra_B) and thread stacks\n"
+            "(mem_stacks_B) are not measured: 0.\n"
+            "\n"
             "Options:\n"
-            "  --collapsed  the collapsed-stack format (the default, and the only one)\n"
-            "  --by W       the weight: bytes allocated (default), calls (allocations),\n"
+            "  --collapsed  collapsed stacks (the default)\n"
+            "  --by W       their weight: bytes allocated (default), calls (allocations),\n"
             "               leaked (bytes still live at the end), or peak (bytes live\n"
             "               at the heap's peak)\n"
-            "  -o FILE      write to FILE instead of standard output\n"
+            "  --massif     massif's format (no --by)\n"
+            "  -o FILE      write to FILE instead of standard output (removed again when\n"
+            "               the export fails)\n"
             "  -h, --help   this text\n"
             "\n"
             "Exit status: 0 done, 1 the trace cannot be read or FILE written, 2 usage error.\n"
             "\n"
-            "Example:\n"
+            "Examples:\n"
             "  memtrace export --by leaked -o leaks.folded trace.db\n"
-            "  flamegraph.pl leaks.folded > leaks.svg\n");
+            "  flamegraph.pl leaks.folded > leaks.svg\n"
+            "  memtrace export --massif -o massif.out trace.db && ms_print massif.out\n",
+            MT_MASSIF_SNAPSHOTS, MT_MASSIF_DETAIL);
 }
 
 typedef struct {
@@ -139,14 +157,17 @@ int mt_cmd_export(int argc, char **argv)
 {
     static const char *const names[NBY] = {"bytes", "calls", "leaked", "peak"};
     mt_cli_t c = {.cmd = "export", .synopsis = SYNOPSIS, .usage = mt_usage_export};
-    const char *by_arg = NULL, *collapsed = NULL, *outpath = NULL;
+    const char *by_arg = NULL, *collapsed = NULL, *massif = NULL, *outpath = NULL;
     const mt_cli_opt_t opts[] = {
         {"--by", NULL, 1, &by_arg},
         {"--collapsed", NULL, 0, &collapsed},
+        {"--massif", NULL, 0, &massif},
         {"--output", "-o", 1, &outpath},
     };
-    int status = mt_cli_parse(&c, argc, argv, opts, 3);
+    int status = mt_cli_parse(&c, argc, argv, opts, 4);
     if (status >= 0) return status;
+    if (massif && collapsed) return mt_cli_usage_error(&c, "%s", "give --collapsed or --massif, not both");
+    if (massif && by_arg) return mt_cli_usage_error(&c, "%s", "--by weighs collapsed stacks: not with --massif");
     int by = BY_BYTES;
     if (by_arg) {
         for (by = 0; by < NBY && strcmp(by_arg, names[by]); by++) {
@@ -170,6 +191,12 @@ int mt_cmd_export(int argc, char **argv)
     if (outpath && !(out = fopen(outpath, "w"))) {
         fprintf(stderr, "memtrace export: cannot write %s: %s\n", outpath, strerror(errno));
         out = stdout;
+        goto out;
+    }
+    if (massif) {
+        if ((rc = mt_massif_write(db, out, c.progress, &hs))) goto fail;
+        mt_cli_no_heap(&c, &hs);
+        status = mt_cli_flush(&c, out);
         goto out;
     }
     if ((rc = mt_sites_heap(db, c.progress, &v, &n, &hs))) goto fail;

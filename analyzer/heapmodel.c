@@ -29,13 +29,12 @@
 
 #include "mt_error.h"
 #include "mt_event.h"
+#include "progress.h"
 
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #define FIB64 0x9E3779B97F4A7C15ull
 #define MAP_MIN_BITS 10
@@ -577,38 +576,6 @@ int mt_heap_leaks(const mt_heap_t *h, mt_heap_group_t **out, size_t *n)
 
 /* ---- replay ---- */
 
-/* Percentage on stderr, only on a terminal and only once the pass has run
- * for a second (short passes stay silent). */
-typedef struct {
-    const char *label;
-    int tty, shown, pct;
-    struct timespec start;
-    int64_t lo, hi;  /* seq range of the table */
-} progress_t;
-
-static double since(const struct timespec *a)
-{
-    struct timespec b;
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    return (double)(b.tv_sec - a->tv_sec) + (double)(b.tv_nsec - a->tv_nsec) / 1e9;
-}
-
-static void progress_tick(progress_t *p, int64_t seq)
-{
-    if (!p->tty || (!p->shown && since(&p->start) < 1.0)) return;
-    int pct = p->hi > p->lo ? (int)((double)(seq - p->lo) * 100.0 / (double)(p->hi - p->lo)) : 100;
-    if (pct == p->pct) return;
-    p->pct = pct;
-    p->shown = 1;
-    fprintf(stderr, "\r%s %3d%%", p->label, pct);
-    fflush(stderr);
-}
-
-static void progress_end(progress_t *p)
-{
-    if (p->shown) fprintf(stderr, "\r%*s\r", (int)strlen(p->label) + 5, "");
-}
-
 static int load_threads(mt_heap_t *h, mt_db_t *db)
 {
     mt_stmt_t *st;
@@ -620,34 +587,15 @@ static int load_threads(mt_heap_t *h, mt_db_t *db)
     return rc;
 }
 
-static int seq_range(mt_db_t *db, int64_t *lo, int64_t *hi)
-{
-    mt_stmt_t *st;
-    int rc = mt_stmt_prepare(db, "SELECT min(seq), max(seq) FROM event_data", &st);
-    if (rc) return rc;
-    *lo = *hi = 0;
-    if ((rc = mt_stmt_step(st)) == 1) {
-        *lo = mt_stmt_int(st, 0);
-        *hi = mt_stmt_int(st, 1);
-        rc = 0;
-    }
-    mt_stmt_finalize(st);
-    return rc;
-}
-
 int mt_heap_replay(mt_heap_t *h, mt_db_t *db, const mt_heap_replay_opts_t *opts)
 {
     static const mt_heap_replay_opts_t none = {0};
     if (!opts) opts = &none;
-    progress_t prog = {.label = opts->progress, .pct = -1};
+    mt_progress_t prog;
     mt_stmt_t *st = NULL;
-    int rc = load_threads(h, db);
+    int rc = mt_progress_start(&prog, opts->progress, db);
+    if (!rc) rc = load_threads(h, db);
     if (rc) goto out;
-    if (opts->progress && isatty(STDERR_FILENO)) {
-        prog.tty = 1;
-        clock_gettime(CLOCK_MONOTONIC, &prog.start);
-        if ((rc = seq_range(db, &prog.lo, &prog.hi))) goto out;
-    }
     rc = mt_stmt_prepare(db,
                          "SELECT seq, ts, kind, thread, addr, size, old_addr, stack, failed"
                          " FROM event_data ORDER BY seq",
@@ -671,10 +619,10 @@ int mt_heap_replay(mt_heap_t *h, mt_db_t *db, const mt_heap_replay_opts_t *opts)
             if (rc > 0) rc = 0;
             goto out;
         }
-        if (prog.tty && (++n & 0xffff) == 0) progress_tick(&prog, ev.seq);
+        if ((++n & 0xffff) == 0) mt_progress_tick(&prog, ev.seq);
     }
 out:
-    progress_end(&prog);
+    mt_progress_end(&prog);
     mt_stmt_finalize(st);
     return rc;
 }

@@ -17,6 +17,9 @@ int mt_cmd_top(int argc, char **argv);
 int mt_cmd_temporary(int argc, char **argv);
 int mt_cmd_growth(int argc, char **argv);
 int mt_cmd_export(int argc, char **argv);
+int mt_cmd_timeline(int argc, char **argv);
+int mt_cmd_diff(int argc, char **argv);
+int mt_cmd_layout(int argc, char **argv);
 
 /* Usage text of each subcommand (for `memtrace help CMD` and errors). */
 void mt_usage_summary(FILE *out);
@@ -27,5 +30,8 @@ void mt_usage_top(FILE *out);
 void mt_usage_temporary(FILE *out);
 void mt_usage_growth(FILE *out);
 void mt_usage_export(FILE *out);
+void mt_usage_timeline(FILE *out);
+void mt_usage_diff(FILE *out);
+void mt_usage_layout(FILE *out);
 
 #endif

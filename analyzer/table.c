@@ -33,7 +33,7 @@ struct mt_table {
 int mt_table_create(const mt_tcol_t *cols, int ncols, mt_table_t **out)
 {
     assert(ncols > 0);
-    for (int c = 0; c + 1 < ncols; c++) assert(cols[c].kind != MT_TCOL_STACK);
+    for (int c = 0; c + 1 < ncols; c++) assert(cols[c].kind != MT_TCOL_STACK && cols[c].kind != MT_TCOL_FRAMES);
     *out = NULL;
     mt_table_t *t = calloc(1, sizeof *t);
     if (!t) return MT_ENOMEM;
@@ -74,7 +74,8 @@ static cell_t *cell(mt_table_t *t, int col)
 void mt_table_int(mt_table_t *t, int col, int64_t v)
 {
     assert(t->cols[col].kind == MT_TCOL_INT || t->cols[col].kind == MT_TCOL_ID ||
-           t->cols[col].kind == MT_TCOL_BYTES || t->cols[col].kind == MT_TCOL_STACK);
+           t->cols[col].kind == MT_TCOL_BYTES || t->cols[col].kind == MT_TCOL_STACK ||
+           t->cols[col].kind == MT_TCOL_DELTA || t->cols[col].kind == MT_TCOL_ADDR);
     cell_t *c = cell(t, col);
     c->set = 1;
     c->i = v;
@@ -90,7 +91,7 @@ void mt_table_real(mt_table_t *t, int col, double v)
 
 int mt_table_text(mt_table_t *t, int col, const char *v)
 {
-    assert(t->cols[col].kind == MT_TCOL_TEXT);
+    assert(t->cols[col].kind == MT_TCOL_TEXT || t->cols[col].kind == MT_TCOL_FRAMES);
     cell_t *c = cell(t, col);
     free(c->s);
     c->s = NULL;
@@ -104,11 +105,42 @@ int mt_table_text(mt_table_t *t, int col, const char *v)
 
 size_t mt_table_rows(const mt_table_t *t) { return t->rows; }
 
+/* One line of text for a text table: control characters show as \n, \t,
+ * \r or '?'; at most `n` bytes of s; truncated to fit buf. */
+static const char *printable(const char *s, size_t n, char *buf, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && s[i] && o + 3 < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch != 0x7f) buf[o++] = (char)ch;
+        else if (ch == '\n' || ch == '\t' || ch == '\r') {
+            buf[o++] = '\\';
+            buf[o++] = ch == '\n' ? 'n' : ch == '\t' ? 't' : 'r';
+        } else buf[o++] = '?';
+    }
+    buf[o] = 0;
+    return buf;
+}
+
 /* The text of a non-stack cell, for people (csv 0) or for CSV. */
 static const char *cell_text(const mt_tcol_t *col, const cell_t *c, int csv, char *buf, size_t len)
 {
     if (!c->set) return csv ? "" : "-";
     switch (col->kind) {
+    case MT_TCOL_DELTA:
+        if (csv) snprintf(buf, len, "%" PRId64, c->i);
+        else {
+            mt_fmt_bytes(buf + 1, len - 1, (double)c->i);
+            if (c->i > 0) buf[0] = '+';
+            else memmove(buf, buf + 1, strlen(buf + 1) + 1);
+        }
+        return buf;
+    case MT_TCOL_ADDR:
+        if (csv) snprintf(buf, len, "%" PRId64, c->i);
+        else snprintf(buf, len, "0x%" PRIx64, (uint64_t)c->i);
+        return buf;
+    case MT_TCOL_FRAMES:
+        return csv ? c->s : "";
     case MT_TCOL_INT:
         if (csv) snprintf(buf, len, "%" PRId64, c->i);
         else mt_fmt_count(buf, len, c->i);
@@ -122,20 +154,7 @@ static const char *cell_text(const mt_tcol_t *col, const cell_t *c, int csv, cha
         return buf;
     case MT_TCOL_TEXT:
         if (csv) return c->s;
-        /* one line per row: control characters show as \n, \t, \r or '?' */
-        {
-            size_t o = 0;
-            for (const char *p = c->s; *p && o + 3 < len; p++) {
-                unsigned char ch = (unsigned char)*p;
-                if (ch >= 0x20 && ch != 0x7f) buf[o++] = (char)ch;
-                else if (ch == '\n' || ch == '\t' || ch == '\r') {
-                    buf[o++] = '\\';
-                    buf[o++] = ch == '\n' ? 'n' : ch == '\t' ? 't' : 'r';
-                } else buf[o++] = '?';
-            }
-            buf[o] = 0;
-        }
-        return buf;
+        return printable(c->s, SIZE_MAX, buf, len); /* one line per row */
     case MT_TCOL_ID:
     case MT_TCOL_STACK:
         snprintf(buf, len, "%" PRId64, c->i);
@@ -155,6 +174,28 @@ static size_t width_of(const char *s)
 static void pad(FILE *out, size_t n)
 {
     while (n--) fputc(' ', out);
+}
+
+/* A FRAMES cell as one CSV field: its lines joined by MT_TABLE_CSV_SEP. */
+static void write_frames_csv(FILE *out, const char *s)
+{
+    size_t n = 0, sep = strlen(MT_TABLE_CSV_SEP);
+    for (const char *p = s; *p; p++) n += *p == '\n' ? sep : 1;
+    char *j = malloc(n + 1);
+    if (!j) { /* the field as it is: still one RFC 4180 field */
+        mt_csv_field(out, s, strlen(s));
+        return;
+    }
+    char *o = j;
+    for (const char *p = s; *p; p++) {
+        if (*p == '\n') {
+            memcpy(o, MT_TABLE_CSV_SEP, sep);
+            o += sep;
+        } else *o++ = *p;
+    }
+    *o = 0;
+    mt_csv_field(out, j, n);
+    free(j);
 }
 
 static int write_csv(const mt_table_t *t, mt_stackfmt_t *sf, FILE *out)
@@ -185,6 +226,10 @@ static int write_csv(const mt_table_t *t, mt_stackfmt_t *sf, FILE *out)
                 }
                 fprintf(out, "%s,", cell_text(col, &row[c], 1, buf, sizeof buf));
                 mt_csv_field(out, frames, strlen(frames));
+                continue;
+            }
+            if (col->kind == MT_TCOL_FRAMES) {
+                if (row[c].set) write_frames_csv(out, row[c].s);
                 continue;
             }
             const char *v = cell_text(col, &row[c], 1, buf, sizeof buf);
@@ -227,12 +272,34 @@ static int text_stack(const cell_t *c, mt_stackfmt_t *sf, FILE *out, const char 
     return 0;
 }
 
+/* A FRAMES cell: its first line on the row, the others below it. */
+static void text_frames(const cell_t *c, FILE *out, const char *indent, size_t at)
+{
+    char line[1024];
+    if (!c->set) {
+        fputs("-", out);
+        return;
+    }
+    if (!c->s[0]) {
+        fputs("(no stack)", out);
+        return;
+    }
+    for (const char *p = c->s; *p;) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (p != c->s) below(out, indent, at);
+        fputs(printable(p, n, line, sizeof line), out);
+        p += n;
+        if (*p) p++;
+    }
+}
+
 /* One cell padded to width w: text left-aligned (no trailing blanks in the
  * last column), everything else right-aligned. */
 static void text_cell(FILE *out, const mt_tcol_t *col, const char *v, size_t w, int last)
 {
     size_t gap = w - width_of(v);
-    int right = col->kind != MT_TCOL_TEXT && col->kind != MT_TCOL_STACK;
+    int right = col->kind != MT_TCOL_TEXT && col->kind != MT_TCOL_STACK && col->kind != MT_TCOL_FRAMES;
     if (right) pad(out, gap);
     fputs(v, out);
     if (!right && !last) pad(out, gap);
@@ -252,7 +319,7 @@ static int write_text(const mt_table_t *t, mt_stackfmt_t *sf, FILE *out, const c
         if (t->cols[c].only & MT_TCOL_ONLY_CSV) continue;
         vis[nvis++] = c;
         width[c] = width_of(t->cols[c].title);
-        if (t->cols[c].kind == MT_TCOL_STACK) continue;
+        if (t->cols[c].kind == MT_TCOL_STACK || t->cols[c].kind == MT_TCOL_FRAMES) continue;
         for (size_t r = 0; r < t->rows; r++) {
             const cell_t *cl = &t->cells[r * (size_t)t->ncols + (size_t)c];
             size_t w = width_of(cell_text(&t->cols[c], cl, 0, buf, sizeof buf));
@@ -276,6 +343,7 @@ static int write_text(const mt_table_t *t, mt_stackfmt_t *sf, FILE *out, const c
             int c = vis[v];
             if (v) fputs("  ", out);
             if (t->cols[c].kind == MT_TCOL_STACK) rc = text_stack(&row[c], sf, out, indent, last_at);
+            else if (t->cols[c].kind == MT_TCOL_FRAMES) text_frames(&row[c], out, indent, last_at);
             else text_cell(out, &t->cols[c], cell_text(&t->cols[c], &row[c], 0, buf, sizeof buf), width[c],
                            v + 1 == nvis);
         }

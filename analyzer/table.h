@@ -12,12 +12,21 @@
  *                  below 1 KiB), CSV the exact integer
  *   MT_TCOL_REAL   double; text with `decimals` places, right-aligned; CSV
  *                  with MT_TABLE_CSV_DECIMALS places
+ *   MT_TCOL_DELTA  integer byte difference; text "+97.7 KiB" / "-512 B" /
+ *                  "0 B" right-aligned, CSV the exact integer
+ *   MT_TCOL_ADDR   integer address; text "0x7f12c0000000" right-aligned,
+ *                  CSV the exact integer (as the schema stores addresses)
  *   MT_TCOL_TEXT   string; text left-aligned
  *   MT_TCOL_STACK  a stack id (event_data.stack); must be the last column.
  *                  Text: the stack's frames (stackfmt.h), the innermost on
  *                  the row's line and its callers on the lines below, under
  *                  it.  CSV: two fields, the id and the frames joined by
  *                  " <- " (innermost first).
+ *   MT_TCOL_FRAMES frames already formatted, one per line ('\n' between
+ *                  them), for stacks that are not ids of one trace (a
+ *                  comparison of two); must be the last column.  Text: as
+ *                  a stack, "(no stack)" when empty.  CSV: one field, the
+ *                  lines joined by " <- ".
  * Any cell may be NULL: "-" in text, an empty field in CSV.  CSV quoting is
  * RFC 4180 (mt_csv_field), lines end with LF.
  */
@@ -30,7 +39,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef enum { MT_TCOL_INT, MT_TCOL_ID, MT_TCOL_BYTES, MT_TCOL_REAL, MT_TCOL_TEXT, MT_TCOL_STACK } mt_tcol_kind_t;
+typedef enum {
+    MT_TCOL_INT, MT_TCOL_ID, MT_TCOL_BYTES, MT_TCOL_REAL, MT_TCOL_TEXT, MT_TCOL_STACK,
+    MT_TCOL_DELTA, MT_TCOL_ADDR, MT_TCOL_FRAMES
+} mt_tcol_kind_t;
 
 typedef struct {
     const char *title;  /* text header */
@@ -59,8 +71,9 @@ void mt_table_destroy(mt_table_t *t);
 /* Starts a new row, every cell NULL.  Returns 0 or MT_ENOMEM. */
 int mt_table_row(mt_table_t *t);
 
-/* Sets cell `col` of the last row (an INT, ID, BYTES or STACK column; a REAL
- * one; a TEXT one, copied).  Return 0, or MT_ENOMEM for text. */
+/* Sets cell `col` of the last row (an INT, ID, BYTES, DELTA, ADDR or STACK
+ * column; a REAL one; a TEXT or FRAMES one, copied).  Return 0, or
+ * MT_ENOMEM for text. */
 void mt_table_int(mt_table_t *t, int col, int64_t v);
 void mt_table_real(mt_table_t *t, int col, double v);
 int mt_table_text(mt_table_t *t, int col, const char *v);

@@ -27,7 +27,10 @@ static const command_t commands[] = {
     {"top", mt_cmd_top, mt_usage_top, "allocation sites by calls, bytes or share of the peak"},
     {"temporary", mt_cmd_temporary, mt_usage_temporary, "allocations freed by the next heap call, by stack"},
     {"growth", mt_cmd_growth, mt_usage_growth, "realloc chains: growth factors, moves, bytes copied"},
-    {"export", mt_cmd_export, mt_usage_export, "allocation stacks as collapsed stacks for flame graphs"},
+    {"export", mt_cmd_export, mt_usage_export, "allocation stacks for flame graphs, or the heap for massif tools"},
+    {"timeline", mt_cmd_timeline, mt_usage_timeline, "heap, mapped, arena and resident bytes over time"},
+    {"diff", mt_cmd_diff, mt_usage_diff, "what grew from one trace to another, by allocation stack"},
+    {"layout", mt_cmd_layout, mt_usage_layout, "the bundled allocator's arenas and pools at one moment"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -37,7 +37,8 @@
 -- pid 101 main 1 block 30 bytes.  Chains: vec_grow 3 steps (1.5, 2.0, 1.5:
 -- median 1.5), 2 moves, 1 in place, 450 bytes copied, 100 -> 450 bytes in
 -- 8 us; main of pid 101: 1 step x3.0, 10 bytes copied.  A file name with a
--- comma and quotes checks CSV quoting.
+-- comma and quotes checks CSV quoting.  The trace lasts 30 us
+-- (meta.duration_ns), as timeline and export --massif read it.
 DELETE FROM event_data;
 DELETE FROM markers;
 DELETE FROM rss_samples;
@@ -49,6 +50,7 @@ DELETE FROM processes;
 UPDATE meta SET value = 'prog' WHERE key = 'command';
 UPDATE meta SET value = 1 WHERE key = 'complete';
 UPDATE meta SET value = 24 WHERE key = 'events';
+INSERT OR REPLACE INTO meta(key, value) VALUES ('duration_ns', 30000);
 
 INSERT INTO processes(id, pid, ppid, parent_id, exe, cmdline, start_ts, end_ts, exit_status, complete)
 VALUES (1, 100, 1, NULL, '/fixture/prog', 'prog', 0, 30000, 0, 1),

@@ -8,6 +8,12 @@
 #            counts reallocs of a live block from vec_push
 #   peak     the stacks live at the peak add up to the peak (bytes, blocks)
 #   top      the allocations of every stack add up to summary's count
+#   timeline the last point (the end) holds the leaks: 100 blocks, 100,000
+#            bytes; no point holds more than the peak
+#   export --massif  the peak snapshot holds peak's bytes; ms_print (when
+#            installed) reads the file and finds the same peak
+#   diff     a trace against itself: no differences
+#   layout   a trace recorded without --allocator=bundled: says so, exit 0
 #
 # Environment: MEMTRACE (the memtrace executable), WORKLOADS (directory of
 # the built workloads; tests/CMakeLists.txt sets both).  Exit 77 (skipped)
@@ -74,6 +80,33 @@ check "peak: stacks live at the peak add up to the peak" equal "$sums"
 check "top: calls of every stack = summary's allocations" \
     "$("$MEMTRACE" summary --csv grow.db | awk -F, '$1 == "allocations" { print $2 }')" \
     "$(awk -F, -v C="$(col top.csv calls)" 'NR > 1 { n += $C } END { print n }' top.csv)"
+
+peak_bytes=$(awk -F, -v PY="$(col peak.csv peak_bytes)" -v L="$(col peak.csv layer)" \
+    'NR > 1 && $L == "libc" { print $PY; exit }' peak.csv)
+"$MEMTRACE" timeline --csv grow.db >timeline.csv
+check "timeline: 100 points" 100 "$(($(wc -l <timeline.csv) - 1))"
+check "timeline: the end holds the leaks (blocks, bytes)" "100,100000" \
+    "$(tail -1 timeline.csv | cut -d, -f"$(col timeline.csv heap_blocks),$(col timeline.csv heap_bytes)" |
+       awk -F, '{ print $2 "," $1 }')"
+check "timeline: no point above the peak" 0 \
+    "$(awk -F, -v H="$(col timeline.csv heap_bytes)" -v P="$peak_bytes" 'NR > 1 && $H > P { n++ } END { print n + 0 }' timeline.csv)"
+
+"$MEMTRACE" export --massif -o grow.massif grow.db
+check "export --massif: 51 snapshots" 51 "$(grep -c '^snapshot=' grow.massif)"
+check "export --massif: the peak snapshot's bytes = peak's" "$peak_bytes" \
+    "$(awk -F= '/^mem_heap_B=/ { b = $2 } /^heap_tree=peak$/ { print b }' grow.massif)"
+if command -v ms_print >/dev/null; then
+    rc=0
+    ms_print grow.massif >ms_print.out 2>&1 || rc=$?
+    commas=$(sed ':a; s/\B[0-9]\{3\}\>/,&/; ta' <<<"$peak_bytes") # 237,975,903
+    check "ms_print: exit status, and the peak's row" "0:1" \
+        "$rc:$(grep -cE "^ +[0-9]+ +[0-9.,]+ +$commas +$commas +0 +0$" ms_print.out)"
+fi
+
+check "diff: the trace against itself" "no differences" \
+    "$("$MEMTRACE" diff grow.db grow.db | head -1 | cut -d: -f1)"
+check "layout: a libc trace, said on stderr, exit 0" "0:1:0" \
+    "$(rc=0; "$MEMTRACE" layout grow.db >layout.out 2>layout.err || rc=$?; echo "$rc:$(wc -l <layout.err):$(wc -c <layout.out)")"
 
 if ((FAILED)); then
     echo "$FAILED of $CHECKS checks failed" >&2

@@ -6,7 +6,8 @@
 --   1  1  malloc 0x1000 24   keep
 --   2  1  malloc 0x2000 48   keep
 --   3  1  free 0x1000
--- (killed by signal 9 here: 0x2000, 48 bytes, is still live)
+-- (killed by signal 9 here: 0x2000, 48 bytes, is still live; the trace
+-- lasts 5 us)
 DELETE FROM event_data;
 DELETE FROM markers;
 DELETE FROM rss_samples;
@@ -18,6 +19,7 @@ DELETE FROM processes;
 UPDATE meta SET value = 'prog' WHERE key = 'command';
 UPDATE meta SET value = 0 WHERE key = 'complete';
 INSERT OR REPLACE INTO meta(key, value) VALUES ('incomplete_reason', 'process 200 (prog) was killed by signal 9');
+INSERT OR REPLACE INTO meta(key, value) VALUES ('duration_ns', 5000);
 
 INSERT INTO processes(id, pid, ppid, exe, cmdline, start_ts, end_ts, exit_signal, complete)
 VALUES (1, 200, 1, '/fixture/prog', 'prog', 0, 5000, 9, 0);

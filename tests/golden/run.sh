@@ -18,7 +18,10 @@
 # otherwise; its exit status must be 0.
 #
 # Then the command-line contract: usage errors exit 2 with one line, a file
-# that is not a trace exits 1, -h prints the usage and exits 0.
+# that is not a trace exits 1, -h prints the usage and exits 0.  Then
+# ms_print (valgrind's, when installed) must read the massif export and show
+# its peak; layout_check.sh (its own ctest entry, golden.layout) checks `layout` on a real trace recorded with
+# --allocator=bundled.
 #
 # Environment: MEMTRACE, the memtrace executable (tests/CMakeLists.txt sets
 # it).  To regenerate the expected files after a deliberate change of
@@ -141,23 +144,46 @@ status() {
 }
 
 echo "not a database" >notadb.txt
-for view in leaks peak top temporary growth export; do
+for view in leaks peak top temporary growth export timeline layout diff; do
+    # the DB arguments a view takes (diff: two); the last one is the one replaced
+    dbs=(basic.db)
+    [[ $view == diff ]] && dbs=(basic.db basic.db)
     status "$view without DB" 2 "$view"
-    status "$view with an unknown option" 2 "$view" --frobnicate basic.db
-    status "$view with two DBs" 2 "$view" basic.db basic.db
-    status "$view on a missing file" 1 "$view" missing.db
-    status "$view on a file that is not a trace" 1 "$view" notadb.txt
+    status "$view with an unknown option" 2 "$view" --frobnicate "${dbs[@]}"
+    status "$view with a DB too many" 2 "$view" "${dbs[@]}" basic.db
+    status "$view on a missing file" 1 "$view" "${dbs[@]:1}" missing.db
+    status "$view on a file that is not a trace" 1 "$view" "${dbs[@]:1}" notadb.txt
     status "$view -h" 0 "$view" -h
     CHECKS=$((CHECKS + 1))
     grep -q "^usage: memtrace $view " cli.out && grep -q "^Exit status" cli.out ||
         fail "$view -h: no usage line or no exit status section"
     "$MEMTRACE" help "$view" | cmp -s - cli.out || fail "memtrace help $view differs from $view -h"
 done
-for view in leaks peak top temporary growth; do
-    status "$view --top without a number" 2 "$view" basic.db --top
-    status "$view --top -1" 2 "$view" --top -1 basic.db
-    status "$view --top x" 2 "$view" --top=x basic.db
+for view in leaks peak top temporary growth diff; do
+    dbs=(basic.db)
+    [[ $view == diff ]] && dbs=(basic.db basic.db)
+    status "$view --top without a number" 2 "$view" "${dbs[@]}" --top
+    status "$view --top -1" 2 "$view" --top -1 "${dbs[@]}"
+    status "$view --top x" 2 "$view" --top=x "${dbs[@]}"
 done
+status "diff with one DB" 2 diff basic.db
+status "diff on a missing first file" 1 diff missing.db basic.db
+status "timeline --points 0" 2 timeline --points 0 basic.db
+status "timeline --points x" 2 timeline --points x basic.db
+status "timeline --interval 0" 2 timeline --interval 0 basic.db
+status "timeline --interval -5" 2 timeline --interval=-5 basic.db
+status "timeline --interval and --points" 2 timeline --interval 1 --points 5 basic.db
+status "timeline --top (not an option of timeline)" 2 timeline --top 3 basic.db
+cp basic.db long.db
+sqlite3 long.db "UPDATE meta SET value = 2000000000 WHERE key = 'duration_ns'"
+status "timeline --interval giving more than 1,000,000 points" 2 timeline --interval 0.001 long.db
+status "layout --at x" 2 layout --at x layout.db
+status "layout --at -1" 2 layout --at -1 layout.db
+status "layout --time x" 2 layout --time x layout.db
+status "layout --at and --time" 2 layout --at 5 --time 1 layout.db
+status "layout --by an unknown table" 2 layout --by blocks layout.db
+status "export --massif --by" 2 export --massif --by calls basic.db
+status "export --massif --collapsed" 2 export --massif --collapsed basic.db
 status "top --by an unknown measure" 2 top --by size basic.db
 status "export --by an unknown weight" 2 export --by size basic.db
 status "export --csv (not an option of export)" 2 export --csv basic.db
@@ -171,6 +197,49 @@ if [[ -s export.out ]] || ! diff -u "$GOLDEN/basic.export.leaked.folded" leaked.
     fail "export -o: the file differs from basic.export.leaked.folded, or stdout was not empty"
 else
     echo "ok:   export -o FILE"
+fi
+
+# export --massif -o writes the file, and ms_print (valgrind's) reads it
+CHECKS=$((CHECKS + 1))
+"$MEMTRACE" export --massif -o basic.massif basic.db >export.out
+if [[ -s export.out ]] || ! diff -u "$GOLDEN/basic.export.massif" basic.massif; then
+    fail "export --massif -o: the file differs from basic.export.massif, or stdout was not empty"
+else
+    echo "ok:   export --massif -o FILE"
+fi
+if command -v ms_print >/dev/null; then
+    # basic's heap peak: 6,500 bytes at 9 us, between the regular snapshots
+    # at 8.571 and 9.183 us: numbered 15
+    CHECKS=$((CHECKS + 1))
+    rc=0
+    ms_print basic.massif >ms_print.out 2>&1 || rc=$?
+    if ((rc != 0)); then
+        fail "ms_print basic.massif exited with $rc: $(head -5 ms_print.out)"
+    elif ! grep -q '^ Detailed snapshots: \[9, 15 (peak), 20, 30, 40, 50\]$' ms_print.out ||
+        ! grep -Eq '^ +15 +0\.009 +6,500 +6,500 +0 +0$' ms_print.out ||
+        ! grep -q '^100.00% (6,500B) (heap allocation functions)' ms_print.out ||
+        ! grep -q '^->76.92% (5,000B) 0x11F0: big_table (prog.c:60)$' ms_print.out; then
+        fail "ms_print basic.massif does not show the peak of 6,500 bytes at snapshot 15 as expected:"
+        cat ms_print.out >&2
+    else
+        echo "ok:   ms_print reads basic.massif: peak 6,500 bytes at 0.009 ms (snapshot 15), big_table 76.92%"
+    fi
+    # grown: folded branches ("in 2 places, all below massif's threshold")
+    CHECKS=$((CHECKS + 1))
+    rc=0
+    "$MEMTRACE" export --massif grown.db >grown.massif
+    ms_print grown.massif >ms_print.out 2>&1 || rc=$?
+    if ((rc != 0)); then
+        fail "ms_print grown.massif exited with $rc: $(head -5 ms_print.out)"
+    elif ! grep -q '^100.00% (8,450B) (heap allocation functions)' ms_print.out ||
+        ! grep -q '^->00.77% (5B) in 1+ places, all below ms_print.s threshold (01.00%)$' ms_print.out; then
+        fail "ms_print grown.massif does not show the peak of 8,450 bytes and the folded 5 bytes:"
+        cat ms_print.out >&2
+    else
+        echo "ok:   ms_print reads grown.massif: peak 8,450 bytes, 5 bytes below the threshold"
+    fi
+else
+    echo "skip: ms_print (valgrind) is not installed: the massif file is not read back"
 fi
 
 if ((FAILED)); then

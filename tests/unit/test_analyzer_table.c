@@ -1,7 +1,9 @@
 /* test_analyzer_table.c - unit tests of the report writer
  * (analyzer/table.c): the same rows rendered as CSV (RFC 4180 quoting,
  * CSV-only columns, NULL cells) and as an aligned text table (widths,
- * right-aligned numbers, text-only columns), compared byte for byte.
+ * right-aligned numbers, text-only columns), compared byte for byte; and
+ * the kinds of comparisons and layouts: signed byte changes, addresses,
+ * preformatted frames.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -96,12 +98,62 @@ static void test_empty(void **state)
     mt_table_destroy(NULL);
 }
 
+/* The kinds of a comparison: signed byte changes, addresses, frames
+ * already formatted (several lines). */
+enum { D_DELTA, D_ADDR, D_FRAMES, ND };
+
+static const mt_tcol_t dcols[ND] = {
+    [D_DELTA] = {"change", "delta", MT_TCOL_DELTA, 0, 0},
+    [D_ADDR] = {"arena", "arena", MT_TCOL_ADDR, 0, 0},
+    [D_FRAMES] = {"allocated at", "frames", MT_TCOL_FRAMES, 0, 0},
+};
+
+static mt_table_t *dsample(void)
+{
+    mt_table_t *t;
+    assert_int_equal(mt_table_create(dcols, ND, &t), 0);
+    assert_int_equal(mt_table_row(t), 0);
+    mt_table_int(t, D_DELTA, 2048);
+    mt_table_int(t, D_ADDR, 0x7f0000000000);
+    assert_int_equal(mt_table_text(t, D_FRAMES, "f (a.c:1)\nmain (odd,\"name\".c:2)"), 0);
+    assert_int_equal(mt_table_row(t), 0);
+    mt_table_int(t, D_DELTA, -512);
+    mt_table_int(t, D_ADDR, 4096);
+    assert_int_equal(mt_table_text(t, D_FRAMES, ""), 0);
+    assert_int_equal(mt_table_row(t), 0);
+    mt_table_int(t, D_DELTA, 0);
+    return t;
+}
+
+static void test_delta_addr_frames(void **state)
+{
+    (void)state;
+    mt_table_t *t = dsample();
+    char *out = render(t, 1);
+    assert_string_equal(out,
+                        "delta,arena,frames\n"
+                        "2048,139637976727552,\"f (a.c:1) <- main (odd,\"\"name\"\".c:2)\"\n"
+                        "-512,4096,\n"
+                        "0,,\n");
+    free(out);
+    out = render(t, 0);
+    assert_string_equal(out,
+                        "    change           arena  allocated at\n"
+                        "  +2.0 KiB  0x7f0000000000  f (a.c:1)\n"
+                        "                            main (odd,\"name\".c:2)\n"
+                        "    -512 B          0x1000  (no stack)\n"
+                        "       0 B               -  -\n");
+    free(out);
+    mt_table_destroy(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv),
         cmocka_unit_test(test_text),
         cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_delta_addr_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
