@@ -20,6 +20,7 @@ int mt_cmd_export(int argc, char **argv);
 int mt_cmd_timeline(int argc, char **argv);
 int mt_cmd_diff(int argc, char **argv);
 int mt_cmd_layout(int argc, char **argv);
+int mt_cmd_retained(int argc, char **argv);
 
 /* Usage text of each subcommand (for `memtrace help CMD` and errors). */
 void mt_usage_summary(FILE *out);
@@ -33,5 +34,6 @@ void mt_usage_export(FILE *out);
 void mt_usage_timeline(FILE *out);
 void mt_usage_diff(FILE *out);
 void mt_usage_layout(FILE *out);
+void mt_usage_retained(FILE *out);
 
 #endif

@@ -31,6 +31,7 @@ static const command_t commands[] = {
     {"timeline", mt_cmd_timeline, mt_usage_timeline, "heap, mapped, arena and resident bytes over time"},
     {"diff", mt_cmd_diff, mt_usage_diff, "what grew from one trace to another, by allocation stack"},
     {"layout", mt_cmd_layout, mt_usage_layout, "the bundled allocator's arenas and pools at one moment"},
+    {"retained", mt_cmd_retained, mt_usage_retained, "memory freed but kept, per layer, over time, and what pins it"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

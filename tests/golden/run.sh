@@ -144,7 +144,7 @@ status() {
 }
 
 echo "not a database" >notadb.txt
-for view in leaks peak top temporary growth export timeline layout diff; do
+for view in leaks peak top temporary growth export timeline layout retained diff; do
     # the DB arguments a view takes (diff: two); the last one is the one replaced
     dbs=(basic.db)
     [[ $view == diff ]] && dbs=(basic.db basic.db)
