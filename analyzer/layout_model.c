@@ -635,6 +635,7 @@ int mt_layout_replay(mt_layout_t *m, mt_db_t *db, const mt_layout_replay_opts_t 
         ev.process = process;
         if ((rc = forks_until(m, &forks, ev.seq, -1))) goto out;
         if (!proc_find(m, process) && (rc = fork_unmarked(m, &forks, process))) goto out;
+        if (opts->before && (rc = opts->before(opts->arg, &ev, m))) goto out;
         if ((rc = mt_layout_feed(m, &ev))) goto out;
         if ((++n & 0xffff) == 0) mt_progress_tick(&prog, ev.seq);
     }

@@ -135,6 +135,11 @@ typedef struct {
     int64_t at_seq;      /* apply the events with seq <= at_seq; -1: no limit */
     int64_t at_ts;       /* stop at the first event with ts > at_ts; -1: no limit */
     const char *progress; /* label of a percentage on stderr (heapmodel.h's rule); NULL: none */
+    /* called before each event is applied, with the layout as it stands
+     * (so a caller can sample many moments in one pass); non-zero stops
+     * the replay with that code.  NULL: none */
+    int (*before)(void *arg, const mt_layout_event_t *ev, const mt_layout_t *m);
+    void *arg;
 } mt_layout_replay_opts_t;
 
 /* Streams the allocator events of `db` (event_data rows of the bundled

@@ -235,6 +235,23 @@ static int alloc_totals(const mt_layout_t *m, point_t *pt)
     return 0;
 }
 
+/* Samples the allocator's columns of every point whose time the next
+ * event passes (mt_layout_replay's `before`). */
+typedef struct {
+    point_t *pts;
+    size_t n, next;
+} alloc_sampler_t;
+
+static int sample_before(void *arg, const mt_layout_event_t *ev, const mt_layout_t *m)
+{
+    alloc_sampler_t *as = arg;
+    for (; as->next < as->n && ev->ts > as->pts[as->next].t; as->next++) {
+        int rc = alloc_totals(m, &as->pts[as->next]);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 static int block_cmp(const void *x, const void *y)
 {
     const mt_heap_block_t *a = x, *b = y;
@@ -386,11 +403,14 @@ int mt_cmd_retained(int argc, char **argv)
     emit_until(&p, INT64_MAX);
     if (!p.snapped && (rc = snapshot(&p))) goto fail;
 
-    /* the allocator's columns: one replay per point */
-    for (size_t i = 0; i < p.n && bundled; i++) {
-        mt_layout_replay_opts_t lo = {.at_seq = -1, .at_ts = p.pts[i].t};
-        if ((rc = mt_layout_create(&m)) || (rc = mt_layout_replay(m, db, &lo)) || (rc = alloc_totals(m, &p.pts[i])))
-            goto fail;
+    /* the allocator's columns: one replay, each point sampled before the
+     * first event past its time */
+    if (bundled) {
+        alloc_sampler_t as = {p.pts, p.n, 0};
+        mt_layout_replay_opts_t lo = {.at_seq = -1, .at_ts = -1, .before = sample_before, .arg = &as};
+        if ((rc = mt_layout_create(&m)) || (rc = mt_layout_replay(m, db, &lo))) goto fail;
+        for (; as.next < as.n; as.next++)
+            if ((rc = alloc_totals(m, &as.pts[as.next]))) goto fail;
         mt_layout_destroy(m);
         m = NULL;
     }
