@@ -20,30 +20,14 @@
 # when the grow workload or the sqlite3 shell is missing.
 set -euo pipefail
 
-: "${MEMTRACE:?set MEMTRACE to the memtrace executable}"
-MEMTRACE=$(readlink -f "$MEMTRACE")
 GROW=${WORKLOADS:-}/grow
 [[ -n ${WORKLOADS:-} && -x $GROW ]] || { echo "SKIP: no grow workload (set WORKLOADS)"; exit 77; }
 command -v sqlite3 >/dev/null || { echo "SKIP: the sqlite3 shell is not installed"; exit 77; }
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/memtrace-grow.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK"
-FAILED=0
-CHECKS=0
-
-check() { # check WHAT EXPECTED ACTUAL
-    CHECKS=$((CHECKS + 1))
-    if [[ "$3" == "$2" ]]; then
-        printf 'ok:   %s = %s\n' "$1" "$2"
-    else
-        printf 'FAIL: %s: expected [%s], got [%s]\n' "$1" "$2" "$3" >&2
-        FAILED=$((FAILED + 1))
-    fi
-}
+# the integration tests' harness: a work directory, assert_eq, finish
+source "$(dirname "$0")/../integration/lib.sh"
 
 "$MEMTRACE" -q -o grow.db "$GROW" >/dev/null
-check "grow trace complete" 1 "$(sqlite3 grow.db "SELECT value FROM meta WHERE key = 'complete'")"
+assert_eq "grow trace complete" 1 "$(sqlite3 grow.db "SELECT value FROM meta WHERE key = 'complete'")"
 
 # CSV columns are read by name, and the frames field is the last one (it is
 # quoted only when it holds a comma or a quote, which grow's frames do not)
@@ -52,21 +36,21 @@ col() { # col FILE NAME: the column number of NAME in FILE's header
 }
 
 "$MEMTRACE" leaks --csv --top 0 grow.db >leaks.csv
-check "leaks: stacks" 1 "$(($(wc -l <leaks.csv) - 1))"
-check "leaks: innermost function" leak_one "$(tail -1 leaks.csv | sed 's/.*,\([a-z_]*\) (.*/\1/')"
-check "leaks: blocks" 100 "$(tail -1 leaks.csv | cut -d, -f"$(col leaks.csv blocks)")"
-check "leaks: bytes" 100000 "$(tail -1 leaks.csv | cut -d, -f"$(col leaks.csv bytes)")"
+assert_eq "leaks: stacks" 1 "$(($(wc -l <leaks.csv) - 1))"
+assert_eq "leaks: innermost function" leak_one "$(tail -1 leaks.csv | sed 's/.*,\([a-z_]*\) (.*/\1/')"
+assert_eq "leaks: blocks" 100 "$(tail -1 leaks.csv | cut -d, -f"$(col leaks.csv blocks)")"
+assert_eq "leaks: bytes" 100000 "$(tail -1 leaks.csv | cut -d, -f"$(col leaks.csv bytes)")"
 
 "$MEMTRACE" growth --csv --top 0 grow.db >growth.csv
 vec=$(grep ',vec_push (' growth.csv || true)
-check "growth: sites at vec_push" 1 "$(grep -c . <<<"$vec")"
-check "growth: vec_push chains" 2000 "$(cut -d, -f"$(col growth.csv chains)" <<<"$vec")"
-check "growth: vec_push median factor" 1.50 \
+assert_eq "growth: sites at vec_push" 1 "$(grep -c . <<<"$vec")"
+assert_eq "growth: vec_push chains" 2000 "$(cut -d, -f"$(col growth.csv chains)" <<<"$vec")"
+assert_eq "growth: vec_push median factor" 1.50 \
     "$(printf '%.2f' "$(cut -d, -f"$(col growth.csv median_factor)" <<<"$vec")")"
 steps=$(sqlite3 grow.db "SELECT count(*) FROM events e JOIN stack_frames f ON f.stack_id = e.stack_id AND f.depth = 1
                          WHERE e.kind = 'realloc' AND e.old_addr IS NOT NULL AND e.failed IS NULL
                            AND f.function = 'vec_push'")
-check "growth: vec_push steps = reallocs of a block from vec_push (SQL)" "$steps" \
+assert_eq "growth: vec_push steps = reallocs of a block from vec_push (SQL)" "$steps" \
     "$(cut -d, -f"$(col growth.csv steps)" <<<"$vec")"
 
 "$MEMTRACE" peak --csv --top 0 grow.db >peak.csv
@@ -74,42 +58,38 @@ sums=$(awk -F, -v L="$(col peak.csv layer)" -v B="$(col peak.csv blocks)" -v Y="
            -v PB="$(col peak.csv peak_blocks)" -v PY="$(col peak.csv peak_bytes)" \
     'NR > 1 && $L == "libc" { b += $B; y += $Y; pb = $PB; py = $PY }
      END { print (b == pb && y == py) ? "equal" : b "/" pb " blocks, " y "/" py " bytes" }' peak.csv)
-check "peak: stacks live at the peak add up to the peak" equal "$sums"
+assert_eq "peak: stacks live at the peak add up to the peak" equal "$sums"
 
 "$MEMTRACE" top --csv --top 0 grow.db >top.csv
-check "top: calls of every stack = summary's allocations" \
+assert_eq "top: calls of every stack = summary's allocations" \
     "$("$MEMTRACE" summary --csv grow.db | awk -F, '$1 == "allocations" { print $2 }')" \
     "$(awk -F, -v C="$(col top.csv calls)" 'NR > 1 { n += $C } END { print n }' top.csv)"
 
 peak_bytes=$(awk -F, -v PY="$(col peak.csv peak_bytes)" -v L="$(col peak.csv layer)" \
     'NR > 1 && $L == "libc" { print $PY; exit }' peak.csv)
 "$MEMTRACE" timeline --csv grow.db >timeline.csv
-check "timeline: 100 points" 100 "$(($(wc -l <timeline.csv) - 1))"
-check "timeline: the end holds the leaks (blocks, bytes)" "100,100000" \
+assert_eq "timeline: 100 points" 100 "$(($(wc -l <timeline.csv) - 1))"
+assert_eq "timeline: the end holds the leaks (blocks, bytes)" "100,100000" \
     "$(tail -1 timeline.csv | cut -d, -f"$(col timeline.csv heap_blocks),$(col timeline.csv heap_bytes)" |
        awk -F, '{ print $2 "," $1 }')"
-check "timeline: no point above the peak" 0 \
+assert_eq "timeline: no point above the peak" 0 \
     "$(awk -F, -v H="$(col timeline.csv heap_bytes)" -v P="$peak_bytes" 'NR > 1 && $H > P { n++ } END { print n + 0 }' timeline.csv)"
 
 "$MEMTRACE" export --massif -o grow.massif grow.db
-check "export --massif: 51 snapshots" 51 "$(grep -c '^snapshot=' grow.massif)"
-check "export --massif: the peak snapshot's bytes = peak's" "$peak_bytes" \
+assert_eq "export --massif: 51 snapshots" 51 "$(grep -c '^snapshot=' grow.massif)"
+assert_eq "export --massif: the peak snapshot's bytes = peak's" "$peak_bytes" \
     "$(awk -F= '/^mem_heap_B=/ { b = $2 } /^heap_tree=peak$/ { print b }' grow.massif)"
 if command -v ms_print >/dev/null; then
     rc=0
     ms_print grow.massif >ms_print.out 2>&1 || rc=$?
     commas=$(sed ':a; s/\B[0-9]\{3\}\>/,&/; ta' <<<"$peak_bytes") # 237,975,903
-    check "ms_print: exit status, and the peak's row" "0:1" \
+    assert_eq "ms_print: exit status, and the peak's row" "0:1" \
         "$rc:$(grep -cE "^ +[0-9]+ +[0-9.,]+ +$commas +$commas +0 +0$" ms_print.out)"
 fi
 
-check "diff: the trace against itself" "no differences" \
+assert_eq "diff: the trace against itself" "no differences" \
     "$("$MEMTRACE" diff grow.db grow.db | head -1 | cut -d: -f1)"
-check "layout: a libc trace, said on stderr, exit 0" "0:1:0" \
+assert_eq "layout: a libc trace, said on stderr, exit 0" "0:1:0" \
     "$(rc=0; "$MEMTRACE" layout grow.db >layout.out 2>layout.err || rc=$?; echo "$rc:$(wc -l <layout.err):$(wc -c <layout.out)")"
 
-if ((FAILED)); then
-    echo "$FAILED of $CHECKS checks failed" >&2
-    exit 1
-fi
-echo "all $CHECKS checks passed"
+finish

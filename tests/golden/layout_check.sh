@@ -12,35 +12,18 @@
 #     empty and 32 uncarved pools; timeline's last arena_bytes 1 MiB.
 #
 # Run as the ctest entry golden.layout.  Environment: MEMTRACE (the memtrace
-# executable), PROGS (directory of the built test programs; default: the
-# tests/programs directory beside memtrace in the build tree).  Exit 77
+# executable), PROGS (directory of the built test programs).  Exit 77
 # (skipped) when known_allocs or the sqlite3 shell is missing.
 set -euo pipefail
 
-: "${MEMTRACE:?set MEMTRACE to the memtrace executable}"
-MEMTRACE=$(readlink -f "$MEMTRACE")
-PROGS=${PROGS:-$(dirname "$MEMTRACE")/tests/programs}
+: "${PROGS:?set PROGS to the directory of the built test programs}"
 [[ -x $PROGS/known_allocs ]] || { echo "SKIP: no $PROGS/known_allocs (set PROGS)"; exit 77; }
 command -v sqlite3 >/dev/null || { echo "SKIP: the sqlite3 shell is not installed"; exit 77; }
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/memtrace-layout.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK"
-FAILED=0
-CHECKS=0
-
-check() { # check WHAT EXPECTED ACTUAL
-    CHECKS=$((CHECKS + 1))
-    if [[ "$3" == "$2" ]]; then
-        printf 'ok:   layout: %s\n' "$1"
-    else
-        printf 'FAIL: layout: %s: expected [%s], got [%s]\n' "$1" "$2" "$3" >&2
-        FAILED=$((FAILED + 1))
-    fi
-}
+# the integration tests' harness: a work directory, assert_eq, finish
+source "$(dirname "$0")/../integration/lib.sh"
 
 "$MEMTRACE" -q --allocator=bundled -o ka.db "$PROGS/known_allocs" >/dev/null
-check "known_allocs trace complete" 1 "$(sqlite3 ka.db "SELECT value FROM meta WHERE key = 'complete'")"
+assert_eq "known_allocs trace complete" 1 "$(sqlite3 ka.db "SELECT value FROM meta WHERE key = 'complete'")"
 
 # the expected pool rows: class, state, blocks used, capacity (CSV columns
 # size_class, state, blocks_used, capacity)
@@ -58,18 +41,14 @@ got() { # got ARGS...: size_class,state,blocks_used,capacity of each pool row
 newpool=$(sqlite3 ka.db "SELECT seq FROM allocator_events WHERE kind = 'block_alloc_newpool'
                          ORDER BY seq LIMIT 1 OFFSET 31")
 init=$(sqlite3 ka.db "SELECT seq FROM allocator_events WHERE kind = 'pool_init' ORDER BY seq LIMIT 1 OFFSET 31")
-check "after the 32nd block_alloc_newpool (seq $newpool): 32 used pools of 1 block" "$(pools used 1)" \
+assert_eq "after the 32nd block_alloc_newpool (seq $newpool): 32 used pools of 1 block" "$(pools used 1)" \
     "$(got --at "$newpool")"
-check "after the 32nd pool_init (seq $init): its pool has no block yet" "$(pools used 1 0)" "$(got --at "$init")"
-check "at the end: 32 empty pools" "$(pools empty 0)" "$(got)"
-check "at the end: one arena, 0 pools in use, 32 empty, 32 uncarved, 64 free" "1,0,0,0,32,32,64,0,0," \
+assert_eq "after the 32nd pool_init (seq $init): its pool has no block yet" "$(pools used 1 0)" "$(got --at "$init")"
+assert_eq "at the end: 32 empty pools" "$(pools empty 0)" "$(got)"
+assert_eq "at the end: one arena, 0 pools in use, 32 empty, 32 uncarved, 64 free" "1,0,0,0,32,32,64,0,0," \
     "$("$MEMTRACE" layout --csv --by arenas ka.db | awk -F, 'NR > 1 { n++; r = $4 "," $5 "," $6 "," $7 "," $8 "," $9 "," $10 "," $11 "," $12 } END { print n "," r }')"
-check "the layout's warnings (none)" "" "$("$MEMTRACE" layout ka.db 2>&1 >/dev/null)"
-check "timeline: the arena's 1 MiB at the end" 1048576 \
+assert_eq "the layout's warnings (none)" "" "$("$MEMTRACE" layout ka.db 2>&1 >/dev/null)"
+assert_eq "timeline: the arena's 1 MiB at the end" 1048576 \
     "$("$MEMTRACE" timeline --points 3 --csv ka.db | tail -1 | cut -d, -f7)"
 
-if ((FAILED)); then
-    echo "layout: $FAILED of $CHECKS checks failed" >&2
-    exit 1
-fi
-echo "layout: all $CHECKS checks passed"
+finish

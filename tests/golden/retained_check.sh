@@ -14,51 +14,30 @@
 #
 # Run as a ctest entry (it must be registered in tests/CMakeLists.txt, as
 # golden.layout is).  Environment: MEMTRACE (the memtrace executable), PROGS
-# (directory of the built test programs; default: the tests/programs
-# directory beside memtrace in the build tree).  Exit 77 (skipped) when
+# (directory of the built test programs).  Exit 77 (skipped) when
 # known_allocs or the sqlite3 shell is missing.
 set -euo pipefail
 
-: "${MEMTRACE:?set MEMTRACE to the memtrace executable}"
-MEMTRACE=$(readlink -f "$MEMTRACE")
-PROGS=${PROGS:-$(dirname "$MEMTRACE")/tests/programs}
+: "${PROGS:?set PROGS to the directory of the built test programs}"
 [[ -x $PROGS/known_allocs ]] || { echo "SKIP: no $PROGS/known_allocs (set PROGS)"; exit 77; }
 command -v sqlite3 >/dev/null || { echo "SKIP: the sqlite3 shell is not installed"; exit 77; }
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/memtrace-retained.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK"
-FAILED=0
-CHECKS=0
-
-check() { # check WHAT EXPECTED ACTUAL
-    CHECKS=$((CHECKS + 1))
-    if [[ "$3" == "$2" ]]; then
-        printf 'ok:   retained: %s\n' "$1"
-    else
-        printf 'FAIL: retained: %s: expected [%s], got [%s]\n' "$1" "$2" "$3" >&2
-        FAILED=$((FAILED + 1))
-    fi
-}
+# the integration tests' harness: a work directory, assert_eq, finish
+source "$(dirname "$0")/../integration/lib.sh"
 
 "$MEMTRACE" -q --allocator=bundled -o ka.db "$PROGS/known_allocs" >/dev/null
-check "known_allocs trace complete" 1 "$(sqlite3 ka.db "SELECT value FROM meta WHERE key = 'complete'")"
+assert_eq "known_allocs trace complete" 1 "$(sqlite3 ka.db "SELECT value FROM meta WHERE key = 'complete'")"
 
 at=$(sqlite3 ka.db "SELECT seq FROM events WHERE kind = 'malloc' ORDER BY seq LIMIT 1 OFFSET 31")
 expected_pools=$(for c in $(seq 0 31); do echo "$c,used,1,$(((16384 - 48) / (16 * (c + 1)))),1"; done)
-check "after the 32nd malloc (seq $at): 32 pinning pools of 1 traced block" "$expected_pools" \
+assert_eq "after the 32nd malloc (seq $at): 32 pinning pools of 1 traced block" "$expected_pools" \
     "$("$MEMTRACE" retained --csv --by pools --at "$at" ka.db | awk -F, 'NR > 1 { print $6 "," $8 "," $9 "," $10 "," $11 }')"
 stacks=$("$MEMTRACE" retained --csv --by stacks --at "$at" ka.db | awk -F, 'NR > 1 { print $1 "," $2 "," $3 "," $4 }')
-check "after the 32nd malloc: one stack pins 32 pools with 32 blocks, 8448 bytes" "32,524288,32,8448" "$stacks"
-check "after the 32nd malloc: no arena kept by few pools" "" \
+assert_eq "after the 32nd malloc: one stack pins 32 pools with 32 blocks, 8448 bytes" "32,524288,32,8448" "$stacks"
+assert_eq "after the 32nd malloc: no arena kept by few pools" "" \
     "$("$MEMTRACE" retained --csv --by arenas --at "$at" ka.db | tail -n +2)"
-check "at the end: no pool pinning" "" "$("$MEMTRACE" retained --csv --by pools ka.db | tail -n +2)"
-check "at the end: 1 MiB arena, nothing in use, all of it kept in free pools" "1048576,0,0,1048576,0,1048576" \
+assert_eq "at the end: no pool pinning" "" "$("$MEMTRACE" retained --csv --by pools ka.db | tail -n +2)"
+assert_eq "at the end: 1 MiB arena, nothing in use, all of it kept in free pools" "1048576,0,0,1048576,0,1048576" \
     "$("$MEMTRACE" retained --points 3 --csv ka.db | tail -1 | cut -d, -f4-9)"
-check "no warnings" "" "$("$MEMTRACE" retained ka.db 2>&1 >/dev/null)"
+assert_eq "no warnings" "" "$("$MEMTRACE" retained ka.db 2>&1 >/dev/null)"
 
-if ((FAILED)); then
-    echo "retained: $FAILED of $CHECKS checks failed" >&2
-    exit 1
-fi
-echo "retained: all $CHECKS checks passed"
+finish
