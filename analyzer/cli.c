@@ -5,6 +5,8 @@
 #include "mt_error.h"
 #include "mt_util.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,12 +18,23 @@ int mt_cli_usage_error(const mt_cli_t *c, const char *fmt, const char *arg)
     return 2;
 }
 
-static int parse_top(const char *v, int64_t *top)
+int mt_cli_int(const char *v, int64_t lo, int64_t hi, int64_t *out)
 {
     char *end;
+    errno = 0;
     long long n = strtoll(v, &end, 10);
-    if (!*v || *end || n < 0 || n > MT_CLI_MAX_TOP) return -1;
-    *top = n;
+    if (!*v || *end || errno || n < lo || n > hi) return -1;
+    *out = n;
+    return 0;
+}
+
+int mt_cli_ms(const char *v, int64_t *ns)
+{
+    char *end;
+    errno = 0;
+    double ms = strtod(v, &end);
+    if (!*v || *end || errno || !isfinite(ms) || ms < 0 || ms * 1e6 > 9e18) return -1;
+    *ns = llround(ms * 1e6);
     return 0;
 }
 
@@ -83,7 +96,7 @@ int mt_cli_parse(mt_cli_t *c, int argc, char **argv, const mt_cli_opt_t *opts, i
         }
         if (c->has_top && (r = match("--top", NULL, 1, argc, argv, &i, &v))) {
             if (r < 0) return mt_cli_usage_error(c, "%s needs a number", "--top");
-            if (parse_top(v, &c->top)) return mt_cli_usage_error(c, "--top wants a count, not '%s'", v);
+            if (mt_cli_int(v, 0, MT_CLI_MAX_TOP, &c->top)) return mt_cli_usage_error(c, "--top wants a count, not '%s'", v);
             continue;
         }
         return mt_cli_usage_error(c, "unknown option '%s'", a);

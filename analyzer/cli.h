@@ -64,6 +64,12 @@ int mt_cli_parse(mt_cli_t *c, int argc, char **argv, const mt_cli_opt_t *opts, i
 /* Prints a usage error (fmt has one %s for arg) and returns 2. */
 int mt_cli_usage_error(const mt_cli_t *c, const char *fmt, const char *arg);
 
+/* Option values.  A whole decimal integer in [lo, hi] into *out; a number
+ * of milliseconds (0 or more, fractions allowed) into *ns in nanoseconds.
+ * Return 0, or -1 (out untouched) for anything else. */
+int mt_cli_int(const char *v, int64_t lo, int64_t hi, int64_t *out);
+int mt_cli_ms(const char *v, int64_t *ns);
+
 /* Opens c->path read-only, warns when the trace is incomplete ("trace
  * PATH is incomplete" with name_in_warning), reads the process ids.
  * Returns 0, or 1 after printing why (*db is then NULL). */

@@ -20,7 +20,6 @@
 #include "mt_util.h"
 #include "table.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -271,26 +270,6 @@ static int no_allocator(const mt_cli_t *c, mt_db_t *db, const char *alloc, int r
     return none;
 }
 
-static int parse_seq(const char *v, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (!*v || *end || errno || n < 0) return -1;
-    *out = n;
-    return 0;
-}
-
-static int parse_ms(const char *v, int64_t *ns)
-{
-    char *end;
-    errno = 0;
-    double ms = strtod(v, &end);
-    if (!*v || *end || errno || !isfinite(ms) || ms < 0 || ms * 1e6 > 9e18) return -1;
-    *ns = llround(ms * 1e6);
-    return 0;
-}
-
 int mt_cmd_layout(int argc, char **argv)
 {
     static const char *const by_names[NBY] = {"pools", "classes", "arenas"};
@@ -306,9 +285,9 @@ int mt_cmd_layout(int argc, char **argv)
     mt_layout_replay_opts_t ro = {.at_seq = -1, .at_ts = -1, .progress = c.progress};
     int by = -1;
     if (at_arg && time_arg) return mt_cli_usage_error(&c, "%s", "give --at or --time, not both");
-    if (at_arg && parse_seq(at_arg, &ro.at_seq))
+    if (at_arg && mt_cli_int(at_arg, 0, INT64_MAX, &ro.at_seq))
         return mt_cli_usage_error(&c, "--at wants a seq (an event's number, 0 or more), not '%s'", at_arg);
-    if (time_arg && parse_ms(time_arg, &ro.at_ts))
+    if (time_arg && mt_cli_ms(time_arg, &ro.at_ts))
         return mt_cli_usage_error(&c, "--time wants milliseconds (0 or more), not '%s'", time_arg);
     if (by_arg) {
         for (by = 0; by < NBY && strcmp(by_arg, by_names[by]); by++) {

@@ -31,9 +31,7 @@
 #include "mt_util.h"
 #include "table.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -325,16 +323,6 @@ static int last_seq_before(mt_db_t *db, int64_t at, int64_t *out)
     return rc;
 }
 
-static int parse_count(const char *v, int64_t lo, int64_t hi, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (!*v || *end || errno || n < lo || n > hi) return -1;
-    *out = n;
-    return 0;
-}
-
 int mt_cmd_retained(int argc, char **argv)
 {
     static const char *const by_names[NBY] = {"time", "pools", "stacks", "arenas"};
@@ -350,9 +338,9 @@ int mt_cmd_retained(int argc, char **argv)
     if (status >= 0) return status;
     int64_t npoints = DEFAULT_POINTS, at = -1;
     int by = BY_TIME;
-    if (points_arg && parse_count(points_arg, 1, MAX_POINTS, &npoints))
+    if (points_arg && mt_cli_int(points_arg, 1, MAX_POINTS, &npoints))
         return mt_cli_usage_error(&c, "--points wants a count from 1 to 100000, not '%s'", points_arg);
-    if (at_arg && parse_count(at_arg, 0, INT64_MAX, &at))
+    if (at_arg && mt_cli_int(at_arg, 0, INT64_MAX, &at))
         return mt_cli_usage_error(&c, "--at wants a seq (an event's number, 0 or more), not '%s'", at_arg);
     if (by_arg) {
         for (by = 0; by < NBY && strcmp(by_arg, by_names[by]); by++) {

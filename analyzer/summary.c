@@ -20,6 +20,7 @@
 #include "mt_analyzer.h"
 
 #include "heapmodel.h"
+#include "cli.h"
 #include "mt_db.h"
 #include "mt_error.h"
 #include "mt_event.h"
@@ -459,9 +460,8 @@ static int usage_error(const char *fmt, const char *arg)
 
 static int parse_top(const char *v, int *top)
 {
-    char *end;
-    long long n = strtoll(v, &end, 10);
-    if (!*v || *end || n < 0 || n > MAX_TOP) return -1;
+    int64_t n;
+    if (mt_cli_int(v, 0, MAX_TOP, &n)) return -1;
     *top = (int)n;
     return 0;
 }

@@ -32,9 +32,7 @@
 #include "mt_util.h"
 #include "table.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -237,17 +235,6 @@ static void text_maxima(const tl_t *tl)
     printf("\n");
 }
 
-/* Parses --interval (milliseconds, > 0) into ns. */
-static int parse_interval(const char *v, int64_t *ns)
-{
-    char *end;
-    errno = 0;
-    double ms = strtod(v, &end);
-    if (!*v || *end || errno || !isfinite(ms) || ms <= 0 || ms * 1e6 > 9e18) return -1;
-    *ns = llround(ms * 1e6);
-    return *ns >= 1 ? 0 : -1;
-}
-
 int mt_cmd_timeline(int argc, char **argv)
 {
     mt_cli_t c = {.cmd = "timeline", .synopsis = SYNOPSIS, .usage = mt_usage_timeline, .has_csv = 1};
@@ -260,15 +247,11 @@ int mt_cmd_timeline(int argc, char **argv)
     if (status >= 0) return status;
     int64_t interval = 0, npoints = DEFAULT_POINTS;
     if (interval_arg && points_arg) return mt_cli_usage_error(&c, "%s", "give --interval or --points, not both");
-    if (interval_arg && parse_interval(interval_arg, &interval))
+    /* an interval must come to at least 1 ns */
+    if (interval_arg && (mt_cli_ms(interval_arg, &interval) || interval < 1))
         return mt_cli_usage_error(&c, "--interval wants milliseconds above 0, not '%s'", interval_arg);
-    if (points_arg) {
-        char *end;
-        long long n = strtoll(points_arg, &end, 10);
-        if (!*points_arg || *end || n < 1 || n > MAX_POINTS)
-            return mt_cli_usage_error(&c, "--points wants a count from 1 to 1000000, not '%s'", points_arg);
-        npoints = n;
-    }
+    if (points_arg && mt_cli_int(points_arg, 1, MAX_POINTS, &npoints))
+        return mt_cli_usage_error(&c, "--points wants a count from 1 to 1000000, not '%s'", points_arg);
     status = 1;
 
     mt_db_t *db = NULL;
