@@ -17,7 +17,7 @@
 
 #include "mt_evstore.h"
 
-#define MT_SCHEMA_VERSION 2
+#define MT_SCHEMA_VERSION 3
 #define MT_APPLICATION_ID 0x4d54524bu /* "MTRK": PRAGMA application_id */
 
 typedef struct mt_db mt_db_t;

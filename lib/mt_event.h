@@ -24,7 +24,8 @@
     X(2, pymem_raw, 1, "CPython raw domain (PyMem_Raw*)")                   \
     X(3, pymem,     1, "CPython memory domain (PyMem_*)")                   \
     X(4, pyobj,     2, "CPython object domain (PyObject_*)")                \
-    X(5, bundled,   2, "memtrace bundled small-object allocator")
+    X(5, bundled,   2, "memtrace bundled small-object allocator")         \
+    X(6, pyarena,   2, "CPython object allocator's arenas (PyObject_SetArenaAllocator)")
 
 typedef enum {
 #define X(code, name, layer, desc) MT_DOM_##name = code,
@@ -53,7 +54,22 @@ typedef enum {
     X(11, munmap,         os,   MT_KF_FREE, "munmap(addr, size)")                     \
     X(12, mremap,         os,   MT_KF_ALLOC | MT_KF_FREE, "mremap(old_addr, old size, size)") \
     X(13, brk,            os,   0, "brk(addr): addr = requested break, size = result (0 ok)") \
-    X(14, sbrk,           os,   0, "sbrk(size): addr = previous break, size = increment")
+    X(14, sbrk,           os,   0, "sbrk(size): addr = previous break, size = increment") \
+    X(15, raw_malloc,     pymem_raw, MT_KF_ALLOC, "PyMem_RawMalloc(size)")             \
+    X(16, raw_calloc,     pymem_raw, MT_KF_ALLOC, "PyMem_RawCalloc(n, m): size = n*m") \
+    X(17, raw_realloc,    pymem_raw, MT_KF_ALLOC | MT_KF_FREE, "PyMem_RawRealloc(old_addr, size)") \
+    X(18, raw_free,       pymem_raw, MT_KF_FREE, "PyMem_RawFree(addr)")                \
+    X(19, mem_malloc,     pymem, MT_KF_ALLOC, "PyMem_Malloc(size)")                    \
+    X(20, mem_calloc,     pymem, MT_KF_ALLOC, "PyMem_Calloc(n, m): size = n*m")        \
+    X(21, mem_realloc,    pymem, MT_KF_ALLOC | MT_KF_FREE, "PyMem_Realloc(old_addr, size)") \
+    X(22, mem_free,       pymem, MT_KF_FREE, "PyMem_Free(addr)")                       \
+    X(23, obj_malloc,     pyobj, MT_KF_ALLOC, "PyObject_Malloc(size)")                 \
+    X(24, obj_calloc,     pyobj, MT_KF_ALLOC, "PyObject_Calloc(n, m): size = n*m")     \
+    X(25, obj_realloc,    pyobj, MT_KF_ALLOC | MT_KF_FREE, "PyObject_Realloc(old_addr, size)") \
+    X(26, obj_free,       pyobj, MT_KF_FREE, "PyObject_Free(addr)")                    \
+    X(27, arena_alloc,    pyarena, MT_KF_ALLOC, "object allocator's arena allocator: alloc(size)") \
+    X(28, arena_free,     pyarena, MT_KF_FREE, "object allocator's arena allocator: free(addr, size)") \
+    X(29, madvise,        os,   0, "madvise(addr, size, advice) that returns memory (DONTNEED, FREE, REMOVE): old_addr = advice")
 
 typedef enum {
 #define X(code, name, dom, flags, desc) MT_EV_##name = code,
@@ -77,7 +93,10 @@ typedef enum {
     X(3, exec,          "this process image replaced an earlier one (exec)") \
     X(4, fork_child,    "first event of a forked child")                \
     X(5, thread_start,  "first event of a thread")                      \
-    X(6, killed,        "process died of a signal: value = signal")
+    X(6, killed,        "process died of a signal: value = signal")     \
+    X(7, py_init,       "the CPython interpreter is initialised (capture of GC and frames begins)") \
+    X(8, py_user_code,  "CPython starts running the user's code (script, -c, -m): value = 1 file, 2 command, 3 module") \
+    X(9, py_atexit,     "CPython runs its atexit functions (the program's Python code has ended)")
 
 typedef enum {
 #define X(code, name, desc) MT_MK_##name = code,
@@ -92,5 +111,11 @@ const char *mt_kind_name(int code);
 unsigned mt_kind_flags(int code);
 int mt_kind_domain(int code);
 const char *mt_marker_name(int code);
+/* True for the kinds whose event has no size (free and the PyMem/PyObject
+ * frees): their size column is NULL. */
+static inline int mt_kind_sizeless(int code)
+{
+    return code == MT_EV_free || code == MT_EV_raw_free || code == MT_EV_mem_free || code == MT_EV_obj_free;
+}
 
 #endif

@@ -103,12 +103,12 @@ static void put_be(uint8_t *p, int64_t v, size_t width)
 }
 
 /* Column order of event_data: ts, kind, thread, addr, size, stack,
- * old_addr, failed, pool, size_class, seq (the rowid alias: never stored in
+ * old_addr, failed, pool, size_class, via, seq (the rowid alias: never stored in
  * the record). */
 size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
 {
-    int64_t val[10];
-    int null[10] = {0};
+    int64_t val[11];
+    int null[11] = {0};
     val[0] = ev->ts;
     val[1] = ev->kind;
     val[2] = ev->thread;
@@ -125,7 +125,9 @@ size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
     null[8] = ev->pool == 0;
     val[9] = (int64_t)ev->sclass - 1;
     null[9] = ev->sclass == 0;
-    int ncols = 10;
+    val[10] = ev->via;
+    null[10] = ev->via == 0;
+    int ncols = 11;
     while (ncols > 4 && null[ncols - 1]) ncols--; /* trailing NULLs are implied */
 
     uint8_t hdr[16], body[96];

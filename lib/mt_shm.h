@@ -125,6 +125,10 @@ typedef struct {
  * value, old_addr the pool, stack the size class + 1 (0: none). */
 #define MT_RF_FAILED 1u /* the call failed (NULL or MAP_FAILED result) */
 #define MT_RF_STACK_TRUNCATED 2u /* stack deeper than stack_depth */
+/* Bits 8-11: the domain (mt_domain_t) of the higher-layer call this event
+ * serves, 0 at top level (a malloc inside PyMem_RawMalloc: pymem_raw). */
+#define MT_RF_VIA_SHIFT 8
+#define MT_RF_VIA_GET(f) (((unsigned)(f) >> MT_RF_VIA_SHIFT) & 15u)
 
 typedef struct {
     uint64_t start, end; /* text/data address range covered */

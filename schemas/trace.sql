@@ -82,7 +82,10 @@ CREATE TABLE frames (
     function    TEXT,               -- NULL until symbolized or when unknown
     file        TEXT,
     line        INTEGER,
-    symbolized  INTEGER NOT NULL DEFAULT 0  -- 1 once the symbolizer looked at it
+    symbolized  INTEGER NOT NULL DEFAULT 0, -- 1 once the symbolizer looked at it
+    python      INTEGER NOT NULL DEFAULT 0  -- 1: a Python frame (function = qualified name,
+                                            -- file = co_filename, ip = code object and
+                                            -- instruction, tagged with bit 63)
 );
 
 -- Call stacks as a trie: a stack is its innermost node; parent_id walks
@@ -108,6 +111,8 @@ CREATE TABLE event_data (
     failed      INTEGER,              -- 1 when the call failed (NULL result)
     pool        INTEGER,              -- bundled-allocator events: the pool
     size_class  INTEGER,              -- bundled-allocator events: the size class
+    via         INTEGER,              -- domains.id of the higher-layer call this one serves
+                                      -- (a malloc made inside PyMem_RawMalloc: 2), NULL at top level
     seq         INTEGER PRIMARY KEY   -- global total order over all threads and processes
 );
 -- (seq is declared last: as the rowid alias it takes no space in a row, and
@@ -151,9 +156,36 @@ CREATE TABLE allocator_stats (
     bad_frees    INTEGER           -- totals row: double_free events
 );
 
+-- One row per process that ran a CPython interpreter: what memtrace found
+-- and what it could capture.
+CREATE TABLE python (
+    process_id     INTEGER PRIMARY KEY REFERENCES processes(id),
+    version        TEXT,      -- Py_GetVersion(), first word
+    hexversion     INTEGER,   -- PY_VERSION_HEX
+    allocator      TEXT,      -- pymalloc, pymalloc_debug, malloc, malloc_debug, or NULL (custom)
+    arena_size     INTEGER,   -- pymalloc arena bytes for this version (NULL in malloc modes)
+    pool_size      INTEGER,   -- pymalloc pool bytes
+    size_classes   INTEGER,   -- pymalloc size classes (small-request threshold / alignment)
+    small_max      INTEGER,   -- largest request pymalloc serves itself (512)
+    installs       INTEGER,   -- times the domain wrappers were installed (>1: re-installed after preinit)
+    frames         INTEGER,   -- 1 when Python frames are in the stacks
+    gc_threshold0  INTEGER,
+    gc_threshold1  INTEGER,
+    gc_threshold2  INTEGER,
+    gc_callback_seq INTEGER,  -- collections after this seq are in gc_events
+    gc_before0     INTEGER,   -- gc.get_stats()[g]['collections'] when the callback went in
+    gc_before1     INTEGER,
+    gc_before2     INTEGER,
+    gc_after0      INTEGER,   -- the same at atexit (NULL if not reached)
+    gc_after1      INTEGER,
+    gc_after2      INTEGER,
+    note           TEXT       -- what could not be captured, and why
+);
+
 CREATE TABLE gc_events (
     id          INTEGER PRIMARY KEY,
     process_id  INTEGER,
+    thread      INTEGER REFERENCES threads(id),
     generation  INTEGER,
     start_seq   INTEGER,
     stop_seq    INTEGER,

@@ -174,8 +174,9 @@ static int store_record(mt_collector_t *c, region_t *g, int64_t thread, const mt
         e.kind = rec->kind;
         e.thread = thread;
         e.addr = rec->addr;
-        e.size = rec->kind == MT_EV_free ? -1 : (int64_t)rec->size;
+        e.size = mt_kind_sizeless(rec->kind) ? -1 : (int64_t)rec->size;
         e.failed = (rec->flags & MT_RF_FAILED) != 0;
+        e.via = MT_RF_VIA_GET(rec->flags);
         if (rec->kind >= MT_KIND_PYM_BASE) {
             /* bundled-allocator event: old_addr carries the pool, stack the
              * size class + 1 (mt_shm.h) */

@@ -34,14 +34,30 @@ static const struct {
     {12, "mremap", MT_DOM_os, MT_KF_ALLOC | MT_KF_FREE},
     {13, "brk", MT_DOM_os, 0},
     {14, "sbrk", MT_DOM_os, 0},
+    {15, "raw_malloc", MT_DOM_pymem_raw, MT_KF_ALLOC},
+    {16, "raw_calloc", MT_DOM_pymem_raw, MT_KF_ALLOC},
+    {17, "raw_realloc", MT_DOM_pymem_raw, MT_KF_ALLOC | MT_KF_FREE},
+    {18, "raw_free", MT_DOM_pymem_raw, MT_KF_FREE},
+    {19, "mem_malloc", MT_DOM_pymem, MT_KF_ALLOC},
+    {20, "mem_calloc", MT_DOM_pymem, MT_KF_ALLOC},
+    {21, "mem_realloc", MT_DOM_pymem, MT_KF_ALLOC | MT_KF_FREE},
+    {22, "mem_free", MT_DOM_pymem, MT_KF_FREE},
+    {23, "obj_malloc", MT_DOM_pyobj, MT_KF_ALLOC},
+    {24, "obj_calloc", MT_DOM_pyobj, MT_KF_ALLOC},
+    {25, "obj_realloc", MT_DOM_pyobj, MT_KF_ALLOC | MT_KF_FREE},
+    {26, "obj_free", MT_DOM_pyobj, MT_KF_FREE},
+    {27, "arena_alloc", MT_DOM_pyarena, MT_KF_ALLOC},
+    {28, "arena_free", MT_DOM_pyarena, MT_KF_FREE},
+    {29, "madvise", MT_DOM_os, 0},
 };
 #define NKINDS (sizeof expected_kinds / sizeof expected_kinds[0])
 
-static const char *const expected_domains[] = {"libc", "os", "pymem_raw", "pymem", "pyobj", "bundled"};
+static const char *const expected_domains[] = {"libc", "os", "pymem_raw", "pymem", "pyobj", "bundled", "pyarena"};
 #define NDOMAINS (sizeof expected_domains / sizeof expected_domains[0])
 
 static const char *const expected_markers[] = {"process_start", "main_enter", "process_exit", "exec",
-                                               "fork_child", "thread_start", "killed"};
+                                               "fork_child", "thread_start", "killed",
+                                               "py_init",       "py_user_code", "py_atexit"};
 #define NMARKERS (sizeof expected_markers / sizeof expected_markers[0])
 
 static void test_kind_codes_are_the_contract(void **state)
@@ -112,8 +128,8 @@ static void test_alloc_free_flags_consistent(void **state)
         nalloc += (mt_kind_flags(k) & MT_KF_ALLOC) != 0;
         nfree += (mt_kind_flags(k) & MT_KF_FREE) != 0;
     }
-    assert_int_equal(nalloc, 11);
-    assert_int_equal(nfree, 5);
+    assert_int_equal(nalloc, 11 + 10);
+    assert_int_equal(nfree, 5 + 7);
 }
 
 int main(void)
