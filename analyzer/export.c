@@ -18,6 +18,7 @@
 #include "mt_error.h"
 #include "sites.h"
 #include "stackfmt.h"
+#include "views.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -109,8 +110,7 @@ static int append(char **buf, size_t *len, size_t *cap, const char *s, int name)
     return 0;
 }
 
-/* The collapsed text of `stack` into *out (malloc'ed). */
-static int collapse(mt_stackfmt_t *sf, int64_t stack, char **out)
+int mt_export_collapse(mt_stackfmt_t *sf, int64_t stack, char **out)
 {
     const mt_stackfmt_frame_t *fr[MAX_FRAMES];
     int n, omitted;
@@ -208,7 +208,7 @@ int mt_cmd_export(int argc, char **argv)
     for (size_t i = 0; i < n; i++) {
         int64_t w = weight_of(&v[i], by);
         if (w <= 0) continue;
-        if ((rc = collapse(sf, v[i].stack, &lines[k].text))) goto fail;
+        if ((rc = mt_export_collapse(sf, v[i].stack, &lines[k].text))) goto fail;
         lines[k++].weight = w;
     }
     if (k) qsort(lines, k, sizeof *lines, by_text);

@@ -9,6 +9,8 @@
  *            of a chain there; sorted by bytes copied (what the growth cost)
  *   chains   (--chains) the longest chains: steps, first and last size, the
  *            factors step by step, moves, bytes copied, duration
+ * The sites table is built by mt_view_growth_sites (views.h), which
+ * `memtrace report` shares.
  */
 #include "mt_analyzer.h"
 
@@ -16,6 +18,7 @@
 #include "cli.h"
 #include "mt_util.h"
 #include "table.h"
+#include "views.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +109,8 @@ void mt_usage_growth(FILE *out)
             MT_CHAIN_SHOWN, MT_CLI_DEFAULT_TOP);
 }
 
+static int site_rows(const mt_cli_t *c, mt_table_t *t, mt_chain_site_t *v, size_t n);
+
 static int by_copied(const void *a, const void *b)
 {
     const mt_chain_site_t *x = a, *y = b;
@@ -113,6 +118,19 @@ static int by_copied(const void *a, const void *b)
     if (x->steps != y->steps) return x->steps > y->steps ? -1 : 1;
     if (x->process != y->process) return x->process < y->process ? -1 : 1;
     return (x->stack > y->stack) - (x->stack < y->stack);
+}
+
+int mt_view_growth_sites(const mt_cli_t *c, mt_chain_site_t *v, size_t n, mt_table_t **out)
+{
+    mt_table_t *t;
+    int rc = mt_table_create(site_cols, S_NCOLS, &t);
+    if (rc) return rc;
+    if ((rc = site_rows(c, t, v, n))) {
+        mt_table_destroy(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
 }
 
 static int site_rows(const mt_cli_t *c, mt_table_t *t, mt_chain_site_t *v, size_t n)
@@ -218,8 +236,11 @@ int mt_cmd_growth(int argc, char **argv)
     mt_chains_destroy(model);
     model = NULL;
 
-    if ((rc = mt_table_create(per_chain ? chain_cols : site_cols, per_chain ? K_NCOLS : S_NCOLS, &t))) goto fail;
-    if ((rc = per_chain ? chain_rows(&c, t, longest, nlong) : site_rows(&c, t, sites, nsites))) goto fail;
+    if (per_chain) {
+        if ((rc = mt_table_create(chain_cols, K_NCOLS, &t)) || (rc = chain_rows(&c, t, longest, nlong))) goto fail;
+    } else if ((rc = mt_view_growth_sites(&c, sites, nsites, &t))) {
+        goto fail;
+    }
     if ((rc = mt_stackfmt_open(db, &sf))) goto fail;
 
     char a[32], b[32], d[64], e[32], f[32];

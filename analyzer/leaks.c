@@ -6,7 +6,8 @@
  * live counters are not zero at the end holds leaked blocks.  Sites are
  * (process, stack) pairs, so each process's leaks are counted apart.
  * Sorted by bytes, then blocks, then process and stack id (a total order:
- * the output is deterministic).
+ * the output is deterministic).  The table itself is built by
+ * mt_view_leaks (views.h), which `memtrace report` shares.
  */
 #include "mt_analyzer.h"
 
@@ -14,6 +15,7 @@
 #include "mt_util.h"
 #include "sites.h"
 #include "table.h"
+#include "views.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -71,6 +73,35 @@ static int by_bytes(const void *a, const void *b)
     return (x->stack > y->stack) - (x->stack < y->stack);
 }
 
+int mt_view_leaks(const mt_cli_t *c, mt_site_t *v, size_t n, size_t *nrows, mt_table_t **out)
+{
+    size_t nleak = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].live_blocks > 0) v[nleak++] = v[i];
+    if (nleak) qsort(v, nleak, sizeof *v, by_bytes);
+    *nrows = nleak;
+
+    mt_table_t *t;
+    int rc = mt_table_create(cols, NCOLS, &t);
+    if (rc) return rc;
+    size_t shown = c->top && (size_t)c->top < nleak ? (size_t)c->top : nleak;
+    for (size_t i = 0; i < shown; i++) {
+        if ((rc = mt_table_row(t))) {
+            mt_table_destroy(t);
+            return rc;
+        }
+        mt_table_int(t, C_RANK, (int64_t)i + 1);
+        mt_table_int(t, C_PROC, v[i].process);
+        int64_t pid = mt_cli_pid(c, v[i].process);
+        if (pid >= 0) mt_table_int(t, C_PID, pid);
+        mt_table_int(t, C_BLOCKS, v[i].live_blocks);
+        mt_table_int(t, C_BYTES, v[i].live_bytes);
+        mt_table_int(t, C_STACK, v[i].stack);
+    }
+    *out = t;
+    return 0;
+}
+
 /* Totals of the leaks (v[0..n)), and per process when several leaked. */
 static void text_totals(const mt_cli_t *c, const mt_site_t *v, size_t n)
 {
@@ -123,22 +154,8 @@ int mt_cmd_leaks(int argc, char **argv)
     int rc;
     if (mt_cli_open(&c, &db)) goto out;
     if ((rc = mt_sites_heap(db, c.progress, &v, &n, &hs))) goto fail;
-    for (size_t i = 0; i < n; i++)
-        if (v[i].live_blocks > 0) v[nleak++] = v[i];
-    if (nleak) qsort(v, nleak, sizeof *v, by_bytes);
-
-    if ((rc = mt_table_create(cols, NCOLS, &t))) goto fail;
-    size_t shown = c.top && (size_t)c.top < nleak ? (size_t)c.top : nleak;
-    for (size_t i = 0; i < shown; i++) {
-        if ((rc = mt_table_row(t))) goto fail;
-        mt_table_int(t, C_RANK, (int64_t)i + 1);
-        mt_table_int(t, C_PROC, v[i].process);
-        int64_t pid = mt_cli_pid(&c, v[i].process);
-        if (pid >= 0) mt_table_int(t, C_PID, pid);
-        mt_table_int(t, C_BLOCKS, v[i].live_blocks);
-        mt_table_int(t, C_BYTES, v[i].live_bytes);
-        mt_table_int(t, C_STACK, v[i].stack);
-    }
+    if ((rc = mt_view_leaks(&c, v, n, &nleak, &t))) goto fail;
+    size_t shown = mt_table_rows(t);
     if ((rc = mt_stackfmt_open(db, &sf))) goto fail;
 
     if (hs.allocs == 0) {

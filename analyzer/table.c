@@ -25,6 +25,7 @@ typedef struct {
 
 struct mt_table {
     const mt_tcol_t *cols;
+    mt_tcol_t *owned;  /* cols, when the table holds its own copy */
     int ncols;
     cell_t *cells;   /* rows * ncols */
     size_t rows, cap;
@@ -43,9 +44,21 @@ int mt_table_create(const mt_tcol_t *cols, int ncols, mt_table_t **out)
     return 0;
 }
 
+int mt_table_create_copy(const mt_tcol_t *cols, int ncols, mt_table_t **out)
+{
+    mt_tcol_t *copy = malloc((size_t)ncols * sizeof *copy);
+    if (!copy) return MT_ENOMEM;
+    memcpy(copy, cols, (size_t)ncols * sizeof *copy);
+    int rc = mt_table_create(copy, ncols, out);
+    if (rc) free(copy);
+    else (*out)->owned = copy;
+    return rc;
+}
+
 void mt_table_destroy(mt_table_t *t)
 {
     if (!t) return;
+    free(t->owned);
     for (size_t i = 0; i < t->rows * (size_t)t->ncols; i++) free(t->cells[i].s);
     free(t->cells);
     free(t);
@@ -358,4 +371,75 @@ out:
 int mt_table_write(const mt_table_t *t, mt_stackfmt_t *sf, int csv, FILE *out, const char *indent)
 {
     return csv ? write_csv(t, sf, out) : write_text(t, sf, out, indent ? indent : "");
+}
+
+static const char *const kind_names[] = {
+    [MT_TCOL_INT] = "int", [MT_TCOL_ID] = "id", [MT_TCOL_BYTES] = "bytes", [MT_TCOL_REAL] = "real",
+    [MT_TCOL_TEXT] = "text", [MT_TCOL_STACK] = "stack", [MT_TCOL_DELTA] = "delta", [MT_TCOL_ADDR] = "addr",
+    [MT_TCOL_FRAMES] = "frames",
+};
+
+/* A stack cell as JSON: [id, ["frame", ...], omitted]. */
+static int json_stack(const cell_t *c, mt_stackfmt_t *sf, FILE *out)
+{
+    const mt_stackfmt_frame_t *fr[MT_TABLE_FRAMES];
+    char frame[1024];
+    int n, omitted;
+    int rc = mt_stackfmt_frames(sf, c->i, fr, MT_TABLE_FRAMES, &n, &omitted);
+    if (rc) return rc;
+    fprintf(out, "[%" PRId64 ",[", c->i);
+    for (int i = 0; i < n; i++) {
+        if (i) fputc(',', out);
+        mt_stackfmt_frame_text(fr[i], frame, sizeof frame);
+        mt_json_string(out, frame, strlen(frame));
+    }
+    fprintf(out, "],%d]", omitted);
+    return 0;
+}
+
+int mt_table_write_json(const mt_table_t *t, mt_stackfmt_t *sf, size_t max_rows, FILE *out)
+{
+    fputs("{\"cols\":[", out);
+    for (int c = 0; c < t->ncols; c++) {
+        const mt_tcol_t *col = &t->cols[c];
+        fprintf(out, "%s{\"title\":", c ? "," : "");
+        mt_json_string(out, col->title, strlen(col->title));
+        fputs(",\"csv\":", out);
+        mt_json_string(out, col->csv, strlen(col->csv));
+        fprintf(out, ",\"kind\":\"%s\",\"dec\":%d,\"text\":%d}", kind_names[col->kind], col->decimals,
+                !(col->only & MT_TCOL_ONLY_CSV));
+    }
+    size_t rows = max_rows && max_rows < t->rows ? max_rows : t->rows;
+    fprintf(out, "],\"total\":%zu,\"rows\":[", t->rows);
+    for (size_t r = 0; r < rows; r++) {
+        const cell_t *row = &t->cells[r * (size_t)t->ncols];
+        fputs(r ? ",[" : "[", out);
+        for (int c = 0; c < t->ncols; c++) {
+            const cell_t *cl = &row[c];
+            if (c) fputc(',', out);
+            if (!cl->set) {
+                fputs("null", out);
+                continue;
+            }
+            switch (t->cols[c].kind) {
+            case MT_TCOL_REAL:
+                fprintf(out, "%.*f", MT_TABLE_CSV_DECIMALS, cl->r);
+                break;
+            case MT_TCOL_TEXT:
+            case MT_TCOL_FRAMES:
+                mt_json_string(out, cl->s, strlen(cl->s));
+                break;
+            case MT_TCOL_STACK: {
+                int rc = json_stack(cl, sf, out);
+                if (rc) return rc;
+                break;
+            }
+            default:
+                fprintf(out, "%" PRId64, cl->i);
+            }
+        }
+        fputc(']', out);
+    }
+    fputs("]}", out);
+    return 0;
 }

@@ -2,8 +2,8 @@
  *
  * Place in the pipeline: analyzer.  A report (leaks, peak, top, temporary,
  * growth) collects its rows into an mt_table_t, then renders it either as
- * an aligned text table for people or as CSV for programs, so the two
- * outputs cannot disagree.
+ * an aligned text table for people or as CSV for programs (and, for
+ * `memtrace report`'s page, as JSON), so the outputs cannot disagree.
  *
  * Columns have a kind:
  *   MT_TCOL_INT    integer; text "1,234,567" right-aligned, CSV "1234567"
@@ -65,6 +65,10 @@ typedef struct mt_table mt_table_t;
  * Returns 0 or MT_ENOMEM. */
 int mt_table_create(const mt_tcol_t *cols, int ncols, mt_table_t **out);
 
+/* The same, with a copy of cols[] kept by the table (for columns made up at
+ * run time).  Returns 0 or MT_ENOMEM. */
+int mt_table_create_copy(const mt_tcol_t *cols, int ncols, mt_table_t **out);
+
 /* Frees the table.  NULL is fine. */
 void mt_table_destroy(mt_table_t *t);
 
@@ -86,5 +90,14 @@ size_t mt_table_rows(const mt_table_t *t);
  * columns (may be NULL when there is none).  Returns 0 or an error of
  * stackfmt. */
 int mt_table_write(const mt_table_t *t, mt_stackfmt_t *sf, int csv, FILE *out, const char *indent);
+
+/* The third renderer, for `memtrace report`'s page: the table as one JSON
+ * object {"cols": [{"title", "csv", "kind", "dec", "text"}], "total": ROWS,
+ * "rows": [[cell, ...], ...]} with at most max_rows rows (0: all).  Cells
+ * hold the exact values (null when unset; a REAL with the CSV's decimals); a
+ * STACK cell is [stack_id, ["frame", ...], frames_omitted].  Strings are
+ * escaped by mt_json_string (safe inside an HTML <script> element).
+ * Returns 0 or an error of stackfmt. */
+int mt_table_write_json(const mt_table_t *t, mt_stackfmt_t *sf, size_t max_rows, FILE *out);
 
 #endif

@@ -6,7 +6,8 @@
  * The heap model flags a temporary when the block its thread's previous heap
  * event created is the block this event ends (heapmodel.h; the definition is
  * heaptrack's, written out in docs/analyzer.md); the sites model charges it
- * to the allocating site.  One pass (mt_sites_replay).
+ * to the allocating site.  One pass (mt_sites_replay); the table is built
+ * by mt_view_temporary (views.h), which `memtrace report` shares.
  */
 #include "mt_analyzer.h"
 
@@ -14,6 +15,7 @@
 #include "mt_util.h"
 #include "sites.h"
 #include "table.h"
+#include "views.h"
 
 #include <stdlib.h>
 
@@ -77,6 +79,37 @@ static double pct(int64_t part, int64_t whole)
     return whole > 0 ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
+int mt_view_temporary(const mt_cli_t *c, mt_site_t *v, size_t n, size_t *nrows, mt_table_t **out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].temp_calls > 0) v[k++] = v[i];
+    if (k) qsort(v, k, sizeof *v, by_temp);
+    *nrows = k;
+
+    mt_table_t *t;
+    int rc = mt_table_create(cols, NCOLS, &t);
+    if (rc) return rc;
+    size_t shown = c->top && (size_t)c->top < k ? (size_t)c->top : k;
+    for (size_t i = 0; i < shown; i++) {
+        if ((rc = mt_table_row(t))) {
+            mt_table_destroy(t);
+            return rc;
+        }
+        mt_table_int(t, C_RANK, (int64_t)i + 1);
+        mt_table_int(t, C_PROC, v[i].process);
+        int64_t pid = mt_cli_pid(c, v[i].process);
+        if (pid >= 0) mt_table_int(t, C_PID, pid);
+        mt_table_int(t, C_TEMP, v[i].temp_calls);
+        mt_table_int(t, C_CALLS, v[i].calls);
+        mt_table_real(t, C_PCT, pct(v[i].temp_calls, v[i].calls));
+        mt_table_int(t, C_BYTES, v[i].temp_bytes);
+        mt_table_int(t, C_STACK, v[i].stack);
+    }
+    *out = t;
+    return 0;
+}
+
 int mt_cmd_temporary(int argc, char **argv)
 {
     mt_cli_t c = {.cmd = "temporary", .synopsis = SYNOPSIS, .usage = mt_usage_temporary, .has_top = 1,
@@ -95,26 +128,9 @@ int mt_cmd_temporary(int argc, char **argv)
     int rc;
     if (mt_cli_open(&c, &db)) goto out;
     if ((rc = mt_sites_heap(db, c.progress, &v, &n, &hs))) goto fail;
-    for (size_t i = 0; i < n; i++) {
-        bytes += v[i].temp_bytes;
-        if (v[i].temp_calls > 0) v[k++] = v[i];
-    }
-    if (k) qsort(v, k, sizeof *v, by_temp);
-
-    if ((rc = mt_table_create(cols, NCOLS, &t))) goto fail;
-    size_t shown = c.top && (size_t)c.top < k ? (size_t)c.top : k;
-    for (size_t i = 0; i < shown; i++) {
-        if ((rc = mt_table_row(t))) goto fail;
-        mt_table_int(t, C_RANK, (int64_t)i + 1);
-        mt_table_int(t, C_PROC, v[i].process);
-        int64_t pid = mt_cli_pid(&c, v[i].process);
-        if (pid >= 0) mt_table_int(t, C_PID, pid);
-        mt_table_int(t, C_TEMP, v[i].temp_calls);
-        mt_table_int(t, C_CALLS, v[i].calls);
-        mt_table_real(t, C_PCT, pct(v[i].temp_calls, v[i].calls));
-        mt_table_int(t, C_BYTES, v[i].temp_bytes);
-        mt_table_int(t, C_STACK, v[i].stack);
-    }
+    for (size_t i = 0; i < n; i++) bytes += v[i].temp_bytes;
+    if ((rc = mt_view_temporary(&c, v, n, &k, &t))) goto fail;
+    size_t shown = mt_table_rows(t);
     if ((rc = mt_stackfmt_open(db, &sf))) goto fail;
 
     char a[32], b[32], d[64];

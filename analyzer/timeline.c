@@ -21,7 +21,8 @@
  * a point when an event lies beyond it.  rss_samples (small: one row per
  * process per --rss-interval) are merged in by a second statement ordered
  * by time.  Memory: the points (about 60 bytes each, at most MAX_POINTS)
- * and the heap model's live blocks.
+ * and the heap model's live blocks.  The sampler (mt_timeline_*, views.h)
+ * is shared with `memtrace report`, which runs it in its own pass.
  */
 #include "mt_analyzer.h"
 
@@ -31,6 +32,7 @@
 #include "mt_event.h"
 #include "mt_util.h"
 #include "table.h"
+#include "views.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -101,7 +103,7 @@ typedef struct {
 } point_t;
 
 /* What the pass keeps. */
-typedef struct {
+struct mt_timeline {
     point_t *pts;
     size_t n, next;             /* points, the first not yet emitted */
     const mt_heap_stats_t *hs;  /* the heap model's totals (live) */
@@ -116,7 +118,9 @@ typedef struct {
     size_t rss_n, rss_cap;
     int64_t rss_sum, rss_max, rss_max_ts;
     int has_rss;
-} tl_t;
+    int64_t interval, duration;  /* as created */
+};
+typedef struct mt_timeline tl_t;
 
 /* Applies the rss samples recorded at or before t, and the ends of the
  * processes that ended before t (rows with rss_bytes NULL, at end_ts + 1). */
@@ -174,7 +178,7 @@ static int emit_until(tl_t *tl, int64_t ts)
 }
 
 /* The visitor: runs after the heap model applied ev. */
-static int visit(void *arg, const mt_db_event_t *ev, const mt_heap_delta_t *d)
+int mt_timeline_visit(void *arg, const mt_db_event_t *ev, const mt_heap_delta_t *d)
 {
     (void)d;
     tl_t *tl = arg;
@@ -197,6 +201,91 @@ static int visit(void *arg, const mt_db_event_t *ev, const mt_heap_delta_t *d)
     tl->prev.mapped_bytes = tl->hs->mapped_bytes;
     tl->prev.arena_bytes = tl->arena_bytes;
     return 0;
+}
+
+int mt_timeline_create(mt_db_t *db, int64_t duration, int64_t npoints, int64_t interval, mt_timeline_t **out)
+{
+    *out = NULL;
+    tl_t *tl = calloc(1, sizeof *tl);
+    if (!tl) return MT_ENOMEM;
+    tl->prev.seq = -1;
+    tl->arena_max_seq = -1;
+    tl->interval = interval;
+    tl->duration = duration;
+    int rc = MT_ENOMEM;
+    if (!(tl->pts = calloc((size_t)npoints, sizeof *tl->pts))) goto fail;
+    tl->n = (size_t)npoints;
+    for (int64_t i = 0; i < npoints; i++) {
+        int64_t at = interval ? (i + 1) * interval
+                              : duration / npoints * (i + 1) + duration % npoints * (i + 1) / npoints;
+        tl->pts[i].t = at < duration ? at : duration;
+    }
+    rc = mt_stmt_prepare(db,
+                         "SELECT ts, process_id, rss_bytes FROM ("
+                         "SELECT ts, process_id, rss_bytes FROM rss_samples"
+                         " UNION ALL SELECT end_ts + 1, id, NULL FROM processes WHERE end_ts IS NOT NULL)"
+                         " ORDER BY ts, rss_bytes IS NULL",
+                         &tl->rss);
+    if (!rc && (rc = mt_stmt_step(tl->rss)) >= 0) {
+        tl->rss_row = rc == 1;
+        rc = 0;
+    }
+    if (rc) goto fail;
+    *out = tl;
+    return 0;
+fail:
+    mt_timeline_destroy(tl);
+    return rc;
+}
+
+void mt_timeline_attach(mt_timeline_t *tl, const mt_heap_stats_t *hs) { tl->hs = hs; }
+
+int mt_timeline_finish(mt_timeline_t *tl) { return emit_until(tl, INT64_MAX); }
+
+int mt_timeline_empty(const mt_timeline_t *tl)
+{
+    const mt_heap_stats_t *hs = tl->hs;
+    return hs->allocs == 0 && hs->maps == 0 && !tl->has_arena && !tl->has_rss;
+}
+
+int mt_timeline_table(const mt_timeline_t *tl, mt_table_t **out)
+{
+    /* text: enough decimals to tell the points apart (ms to the us, down to the ns) */
+    mt_tcol_t tcols[NCOLS];
+    memcpy(tcols, cols, sizeof tcols);
+    int64_t step = tl->interval ? tl->interval : tl->duration / (int64_t)tl->n;
+    for (int64_t unit = 1000; tcols[C_TIME].decimals < 6 && step < unit; unit /= 10) tcols[C_TIME].decimals++;
+    mt_table_t *t;
+    int rc = mt_table_create_copy(tcols, NCOLS, &t);
+    if (rc) return rc;
+    int nothing = mt_timeline_empty(tl);
+    for (size_t i = 0; i < tl->n && !nothing; i++) {
+        const point_t *p = &tl->pts[i];
+        if ((rc = mt_table_row(t))) {
+            mt_table_destroy(t);
+            return rc;
+        }
+        mt_table_real(t, C_TIME, (double)p->t / 1e6);
+        mt_table_int(t, C_TS, p->t);
+        if (p->seq >= 0) mt_table_int(t, C_SEQ, p->seq);
+        mt_table_int(t, C_HEAP, p->heap_bytes);
+        mt_table_int(t, C_BLOCKS, p->heap_blocks);
+        mt_table_int(t, C_MAPPED, p->mapped_bytes);
+        if (tl->has_arena) mt_table_int(t, C_ARENA, p->arena_bytes);
+        if (p->rss_bytes >= 0) mt_table_int(t, C_RSS, p->rss_bytes);
+    }
+    *out = t;
+    return 0;
+}
+
+void mt_timeline_destroy(mt_timeline_t *tl)
+{
+    if (!tl) return;
+    mt_stmt_finalize(tl->rss);
+    mt_keymap_free(&tl->rss_ix);
+    free(tl->rss_cur);
+    free(tl->pts);
+    free(tl);
 }
 
 /* "12.5 ms" for a number of ns, with up to 3 decimals. */
@@ -257,7 +346,7 @@ int mt_cmd_timeline(int argc, char **argv)
     mt_db_t *db = NULL;
     mt_heap_t *h = NULL;
     mt_table_t *t = NULL;
-    tl_t tl = {.prev = {.seq = -1}, .arena_max_seq = -1};
+    tl_t *tl = NULL;
     int64_t duration;
     int rc;
     if (mt_cli_open(&c, &db)) goto out;
@@ -276,53 +365,15 @@ int mt_cmd_timeline(int argc, char **argv)
             goto out;
         }
     }
-    if (!(tl.pts = calloc((size_t)npoints, sizeof *tl.pts))) {
-        rc = MT_ENOMEM;
-        goto fail;
-    }
-    tl.n = (size_t)npoints;
-    for (int64_t i = 0; i < npoints; i++) {
-        int64_t at = interval ? (i + 1) * interval
-                              : duration / npoints * (i + 1) + duration % npoints * (i + 1) / npoints;
-        tl.pts[i].t = at < duration ? at : duration;
-    }
-    rc = mt_stmt_prepare(db,
-                         "SELECT ts, process_id, rss_bytes FROM ("
-                         "SELECT ts, process_id, rss_bytes FROM rss_samples"
-                         " UNION ALL SELECT end_ts + 1, id, NULL FROM processes WHERE end_ts IS NOT NULL)"
-                         " ORDER BY ts, rss_bytes IS NULL",
-                         &tl.rss);
-    if (!rc && (rc = mt_stmt_step(tl.rss)) >= 0) {
-        tl.rss_row = rc == 1;
-        rc = 0;
-    }
-    if (rc) goto fail;
-
+    if ((rc = mt_timeline_create(db, duration, npoints, interval, &tl))) goto fail;
     if ((rc = mt_heap_create(&h))) goto fail;
-    tl.hs = mt_heap_stats(h);
-    mt_heap_replay_opts_t ro = {.visit = visit, .arg = &tl, .progress = c.progress};
-    if ((rc = mt_heap_replay(h, db, &ro)) || (rc = emit_until(&tl, INT64_MAX))) goto fail;
+    mt_timeline_attach(tl, mt_heap_stats(h));
+    mt_heap_replay_opts_t ro = {.visit = mt_timeline_visit, .arg = tl, .progress = c.progress};
+    if ((rc = mt_heap_replay(h, db, &ro)) || (rc = mt_timeline_finish(tl))) goto fail;
 
-    const mt_heap_stats_t *hs = tl.hs;
-    int nothing = hs->allocs == 0 && hs->maps == 0 && !tl.has_arena && !tl.has_rss;
-    /* text: enough decimals to tell the points apart (ms to the us, down to the ns) */
-    mt_tcol_t tcols[NCOLS];
-    memcpy(tcols, cols, sizeof tcols);
-    int64_t step = interval ? interval : duration / npoints;
-    for (int64_t unit = 1000; tcols[C_TIME].decimals < 6 && step < unit; unit /= 10) tcols[C_TIME].decimals++;
-    if ((rc = mt_table_create(tcols, NCOLS, &t))) goto fail;
-    for (size_t i = 0; i < tl.n && !nothing; i++) {
-        const point_t *p = &tl.pts[i];
-        if ((rc = mt_table_row(t))) goto fail;
-        mt_table_real(t, C_TIME, (double)p->t / 1e6);
-        mt_table_int(t, C_TS, p->t);
-        if (p->seq >= 0) mt_table_int(t, C_SEQ, p->seq);
-        mt_table_int(t, C_HEAP, p->heap_bytes);
-        mt_table_int(t, C_BLOCKS, p->heap_blocks);
-        mt_table_int(t, C_MAPPED, p->mapped_bytes);
-        if (tl.has_arena) mt_table_int(t, C_ARENA, p->arena_bytes);
-        if (p->rss_bytes >= 0) mt_table_int(t, C_RSS, p->rss_bytes);
-    }
+    const mt_heap_stats_t *hs = tl->hs;
+    int nothing = mt_timeline_empty(tl);
+    if ((rc = mt_timeline_table(tl, &t))) goto fail;
 
     if (c.csv) {
         if ((rc = mt_table_write(t, NULL, 1, stdout, NULL))) goto fail;
@@ -336,7 +387,7 @@ int mt_cmd_timeline(int argc, char **argv)
         if (interval) printf(", one every %s", ms_text(a, sizeof a, interval));
         printf(" over %s\n\n", ms_text(b, sizeof b, duration));
         if ((rc = mt_table_write(t, NULL, 0, stdout, "  "))) goto fail;
-        text_maxima(&tl);
+        text_maxima(tl);
     }
     status = mt_cli_flush(&c, stdout);
     goto out;
@@ -345,10 +396,7 @@ fail:
 out:
     mt_table_destroy(t);
     mt_heap_destroy(h);
-    mt_stmt_finalize(tl.rss);
-    mt_keymap_free(&tl.rss_ix);
-    free(tl.rss_cur);
-    free(tl.pts);
+    mt_timeline_destroy(tl);
     mt_db_close(db);
     mt_cli_free(&c);
     return status;

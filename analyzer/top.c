@@ -5,7 +5,8 @@
  * Place in the pipeline: analyzer subcommand (entry point in mt_analyzer.h).
  * One pass (mt_sites_replay); every heap site (process, stack) that made at
  * least one allocation is a row, and all three measures are printed whatever
- * the sort key.
+ * the sort key.  The table is built by mt_view_top (views.h), which
+ * `memtrace report` shares.
  */
 #include "mt_analyzer.h"
 
@@ -13,13 +14,12 @@
 #include "mt_util.h"
 #include "sites.h"
 #include "table.h"
+#include "views.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define SYNOPSIS "[--by calls|bytes|peak] [--top N] [--csv] DB"
-
-enum { BY_CALLS, BY_BYTES, BY_PEAK };
 
 enum { C_RANK, C_PROC, C_PID, C_CALLS, C_BYTES, C_PBLOCKS, C_PBYTES, C_STACK, NCOLS };
 
@@ -98,19 +98,50 @@ static int by_peak(const void *a, const void *b)
     return r ? r : tie(x, y);
 }
 
+int mt_view_top(const mt_cli_t *c, int by, mt_site_t *v, size_t n, size_t *nrows, mt_table_t **out)
+{
+    static int (*const cmp[])(const void *, const void *) = {by_calls, by_bytes, by_peak};
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].calls > 0 && (by != MT_TOP_PEAK || v[i].peak_blocks > 0)) v[k++] = v[i];
+    if (k) qsort(v, k, sizeof *v, cmp[by]);
+    *nrows = k;
+
+    mt_table_t *t;
+    int rc = mt_table_create(cols, NCOLS, &t);
+    if (rc) return rc;
+    size_t shown = c->top && (size_t)c->top < k ? (size_t)c->top : k;
+    for (size_t i = 0; i < shown; i++) {
+        if ((rc = mt_table_row(t))) {
+            mt_table_destroy(t);
+            return rc;
+        }
+        mt_table_int(t, C_RANK, (int64_t)i + 1);
+        mt_table_int(t, C_PROC, v[i].process);
+        int64_t pid = mt_cli_pid(c, v[i].process);
+        if (pid >= 0) mt_table_int(t, C_PID, pid);
+        mt_table_int(t, C_CALLS, v[i].calls);
+        mt_table_int(t, C_BYTES, v[i].bytes);
+        mt_table_int(t, C_PBLOCKS, v[i].peak_blocks);
+        mt_table_int(t, C_PBYTES, v[i].peak_bytes);
+        mt_table_int(t, C_STACK, v[i].stack);
+    }
+    *out = t;
+    return 0;
+}
+
 int mt_cmd_top(int argc, char **argv)
 {
-    static const char *const names[] = {[BY_CALLS] = "calls", [BY_BYTES] = "bytes", [BY_PEAK] = "peak"};
-    static const char *const words[] = {[BY_CALLS] = "number of allocations",
-                                        [BY_BYTES] = "bytes allocated",
-                                        [BY_PEAK] = "bytes live at the heap peak"};
-    static int (*const cmp[])(const void *, const void *) = {by_calls, by_bytes, by_peak};
+    static const char *const names[] = {[MT_TOP_CALLS] = "calls", [MT_TOP_BYTES] = "bytes", [MT_TOP_PEAK] = "peak"};
+    static const char *const words[] = {[MT_TOP_CALLS] = "number of allocations",
+                                        [MT_TOP_BYTES] = "bytes allocated",
+                                        [MT_TOP_PEAK] = "bytes live at the heap peak"};
     mt_cli_t c = {.cmd = "top", .synopsis = SYNOPSIS, .usage = mt_usage_top, .has_top = 1, .has_csv = 1};
     const char *by_arg = NULL;
     const mt_cli_opt_t opts[] = {{"--by", NULL, 1, &by_arg}};
     int status = mt_cli_parse(&c, argc, argv, opts, 1);
     if (status >= 0) return status;
-    int by = BY_BYTES;
+    int by = MT_TOP_BYTES;
     if (by_arg) {
         for (by = 0; by < 3 && strcmp(by_arg, names[by]); by++) {
         }
@@ -131,24 +162,9 @@ int mt_cmd_top(int argc, char **argv)
     for (size_t i = 0; i < n; i++) {
         calls += v[i].calls;
         bytes += v[i].bytes;
-        if (v[i].calls > 0 && (by != BY_PEAK || v[i].peak_blocks > 0)) v[k++] = v[i];
     }
-    if (k) qsort(v, k, sizeof *v, cmp[by]);
-
-    if ((rc = mt_table_create(cols, NCOLS, &t))) goto fail;
-    size_t shown = c.top && (size_t)c.top < k ? (size_t)c.top : k;
-    for (size_t i = 0; i < shown; i++) {
-        if ((rc = mt_table_row(t))) goto fail;
-        mt_table_int(t, C_RANK, (int64_t)i + 1);
-        mt_table_int(t, C_PROC, v[i].process);
-        int64_t pid = mt_cli_pid(&c, v[i].process);
-        if (pid >= 0) mt_table_int(t, C_PID, pid);
-        mt_table_int(t, C_CALLS, v[i].calls);
-        mt_table_int(t, C_BYTES, v[i].bytes);
-        mt_table_int(t, C_PBLOCKS, v[i].peak_blocks);
-        mt_table_int(t, C_PBYTES, v[i].peak_bytes);
-        mt_table_int(t, C_STACK, v[i].stack);
-    }
+    if ((rc = mt_view_top(&c, by, v, n, &k, &t))) goto fail;
+    size_t shown = mt_table_rows(t);
     if ((rc = mt_stackfmt_open(db, &sf))) goto fail;
 
     if (c.csv && (rc = mt_table_write(t, sf, 1, stdout, NULL))) goto fail;

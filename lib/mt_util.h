@@ -18,4 +18,11 @@ char *mt_fmt_ns(char *buf, size_t len, int64_t ns);
  * holds a comma, a quote or a line break.  v may be NULL (empty field). */
 void mt_csv_field(FILE *out, const char *v, size_t n);
 
+/* Writes n bytes of v as one JSON string literal, quotes included, safe to
+ * embed in an HTML <script> element: '"', '\\' and control characters are
+ * escaped, '<', '>' and '&' become \u003c, \u003e and \u0026 (so the text
+ * can never close the element nor start a comment), and each byte that is
+ * not part of valid UTF-8 becomes U+FFFD.  v NULL writes null. */
+void mt_json_string(FILE *out, const char *v, size_t n);
+
 #endif
