@@ -1,0 +1,193 @@
+// load_page.js - loads one `memtrace report` page in headless Chromium over
+// the DevTools protocol and says what a person would have seen.
+//
+//   node load_page.js PAGE.html SCREENSHOT.png
+//
+// Chromium (CHROMIUM, default /usr/bin/chromium) is started with a fresh
+// profile; the page is opened from file://.  Printed on stdout, one
+// key=value per line:
+//   error=TEXT        one per JavaScript exception, console error or
+//                     browser log error (there should be none)
+//   request=URL       one per network request that is not the page itself
+//   load_ms=N         from navigation until the page's script has finished
+//                     drawing (body[data-ready]), in milliseconds
+//   KEY=VALUE         the DOM facts of PROBE below (node counts, texts)
+// and the screenshot of the whole page is written to SCREENSHOT.png.
+// Exit status: 0 when the page loaded (whatever it showed), 1 otherwise.
+'use strict';
+const { spawn } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const WebSocket = require('ws');
+
+const [page, shot] = process.argv.slice(2);
+if (!page || !shot) {
+  console.error('usage: node load_page.js PAGE.html SCREENSHOT.png');
+  process.exit(2);
+}
+const chromium = process.env.CHROMIUM || '/usr/bin/chromium';
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'memtrace-chromium.'));
+const TIMEOUT_MS = 30000;
+
+// What the tests look at, computed in the page after it is drawn.  The
+// flame graph is also switched to every weight, searched and zoomed, as a
+// person would, counting its boxes each time.
+const PROBE = `(() => {
+  const q = (s) => document.querySelectorAll(s);
+  const text = (s) => { const e = document.querySelector(s); return e ? e.textContent : ''; };
+  const r = {};
+  r.scripts = q('script').length;
+  r.pwned = String(window.__memtrace_pwned === undefined ? 0 : window.__memtrace_pwned);
+  r.layer_boxes = q('#layer-svg .layer-box').length;
+  r.timeline_series = q('#timeline-svg polyline.series').length;
+  const line = document.querySelector('#timeline-svg polyline.series');
+  r.timeline_points = line ? line.getAttribute('points').trim().split(/\\s+/).length : 0;
+  r.timeline_markers = q('#timeline-svg .marker').length;
+  r.flame_nodes = q('#flame-svg rect.node').length;
+  r.flame_data_nodes = (document.querySelector('#flame-svg') || {getAttribute: () => ''}).getAttribute('data-nodes');
+  const metric = document.querySelector('#flame-metric');
+  if (metric) {
+    for (const m of ['calls', 'peak_bytes', 'leaked_bytes', 'bytes']) {
+      metric.value = m;
+      metric.dispatchEvent(new Event('change'));
+      r['flame_nodes_' + m] = q('#flame-svg rect.node').length;
+    }
+    const search = document.querySelector('#flame-search');
+    search.value = 'main';
+    search.dispatchEvent(new Event('input'));
+    r.flame_match_main = q('#flame-svg .fn.match').length;
+    search.value = '';
+    search.dispatchEvent(new Event('input'));
+    const deepest = [...q('#flame-svg .fn')].pop();
+    if (deepest) {
+      deepest.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+      r.flame_nodes_zoomed = q('#flame-svg rect.node').length;
+      document.querySelector('#flame-reset').click();
+    }
+  }
+  for (const t of ['leaks', 'temporary', 'top', 'growth', 'gc', 'processes'])
+    r[t + '_rows'] = q('#' + t + '-table tbody tr').length;
+  r.layout_arenas = q('#layout-grid .arena').length;
+  r.layout_pools = q('#layout-grid .pool').length;
+  r.nodata = q('.nodata').length;
+  r.verdict = text('#verdict');
+  r.complete = text('#complete');
+  r.pymalloc = text('#pymalloc-note');
+  r.gc_text = text('#gc');
+  r.first_leak_frame = text('#leaks-table tbody tr td.stack .frame');
+  r.flame_names = [...q('#flame-svg .fn title')].map((t) => t.textContent.split('\\n')[0]).join('|');
+  r.body_text_len = document.body.innerText.length;
+  return JSON.stringify(r);
+})()`;
+
+function fail(msg) {
+  console.error('load_page: ' + msg);
+  process.exit(1);
+}
+
+function start() {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(chromium, [
+      '--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--no-default-browser-check',
+      '--disable-extensions', '--disable-background-networking', '--disable-component-update',
+      '--remote-debugging-port=0', '--user-data-dir=' + profile, 'about:blank',
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    proc.stderr.on('data', (d) => {
+      err += d;
+      const m = /DevTools listening on (ws:\/\/\S+)/.exec(err);
+      if (m) resolve({ proc, url: m[1] });
+    });
+    proc.on('exit', (code) => reject(new Error('chromium exited with ' + code + ': ' + err.slice(-500))));
+  });
+}
+
+async function main() {
+  const timer = setTimeout(() => fail('timed out after ' + TIMEOUT_MS + ' ms'), TIMEOUT_MS);
+  const { proc, url } = await start();
+  const ws = new WebSocket(url, { perMessageDeflate: false });
+  await new Promise((res, rej) => { ws.on('open', res); ws.on('error', rej); });
+  let id = 0;
+  const pending = new Map();
+  const waiters = [];
+  const errors = [], requests = [];
+  const pageUrl = 'file://' + path.resolve(page);
+  ws.on('message', (data) => {
+    const msg = JSON.parse(data);
+    if (msg.id && pending.has(msg.id)) {
+      const { res, rej } = pending.get(msg.id);
+      pending.delete(msg.id);
+      if (msg.error) rej(new Error(JSON.stringify(msg.error)));
+      else res(msg.result);
+      return;
+    }
+    const p = msg.params || {};
+    if (msg.method === 'Runtime.exceptionThrown') {
+      const d = p.exceptionDetails || {};
+      errors.push((d.exception && d.exception.description) || d.text || 'exception');
+    } else if (msg.method === 'Runtime.consoleAPICalled' && (p.type === 'error' || p.type === 'assert')) {
+      errors.push('console.' + p.type + ': ' + p.args.map((a) => a.value || a.description).join(' '));
+    } else if (msg.method === 'Log.entryAdded' && p.entry.level === 'error') {
+      errors.push('log: ' + p.entry.text);
+    } else if (msg.method === 'Network.requestWillBeSent' && p.request.url !== pageUrl) {
+      requests.push(p.request.url);
+    }
+    for (let i = waiters.length - 1; i >= 0; i--)
+      if (waiters[i].method === msg.method) waiters.splice(i, 1)[0].res(p);
+  });
+  const send = (method, params = {}, sessionId) => new Promise((res, rej) => {
+    const m = { id: ++id, method, params };
+    if (sessionId) m.sessionId = sessionId;
+    pending.set(m.id, { res, rej });
+    ws.send(JSON.stringify(m));
+  });
+  const once = (method) => new Promise((res) => waiters.push({ method, res }));
+
+  const { targetId } = await send('Target.createTarget', { url: 'about:blank' });
+  const { sessionId } = await send('Target.attachToTarget', { targetId, flatten: true });
+  const s = (method, params) => send(method, params, sessionId);
+  await s('Runtime.enable');
+  await s('Log.enable');
+  await s('Page.enable');
+  await s('Network.enable');
+  await s('Emulation.setDeviceMetricsOverride', { width: 1000, height: 1400, deviceScaleFactor: 1, mobile: false });
+
+  const t0 = Date.now();
+  const loaded = once('Page.loadEventFired');
+  await s('Page.navigate', { url: pageUrl });
+  await loaded;
+  let ready = '';
+  while (ready !== '1' && Date.now() - t0 < TIMEOUT_MS - 2000) {
+    const r = await s('Runtime.evaluate', { expression: 'document.body && document.body.getAttribute("data-ready")', returnByValue: true });
+    ready = r.result.value;
+    if (ready !== '1') await new Promise((res) => setTimeout(res, 10));
+  }
+  const loadMs = Date.now() - t0;
+  const shotData = await s('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true });
+  fs.writeFileSync(shot, Buffer.from(shotData.data, 'base64'));
+  const probe = await s('Runtime.evaluate', { expression: PROBE, returnByValue: true });
+  if (probe.exceptionDetails) errors.push('probe: ' + JSON.stringify(probe.exceptionDetails));
+  // events of the probe's clicks arrive before this returns
+  await s('Runtime.evaluate', { expression: '1', returnByValue: true });
+
+  const out = [];
+  errors.forEach((e) => out.push('error=' + e.replace(/\n/g, ' ')));
+  requests.forEach((u) => out.push('request=' + u));
+  out.push('ready=' + (ready === '1' ? 1 : 0));
+  out.push('load_ms=' + loadMs);
+  const facts = probe.result && probe.result.value ? JSON.parse(probe.result.value) : {};
+  for (const k of Object.keys(facts)) out.push(k + '=' + String(facts[k]).replace(/\n/g, ' '));
+  process.stdout.write(out.join('\n') + '\n');
+
+  clearTimeout(timer);
+  try { await send('Browser.close'); } catch (e) { /* closing */ }
+  ws.close();
+  proc.kill();
+  fs.rmSync(profile, { recursive: true, force: true });
+}
+
+main().catch((e) => {
+  fs.rmSync(profile, { recursive: true, force: true });
+  fail(e.message);
+});
