@@ -293,7 +293,7 @@
         n.kids.forEach(function (k) { walk(k, cx); if (k.v[m] > 0) cx += W * k.v[m] / total; });
       })(zoom, 0);
       svg.setAttribute('data-nodes', count);
-      status.textContent = count + ' boxes' + (q ? '; matches in view: ' + (m === 'calls' ? fmtCount(matched) + ' calls' : fmtBytes(matched)) : '');
+      status.textContent = (total > 0 ? count + ' boxes' : 'nothing to show: no stack has this weight') + (q ? '; matches in view: ' + (m === 'calls' ? fmtCount(matched) + ' calls' : fmtBytes(matched)) : '');
     }
     function color(name) {
       var h = 0;

@@ -181,13 +181,15 @@ async function main() {
   process.stdout.write(out.join('\n') + '\n');
 
   clearTimeout(timer);
+  const exited = new Promise((res) => proc.on('exit', res));
   try { await send('Browser.close'); } catch (e) { /* closing */ }
   ws.close();
+  await Promise.race([exited, new Promise((res) => setTimeout(res, 3000))]);
   proc.kill();
-  fs.rmSync(profile, { recursive: true, force: true });
+  fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
 }
 
 main().catch((e) => {
-  fs.rmSync(profile, { recursive: true, force: true });
+  try { fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5 }); } catch (x) { /* left in /tmp */ }
   fail(e.message);
 });
