@@ -12,19 +12,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The one list of build and test dependencies.
+# chromium and nodejs: the report page's browser test (tests/browser), which
+# also needs the npm command (Debian's npm package; a nodejs built elsewhere
+# may carry its own, which is as good).
 PACKAGES=(build-essential cmake pkg-config libsqlite3-dev sqlite3 libunwind-dev
-          libdw-dev libelf-dev libcmocka-dev python3)
+          libdw-dev libelf-dev libcmocka-dev python3 chromium nodejs)
 
 check_deps() {
     if ! command -v dpkg-query >/dev/null 2>&1; then
         echo "setup: not a Debian system (no dpkg-query); make sure these are installed:" >&2
-        echo "  ${PACKAGES[*]}" >&2
+        echo "  ${PACKAGES[*]} npm" >&2
         return 0
     fi
     local missing=() p
     for p in "${PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
     ((${#missing[@]} == 0)) && return 0
     echo "setup: missing packages: ${missing[*]}"
     if ((EUID == 0)); then

@@ -38,6 +38,9 @@ const PROBE = `(() => {
   const text = (s) => { const e = document.querySelector(s); return e ? e.textContent : ''; };
   const r = {};
   r.scripts = q('script').length;
+  r.imgs = q('img').length;
+  r.bolds = q('b').length;
+  r.command = text('header dd');
   r.pwned = String(window.__memtrace_pwned === undefined ? 0 : window.__memtrace_pwned);
   r.layer_boxes = q('#layer-svg .layer-box').length;
   r.timeline_series = q('#timeline-svg polyline.series').length;
@@ -81,7 +84,10 @@ const PROBE = `(() => {
   return JSON.stringify(r);
 })()`;
 
+let browser = null; // the Chromium process, once started
+
 function fail(msg) {
+  if (browser) try { process.kill(-browser.pid, 'SIGKILL'); } catch (e) { /* gone */ }
   console.error('load_page: ' + msg);
   process.exit(1);
 }
@@ -92,7 +98,7 @@ function start() {
       '--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--no-default-browser-check',
       '--disable-extensions', '--disable-background-networking', '--disable-component-update',
       '--remote-debugging-port=0', '--user-data-dir=' + profile, 'about:blank',
-    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    ], { stdio: ['ignore', 'ignore', 'pipe'], detached: true }); // its own process group: stop() ends all of it
     let err = '';
     proc.stderr.on('data', (d) => {
       err += d;
@@ -106,6 +112,7 @@ function start() {
 async function main() {
   const timer = setTimeout(() => fail('timed out after ' + TIMEOUT_MS + ' ms'), TIMEOUT_MS);
   const { proc, url } = await start();
+  browser = proc;
   const ws = new WebSocket(url, { perMessageDeflate: false });
   await new Promise((res, rej) => { ws.on('open', res); ws.on('error', rej); });
   let id = 0;
@@ -155,7 +162,8 @@ async function main() {
 
   const t0 = Date.now();
   const loaded = once('Page.loadEventFired');
-  await s('Page.navigate', { url: pageUrl });
+  const nav = await s('Page.navigate', { url: pageUrl });
+  if (nav.errorText) fail('cannot open ' + pageUrl + ': ' + nav.errorText);
   await loaded;
   let ready = '';
   while (ready !== '1' && Date.now() - t0 < TIMEOUT_MS - 2000) {
@@ -181,15 +189,30 @@ async function main() {
   process.stdout.write(out.join('\n') + '\n');
 
   clearTimeout(timer);
-  const exited = new Promise((res) => proc.on('exit', res));
-  try { await send('Browser.close'); } catch (e) { /* closing */ }
   ws.close();
-  await Promise.race([exited, new Promise((res) => setTimeout(res, 3000))]);
-  proc.kill();
-  fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
+  await stop(proc);
+  removeProfile();
+}
+
+// Ends Chromium and its helper processes (SIGTERM to its process group)
+// and waits for the browser, at most 3 s.
+function stop(proc) {
+  const group = (sig) => { try { process.kill(-proc.pid, sig); } catch (e) { /* gone */ } };
+  return new Promise((res) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) { group('SIGTERM'); return res(); }
+    const t = setTimeout(() => { group('SIGKILL'); res(); }, 3000);
+    proc.on('exit', () => { clearTimeout(t); res(); });
+    group('SIGTERM');
+  });
+}
+
+// Removes the profile; a helper still writing into it only leaves it
+// behind in the temporary directory (the test's, which goes at its end).
+function removeProfile() {
+  try { fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5 }); } catch (e) { /* left */ }
 }
 
 main().catch((e) => {
-  try { fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5 }); } catch (x) { /* left in /tmp */ }
+  removeProfile();
   fail(e.message);
 });

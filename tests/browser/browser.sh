@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# browser.sh - `memtrace report` pages of real traces loaded in headless
+# Chromium (Debian's chromium package) through the DevTools protocol
+# (load_page.js, with the npm package ws, installed by `npm ci` from
+# package-lock.json into the build tree).  For each page: no JavaScript
+# error, no network request, and the DOM holds what the trace says:
+#
+#   leak      tests/programs/leak: the flame graph has one box per node of
+#             flame.csv with a weight above 0, for each of the 4 weights;
+#             the leak table's one row names leak_one; 400 points a line
+#   hostile   the leak trace with function names, a file name and the command
+#             line rewritten (sqlite3) to hold <script>, an <img onerror>,
+#             quotes, '&' and bytes that are not UTF-8: they show as text
+#             (U+FFFD for the bad bytes), nothing runs, no element is made
+#   bundled   tests/programs/known_allocs under --allocator=bundled: the
+#             layout map has its arena, 64 pools
+#   churn     the churn workload (4,000,000 events): the page is written in
+#             under 5 s, is under 5 MB, and is drawn in under 2 s
+#
+# Screenshots of every page are kept in $ARTIFACTS (ctest: the build tree's
+# tests/browser-artifacts).  Environment as the integration tests (lib.sh),
+# plus CHROMIUM (default /usr/bin/chromium), ARTIFACTS, NODE_DEPS (where
+# node_modules goes; default the build tree's tests/browser-deps).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/../integration/lib.sh"
+
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+export CHROMIUM
+ARTIFACTS=${ARTIFACTS:-$WORK/artifacts}
+NODE_DEPS=${NODE_DEPS:-$WORK/node-deps}
+for tool in "$CHROMIUM" node npm python3 sqlite3; do
+    command -v "$tool" >/dev/null || {
+        echo "browser.sh: $tool is not installed (bash scripts/setup.sh installs it)" >&2
+        exit 1
+    }
+done
+mkdir -p "$ARTIFACTS" "$NODE_DEPS"
+
+# the DevTools client: npm ci when the lock file changed since the last one
+if ! cmp -s "$HERE/package-lock.json" "$NODE_DEPS/package-lock.json" || [[ ! -e $NODE_DEPS/node_modules/ws ]]; then
+    cp "$HERE/package.json" "$HERE/package-lock.json" "$NODE_DEPS/"
+    (cd "$NODE_DEPS" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || {
+        echo "browser.sh: npm ci failed in $NODE_DEPS" >&2
+        exit 1
+    }
+fi
+export NODE_PATH=$NODE_DEPS/node_modules
+
+# load NAME: loads NAME.html, its facts into $WORK/NAME.facts, its
+# screenshot into $ARTIFACTS/NAME.png
+load() {
+    TMPDIR=$WORK node "$HERE/load_page.js" "$1.html" "$ARTIFACTS/$1.png" >"$1.facts"
+    cp "$1.html" "$ARTIFACTS/"
+}
+# fact NAME KEY: one fact of a loaded page
+fact() { sed -n "s/^$2=//p" "$1.facts" | head -1; }
+# clean NAME: no error, no request, drawn
+clean() {
+    assert_eq "$1: JavaScript errors" "" "$(grep '^error=' "$1.facts" || true)"
+    assert_eq "$1: network requests" "" "$(grep '^request=' "$1.facts" || true)"
+    assert_eq "$1: the script finished drawing" 1 "$(fact "$1" ready)"
+    assert_eq "$1: script elements (data and code only)" 2 "$(fact "$1" scripts)"
+    assert_true "$1: screenshot kept" test -s "$ARTIFACTS/$1.png"
+}
+# csvq FILE EXPR: EXPR over `rows` (csv.DictReader)
+csvq() {
+    python3 -c 'import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline="", encoding="utf-8", errors="surrogateescape")))
+print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# ---- leak ----------------------------------------------------------------
+trace leak.db "$PROGS/leak"
+"$MEMTRACE" report --html leak.html --csv leak-csv leak.db
+load leak
+clean leak
+for w in bytes calls peak_bytes leaked_bytes; do
+    assert_eq "leak: flame boxes weighted by $w = flame.csv nodes with $w > 0" \
+        "$(csvq leak-csv/flame.csv "sum(int(r['$w']) > 0 for r in rows)")" "$(fact leak "flame_nodes_$w")"
+done
+assert_eq "leak: flame boxes drawn first = data-nodes" "$(fact leak flame_nodes)" "$(fact leak flame_data_nodes)"
+assert_eq "leak: search 'main' marks __libc_start_main, __libc_start_call_main, main" 3 "$(fact leak flame_match_main)"
+assert_eq "leak: zoomed on leak_one: its 6 ancestors and itself" 7 "$(fact leak flame_nodes_zoomed)"
+assert_eq "leak: the leak table's rows" 1 "$(fact leak leaks_rows)"
+assert_eq "leak: the leak's innermost frame" "$(csvq leak-csv/leaks.csv 'rows[0]["frames"].split(" <- ")[0]')" \
+    "$(fact leak first_leak_frame)"
+assert_eq "leak: allocation sites" 2 "$(fact leak top_rows)"
+assert_eq "leak: layer boxes (every domain)" "$(sqlite3 leak.db 'SELECT count(*) FROM domains')" "$(fact leak layer_boxes)"
+series=$(csvq leak-csv/timeline.csv 'sum(any(r[c] != "" for r in rows) for c in ("heap_bytes", "mapped_bytes", "arena_bytes", "rss_bytes"))')
+assert_eq "leak: memory lines = timeline.csv columns with values" "$series" "$(fact leak timeline_series)"
+assert_eq "leak: points of a line" 400 "$(fact leak timeline_points)"
+assert_eq "leak: the verdict" "Peak heap 97.7 KiB in 100 blocks" "$(fact leak verdict | cut -d" " -f1-7)"
+assert_eq "leak: gc section says none were recorded" 1 "$(fact leak gc_text | grep -c 'No garbage collector runs were recorded')"
+assert_eq "leak: layout section says no data" "pymalloc: no data in this trace." "$(fact leak pymalloc)"
+
+# ---- hostile names ----------------------------------------------------------
+cp leak.db hostile.db
+# X'..': "keep_temp" then bytes that are not UTF-8 (ff, a lone e9) around "or"
+sqlite3 hostile.db "
+UPDATE frames SET function = '<script>window.__memtrace_pwned=1</script>',
+                  file = '</script><img src=x onerror=\"window.__memtrace_pwned=2\">' WHERE function = 'leak_one';
+UPDATE frames SET function = '\"quoted\", ''single'' & <b>bold</b>' WHERE function = 'leak_on_purpose';
+UPDATE frames SET function = CAST(X'6b6565705f74656d70ff6f72e9' AS TEXT) WHERE function = 'keep_temporaries';
+UPDATE meta SET value = '</script><script>window.__memtrace_pwned=3</script> --x=\"a&b\"' WHERE key = 'command';"
+"$MEMTRACE" report --html hostile.html --csv hostile-csv hostile.db
+load hostile
+clean hostile
+assert_eq "hostile: nothing ran" 0 "$(fact hostile pwned)"
+assert_eq "hostile: no img or b element made" "0 0" "$(fact hostile imgs) $(fact hostile bolds)"
+assert_eq "hostile: the leak's frame, as text" \
+    '<script>window.__memtrace_pwned=1</script> (</script><img src=x onerror="window.__memtrace_pwned=2">:20)' \
+    "$(fact hostile first_leak_frame)"
+assert_eq "hostile: the command line, as text" '</script><script>window.__memtrace_pwned=3</script> --x="a&b"' \
+    "$(fact hostile command)"
+names=$(fact hostile flame_names)
+assert_true "hostile: flame box named <script>..." grep -qF '|<script>window.__memtrace_pwned=1</script>' <<<"$names"
+assert_true "hostile: flame box with quotes and &" grep -qF "|\"quoted\", 'single' & <b>bold</b>|" <<<"$names"
+assert_true "hostile: bytes that are not UTF-8 show as U+FFFD" grep -qF $'|keep_temp\xef\xbf\xbdor\xef\xbf\xbd' <<<"$names"
+assert_eq "hostile: leaks.csv parses, the name comes back" '<script>window.__memtrace_pwned=1</script>' \
+    "$(csvq hostile-csv/leaks.csv 'rows[0]["frames"].split(" (")[0]')"
+assert_eq "hostile: flame.csv parses, quotes and commas come back" "\"quoted\", 'single' & <b>bold</b>" \
+    "$(csvq hostile-csv/flame.csv '[r["function"] for r in rows if r["function"].startswith(chr(34))][0]')"
+
+# ---- the bundled allocator's layout map --------------------------------------
+"$MEMTRACE" -q --allocator=bundled -o bundled.db "$PROGS/known_allocs" >/dev/null
+"$MEMTRACE" report --html bundled.html --csv bundled-csv bundled.db
+load bundled
+clean bundled
+arenas=$(csvq bundled-csv/layout.csv 'sum(r["moment"] == rows[-1]["moment"] for r in rows)')
+assert_eq "bundled: arenas on the map at the last moment" "$arenas" "$(fact bundled layout_arenas)"
+assert_eq "bundled: pools on the map" "$((arenas * 64))" "$(fact bundled layout_pools)"
+assert_eq "bundled: the verdict's retained" "retained 1.0 MiB kept free by the bundled allocator." \
+    "$(fact bundled verdict | grep -o 'retained.*')"
+
+# ---- churn: the bar ------------------------------------------------------------
+if [[ -x ${WORKLOADS:-}/churn ]]; then
+    "$MEMTRACE" -q -o churn.db "$WORKLOADS/churn" >/dev/null
+    start=$(date +%s%N)
+    "$MEMTRACE" report --html churn.html churn.db
+    ms=$((($(date +%s%N) - start) / 1000000))
+    size=$(stat -c %s churn.html)
+    load churn
+    clean churn
+    echo "churn: $(meta churn.db events) events, page written in $ms ms, $size bytes, drawn in $(fact churn load_ms) ms"
+    assert_true "churn: page written in under 5 s ($ms ms)" test "$ms" -lt 5000
+    assert_true "churn: page under 5 MB ($size bytes)" test "$size" -lt 5000000
+    assert_true "churn: drawn in under 2 s ($(fact churn load_ms) ms)" test "$(fact churn load_ms)" -lt 2000
+    "$MEMTRACE" report --csv churn-csv churn.db
+    assert_eq "churn: flame boxes = flame.csv nodes with bytes" \
+        "$(csvq churn-csv/flame.csv "sum(int(r['bytes']) > 0 for r in rows)")" "$(fact churn flame_nodes)"
+fi
+
+finish
