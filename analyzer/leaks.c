@@ -22,7 +22,8 @@
 
 #define SYNOPSIS "[--top N] [--csv] DB"
 
-enum { C_RANK, C_PROC, C_PID, C_BLOCKS, C_BYTES, C_STACK, NCOLS };
+enum { C_RANK = MT_VIEW_RANK, C_PROC = MT_VIEW_PROC, C_PID = MT_VIEW_PID,
+       C_BLOCKS, C_BYTES, C_STACK, NCOLS };
 
 static const mt_tcol_t cols[NCOLS] = {
     [C_RANK] = {"#", "rank", MT_TCOL_INT, 0, 0},
@@ -73,33 +74,19 @@ static int by_bytes(const void *a, const void *b)
     return (x->stack > y->stack) - (x->stack < y->stack);
 }
 
+static void leak_cells(mt_table_t *t, const mt_site_t *s)
+{
+    mt_table_int(t, C_BLOCKS, s->live_blocks);
+    mt_table_int(t, C_BYTES, s->live_bytes);
+}
+
 int mt_view_leaks(const mt_cli_t *c, mt_site_t *v, size_t n, size_t *nrows, mt_table_t **out)
 {
-    size_t nleak = 0;
+    size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (v[i].live_blocks > 0) v[nleak++] = v[i];
-    if (nleak) qsort(v, nleak, sizeof *v, by_bytes);
-    *nrows = nleak;
-
-    mt_table_t *t;
-    int rc = mt_table_create(cols, NCOLS, &t);
-    if (rc) return rc;
-    size_t shown = c->top && (size_t)c->top < nleak ? (size_t)c->top : nleak;
-    for (size_t i = 0; i < shown; i++) {
-        if ((rc = mt_table_row(t))) {
-            mt_table_destroy(t);
-            return rc;
-        }
-        mt_table_int(t, C_RANK, (int64_t)i + 1);
-        mt_table_int(t, C_PROC, v[i].process);
-        int64_t pid = mt_cli_pid(c, v[i].process);
-        if (pid >= 0) mt_table_int(t, C_PID, pid);
-        mt_table_int(t, C_BLOCKS, v[i].live_blocks);
-        mt_table_int(t, C_BYTES, v[i].live_bytes);
-        mt_table_int(t, C_STACK, v[i].stack);
-    }
-    *out = t;
-    return 0;
+        if (v[i].live_blocks > 0) v[k++] = v[i];
+    *nrows = k;
+    return mt_view_site_table(c, v, k, by_bytes, cols, NCOLS, leak_cells, out);
 }
 
 /* Totals of the leaks (v[0..n)), and per process when several leaked. */

@@ -4,7 +4,7 @@
  * The page is its style sheet, the model's tables as one JSON document in
  * a <script type="application/json"> element, and the script that draws
  * them (analyzer/report.js and report.css, embedded at build time by
- * cmake/embed_text.cmake).  Nothing else: no network (a Content Security
+ * cmake/embed_sql.cmake).  Nothing else: no network (a Content Security
  * Policy forbids every fetch), no font, no library.  Strings from the trace
  * reach the page only inside the JSON, escaped by mt_json_string (no '<',
  * '>' or '&' survives, so the data cannot close its element), and the

@@ -21,7 +21,8 @@
 
 #define SYNOPSIS "[--top N] [--csv] DB"
 
-enum { C_RANK, C_PROC, C_PID, C_TEMP, C_CALLS, C_PCT, C_BYTES, C_STACK, NCOLS };
+enum { C_RANK = MT_VIEW_RANK, C_PROC = MT_VIEW_PROC, C_PID = MT_VIEW_PID,
+       C_TEMP, C_CALLS, C_PCT, C_BYTES, C_STACK, NCOLS };
 
 static const mt_tcol_t cols[NCOLS] = {
     [C_RANK] = {"#", "rank", MT_TCOL_INT, 0, 0},
@@ -79,35 +80,21 @@ static double pct(int64_t part, int64_t whole)
     return whole > 0 ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
+static void temp_cells(mt_table_t *t, const mt_site_t *s)
+{
+    mt_table_int(t, C_TEMP, s->temp_calls);
+    mt_table_int(t, C_CALLS, s->calls);
+    mt_table_real(t, C_PCT, pct(s->temp_calls, s->calls));
+    mt_table_int(t, C_BYTES, s->temp_bytes);
+}
+
 int mt_view_temporary(const mt_cli_t *c, mt_site_t *v, size_t n, size_t *nrows, mt_table_t **out)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (v[i].temp_calls > 0) v[k++] = v[i];
-    if (k) qsort(v, k, sizeof *v, by_temp);
     *nrows = k;
-
-    mt_table_t *t;
-    int rc = mt_table_create(cols, NCOLS, &t);
-    if (rc) return rc;
-    size_t shown = c->top && (size_t)c->top < k ? (size_t)c->top : k;
-    for (size_t i = 0; i < shown; i++) {
-        if ((rc = mt_table_row(t))) {
-            mt_table_destroy(t);
-            return rc;
-        }
-        mt_table_int(t, C_RANK, (int64_t)i + 1);
-        mt_table_int(t, C_PROC, v[i].process);
-        int64_t pid = mt_cli_pid(c, v[i].process);
-        if (pid >= 0) mt_table_int(t, C_PID, pid);
-        mt_table_int(t, C_TEMP, v[i].temp_calls);
-        mt_table_int(t, C_CALLS, v[i].calls);
-        mt_table_real(t, C_PCT, pct(v[i].temp_calls, v[i].calls));
-        mt_table_int(t, C_BYTES, v[i].temp_bytes);
-        mt_table_int(t, C_STACK, v[i].stack);
-    }
-    *out = t;
-    return 0;
+    return mt_view_site_table(c, v, k, by_temp, cols, NCOLS, temp_cells, out);
 }
 
 int mt_cmd_temporary(int argc, char **argv)

@@ -21,7 +21,8 @@
 
 #define SYNOPSIS "[--by calls|bytes|peak] [--top N] [--csv] DB"
 
-enum { C_RANK, C_PROC, C_PID, C_CALLS, C_BYTES, C_PBLOCKS, C_PBYTES, C_STACK, NCOLS };
+enum { C_RANK = MT_VIEW_RANK, C_PROC = MT_VIEW_PROC, C_PID = MT_VIEW_PID,
+       C_CALLS, C_BYTES, C_PBLOCKS, C_PBYTES, C_STACK, NCOLS };
 
 static const mt_tcol_t cols[NCOLS] = {
     [C_RANK] = {"#", "rank", MT_TCOL_INT, 0, 0},
@@ -98,36 +99,22 @@ static int by_peak(const void *a, const void *b)
     return r ? r : tie(x, y);
 }
 
+static void top_cells(mt_table_t *t, const mt_site_t *s)
+{
+    mt_table_int(t, C_CALLS, s->calls);
+    mt_table_int(t, C_BYTES, s->bytes);
+    mt_table_int(t, C_PBLOCKS, s->peak_blocks);
+    mt_table_int(t, C_PBYTES, s->peak_bytes);
+}
+
 int mt_view_top(const mt_cli_t *c, int by, mt_site_t *v, size_t n, size_t *nrows, mt_table_t **out)
 {
     static int (*const cmp[])(const void *, const void *) = {by_calls, by_bytes, by_peak};
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (v[i].calls > 0 && (by != MT_TOP_PEAK || v[i].peak_blocks > 0)) v[k++] = v[i];
-    if (k) qsort(v, k, sizeof *v, cmp[by]);
     *nrows = k;
-
-    mt_table_t *t;
-    int rc = mt_table_create(cols, NCOLS, &t);
-    if (rc) return rc;
-    size_t shown = c->top && (size_t)c->top < k ? (size_t)c->top : k;
-    for (size_t i = 0; i < shown; i++) {
-        if ((rc = mt_table_row(t))) {
-            mt_table_destroy(t);
-            return rc;
-        }
-        mt_table_int(t, C_RANK, (int64_t)i + 1);
-        mt_table_int(t, C_PROC, v[i].process);
-        int64_t pid = mt_cli_pid(c, v[i].process);
-        if (pid >= 0) mt_table_int(t, C_PID, pid);
-        mt_table_int(t, C_CALLS, v[i].calls);
-        mt_table_int(t, C_BYTES, v[i].bytes);
-        mt_table_int(t, C_PBLOCKS, v[i].peak_blocks);
-        mt_table_int(t, C_PBYTES, v[i].peak_bytes);
-        mt_table_int(t, C_STACK, v[i].stack);
-    }
-    *out = t;
-    return 0;
+    return mt_view_site_table(c, v, k, cmp[by], cols, NCOLS, top_cells, out);
 }
 
 int mt_cmd_top(int argc, char **argv)

@@ -25,6 +25,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The table of the sites v[0..k) (those the view keeps), sorted here by
+ * `cmp`: the first c->top of them, each row with its rank, process id and
+ * pid in columns MT_VIEW_RANK, MT_VIEW_PROC and MT_VIEW_PID, the view's own
+ * cells set by `cells`, and the site's stack in the last column.  Returns 0
+ * or MT_ENOMEM. */
+enum { MT_VIEW_RANK, MT_VIEW_PROC, MT_VIEW_PID };
+typedef void (*mt_view_cells_fn)(mt_table_t *t, const mt_site_t *s);
+int mt_view_site_table(const mt_cli_t *c, mt_site_t *v, size_t k, int (*cmp)(const void *, const void *),
+                       const mt_tcol_t *cols, int ncols, mt_view_cells_fn cells, mt_table_t **out);
+
 /* leaks.c: the sites with live blocks, moved to v[0..*nrows) and sorted by
  * live bytes; the table of the first c->top of them.  Returns 0 or
  * MT_ENOMEM. */
