@@ -98,7 +98,7 @@
     dl.appendChild(el('dt', null, 'recording'));
     dl.appendChild(c);
     h.appendChild(dl);
-    var v = 'Peak heap ' + fmtBytes(Number(S.heap_peak_bytes)) + ' in ' + fmtCount(S.heap_peak_blocks) + ' blocks' +
+    var v = Number(S.heap_allocations) === 0 ? 'No heap allocation was recorded in this trace.' : 'Peak heap ' + fmtBytes(Number(S.heap_peak_bytes)) + ' in ' + fmtCount(S.heap_peak_blocks) + ' blocks' +
             (S.heap_peak_ts_ns ? ' at ' + fmtMs(Number(S.heap_peak_ts_ns) / 1e6) : '') +
             '; ' + (complete ? 'leaked ' : 'live at the end ') + fmtBytes(Number(S.leaked_bytes)) + ' in ' +
             fmtCount(S.leaked_blocks) + ' blocks; retained ' +
