@@ -51,10 +51,14 @@ void mt_usage_report(FILE *out)
             "this trace say so.  Names from the traced program are shown as text.\n"
             "\n"
             "The CSV files (RFC 4180, a header row each, every row, exact integers) are\n"
-            "the tables the page draws, one per view:\n"
-#define X(name, what) "  " #name ".csv  " what "\n"
-            MT_REPORT_TABLES(X)
-#undef X
+            "the tables the page draws, one per view:\n",
+            MT_REPORT_SNAPSHOTS);
+    for (int i = 0; i < MT_RT_COUNT; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s.csv", mt_report_table_name(i));
+        fprintf(out, "  %-14s %s\n", name, mt_report_table_what(i));
+    }
+    fprintf(out,
             "leaks.csv, temporary.csv, top.csv, growth.csv and timeline.csv are the bytes\n"
             "of `memtrace leaks|temporary|top|growth --csv --top 0 DB` and of\n"
             "`memtrace timeline --csv --points N DB`.  docs/reports.md describes every\n"
@@ -64,8 +68,9 @@ void mt_usage_report(FILE *out)
             "  --html FILE  write the page to FILE (replaced; removed again on failure)\n"
             "  --csv DIR    write the CSV files into DIR (created when missing; files\n"
             "               of the same names are replaced)\n"
-            "  --top N      rows of each table on the page (default %d; 0: all); the\n"
-            "               CSV files always have every row\n"
+            "  --top N      rows of the leaks, temporary, sites, growth and garbage\n"
+            "               collector tables on the page (default %d; 0: all); the CSV\n"
+            "               files always have every row\n"
             "  --points N   points of the memory-over-time chart and timeline.csv\n"
             "               (default %d, at most %d)\n"
             "  -h, --help   this text\n"
@@ -75,7 +80,7 @@ void mt_usage_report(FILE *out)
             "\n"
             "Example:\n"
             "  memtrace report --html report.html --csv report-csv memtrace.myprog.1234.db\n",
-            MT_REPORT_SNAPSHOTS, DEFAULT_TOP, MT_REPORT_POINTS, MAX_POINTS);
+            DEFAULT_TOP, MT_REPORT_POINTS, MAX_POINTS);
 }
 
 int mt_report_csv(const mt_report_t *r, mt_stackfmt_t *sf, const char *dir, char *err, size_t errlen)

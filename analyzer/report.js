@@ -137,7 +137,7 @@
         g.appendChild(sv('rect', {x: x0 + j * w, y: y, width: w - 4, height: BH, 'class': v.calls ? 'layer' : 'layer empty'}));
         g.appendChild(sv('text', {x: x0 + j * w + 8, y: y + 20, 'class': 'dname'}, d));
         g.appendChild(sv('text', {x: x0 + j * w + 8, y: y + 38, 'class': 'lnum'},
-                         v.calls ? fmtCount(v.calls) + ' calls' : 'no data'));
+                         v.calls ? fmtCount(v.calls) + (d === 'bundled' ? ' events' : ' calls') : 'no data'));
         if (v.calls) g.appendChild(sv('text', {x: x0 + j * w + 8, y: y + 54, 'class': 'lnum'}, fmtBytes(v.bytes) + ' requested'));
         g.appendChild(sv('title', null, d + ': ' + (v.desc || '') + '; ' + fmtCount(v.calls) + ' calls, ' +
                                              fmtCount(v.failed || 0) + ' failed, ' + fmtCount(v.bytes) + ' bytes requested'));

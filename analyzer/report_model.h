@@ -42,18 +42,18 @@
 
 /* X(name, what): the tables, in the order of the page; `name` is also the
  * CSV file's name (name.csv). */
-#define MT_REPORT_TABLES(X)                                                               \
-    X(summary, "the run: command, duration, processes, completeness, peak, leaked, retained") \
-    X(processes, "one row per process image")                                             \
-    X(layers, "calls and bytes per layer (domain) of the allocator stack")                \
-    X(timeline, "memory per layer and RSS over time (memtrace timeline)")                 \
-    X(markers, "process starts, main entries, forks, execs, exits, interpreter moments")  \
-    X(flame, "the allocation stacks as a tree, for the flame graph")                      \
-    X(leaks, "heap blocks live at the end, by stack (memtrace leaks)")                    \
-    X(temporary, "temporary allocations, by stack (memtrace temporary)")                  \
-    X(top, "allocation sites by bytes (memtrace top)")                                    \
-    X(growth, "realloc chains, by the stack of the realloc (memtrace growth)")            \
-    X(gc, "garbage collector runs, with the allocation that triggered each")              \
+#define MT_REPORT_TABLES(X)                                                          \
+    X(summary, "the run: command, duration, complete or not, peak, leaked")           \
+    X(processes, "one row per process image")                                        \
+    X(layers, "calls and bytes per layer (domain) of the allocator stack")           \
+    X(timeline, "memory per layer and RSS over time (memtrace timeline)")            \
+    X(markers, "main entries, forks, execs, exits, interpreter moments")             \
+    X(flame, "the allocation stacks as a tree, for the flame graph")                 \
+    X(leaks, "heap blocks live at the end, by stack (memtrace leaks)")               \
+    X(temporary, "temporary allocations, by stack (memtrace temporary)")             \
+    X(top, "allocation sites by bytes (memtrace top)")                               \
+    X(growth, "realloc chains, by the stack of the realloc (memtrace growth)")       \
+    X(gc, "garbage collector runs, with the allocation that triggered each")         \
     X(layout, "the bundled allocator's arenas and pools at moments of the run")
 
 typedef enum {

@@ -3,7 +3,8 @@
  * CSV-only columns, NULL cells) and as an aligned text table (widths,
  * right-aligned numbers, text-only columns), compared byte for byte; and
  * the kinds of comparisons and layouts: signed byte changes, addresses,
- * preformatted frames.
+ * preformatted frames; and the JSON renderer of `memtrace report`'s page
+ * (exact values, column kinds, the row limit, escaping).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -147,6 +148,46 @@ static void test_delta_addr_frames(void **state)
     mt_table_destroy(t);
 }
 
+/* The JSON renderer: exact values (a REAL with the CSV's decimals), NULL
+ * cells, every column with its kind and whether text shows it, max_rows,
+ * strings escaped so they cannot close a <script> element. */
+static void test_json(void **state)
+{
+    (void)state;
+    mt_table_t *t = sample();
+    assert_int_equal(mt_table_row(t), 0);
+    mt_table_int(t, C_RANK, 3);
+    assert_int_equal(mt_table_text(t, C_TEXT, "</script><b>&\"q\"</b>"), 0);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    assert_int_equal(mt_table_write_json(t, NULL, 0, f), 0);
+    fclose(f);
+    assert_string_equal(buf,
+                        "{\"cols\":["
+                        "{\"title\":\"#\",\"csv\":\"rank\",\"kind\":\"int\",\"dec\":0,\"text\":1},"
+                        "{\"title\":\"pid\",\"csv\":\"pid\",\"kind\":\"id\",\"dec\":0,\"text\":1},"
+                        "{\"title\":\"bytes\",\"csv\":\"bytes\",\"kind\":\"bytes\",\"dec\":0,\"text\":1},"
+                        "{\"title\":\"factor\",\"csv\":\"factor\",\"kind\":\"real\",\"dec\":2,\"text\":1},"
+                        "{\"title\":\"where\",\"csv\":\"where\",\"kind\":\"text\",\"dec\":0,\"text\":1},"
+                        "{\"title\":\"raw\",\"csv\":\"raw_text\",\"kind\":\"text\",\"dec\":0,\"text\":0}],"
+                        "\"total\":3,\"rows\":["
+                        "[1,12345,1234567,1.5000,\"f (a.c:1)\",\"odd,\\\"name\\\"\"],"
+                        "[1000,null,100,null,\"line\\u000abreak\",\"x\"],"
+                        "[3,null,null,null,\"\\u003c/script\\u003e\\u003cb\\u003e\\u0026\\\"q\\\"\\u003c/b\\u003e\",null]]}");
+    free(buf);
+    /* at most one row; the total still counts them all */
+    buf = NULL;
+    f = open_memstream(&buf, &len);
+    assert_int_equal(mt_table_write_json(t, NULL, 1, f), 0);
+    fclose(f);
+    assert_non_null(strstr(buf, "\"total\":3,\"rows\":[[1,12345,"));
+    assert_null(strstr(buf, "[1000,"));
+    free(buf);
+    mt_table_destroy(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -154,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_text),
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_delta_addr_frames),
+        cmocka_unit_test(test_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

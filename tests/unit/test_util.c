@@ -116,6 +116,39 @@ static void test_strerror(void **state)
     }
 }
 
+/* json(s, n): what mt_json_string writes for n bytes of s (static buffer). */
+static const char *json(const char *s, size_t n)
+{
+    static char out[256];
+    FILE *f = fmemopen(out, sizeof out, "w");
+    assert_non_null(f);
+    mt_json_string(f, s, n);
+    fclose(f);
+    return out;
+}
+
+static void test_json_string(void **state)
+{
+    (void)state;
+    assert_string_equal(json("plain", 5), "\"plain\"");
+    assert_string_equal(json(NULL, 0), "null");
+    /* quotes, backslash, control characters */
+    assert_string_equal(json("a\"b\\c\n\t\x01\x7f", 9), "\"a\\\"b\\\\c\\u000a\\u0009\\u0001\\u007f\"");
+    /* nothing that HTML reads inside a <script> element */
+    assert_string_equal(json("</script><!--&", 14), "\"\\u003c/script\\u003e\\u003c!--\\u0026\"");
+    /* valid UTF-8 passes: e acute, euro sign, an emoji */
+    assert_string_equal(json("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9), "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+    /* each byte of invalid UTF-8 becomes U+FFFD: a lone 0xff, a truncated
+     * sequence, an overlong '/', a surrogate, a code point past U+10FFFF */
+    assert_string_equal(json("a\xff" "b", 3), "\"a\\ufffdb\"");
+    assert_string_equal(json("\xe2\x82", 2), "\"\\ufffd\\ufffd\"");
+    assert_string_equal(json("\xc0\xaf", 2), "\"\\ufffd\\ufffd\"");
+    assert_string_equal(json("\xed\xa0\x80", 3), "\"\\ufffd\\ufffd\\ufffd\"");
+    assert_string_equal(json("\xf4\x90\x80\x80", 4), "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
+    /* n bytes, not up to a NUL */
+    assert_string_equal(json("ab\0cd", 5), "\"ab\\u0000cd\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -124,6 +157,7 @@ int main(void)
         cmocka_unit_test(test_fmt_bytes),
         cmocka_unit_test(test_fmt_ns),
         cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_json_string),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
