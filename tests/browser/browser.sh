@@ -12,6 +12,8 @@
 #             line rewritten (sqlite3) to hold <script>, an <img onerror>,
 #             quotes, '&' and bytes that are not UTF-8: they show as text
 #             (U+FFFD for the bad bytes), nothing runs, no element is made
+#   gc        the golden fixture basic.sql with report/gc.sql: two garbage
+#             collector runs in their table and on the chart, CPython markers
 #   bundled   tests/programs/known_allocs under --allocator=bundled: the
 #             layout map has its arena, 64 pools
 #   churn     the churn workload (4,000,000 events): the page is written in
@@ -121,6 +123,20 @@ assert_eq "hostile: leaks.csv parses, the name comes back" '<script>window.__mem
     "$(csvq hostile-csv/leaks.csv 'rows[0]["frames"].split(" (")[0]')"
 assert_eq "hostile: flame.csv parses, quotes and commas come back" "\"quoted\", 'single' & <b>bold</b>" \
     "$(csvq hostile-csv/flame.csv '[r["function"] for r in rows if r["function"].startswith(chr(34))][0]')"
+
+# ---- garbage collector runs and markers (the golden fixture gc) ---------
+"$MEMTRACE" -q -o base.db /bin/true
+cp base.db gc.db
+sqlite3 -bail gc.db <"$HERE/../golden/basic.sql"
+sqlite3 -bail gc.db <"$HERE/../golden/report/gc.sql"
+"$MEMTRACE" report --html gc.html gc.db
+load gc
+clean gc
+assert_eq "gc: the GC table's rows" 2 "$(fact gc gc_rows)"
+# main_enter, py_init, py_user_code, fork_child, py_atexit, and 2 gc ticks
+assert_eq "gc: marks on the memory chart" 7 "$(fact gc timeline_markers)"
+assert_eq "gc: processes" 2 "$(fact gc processes_rows)"
+assert_eq "gc: leaks of both processes" 3 "$(fact gc leaks_rows)"
 
 # ---- the bundled allocator's layout map --------------------------------------
 "$MEMTRACE" -q --allocator=bundled -o bundled.db "$PROGS/known_allocs" >/dev/null
