@@ -1,19 +1,19 @@
-// load_page.js - loads one `memtrace report` page in headless Chromium over
-// the DevTools protocol and says what a person would have seen.
+// load_page.js - loads `memtrace report` pages in headless Chromium over the
+// DevTools protocol and says what a person would have seen.
 //
-//   node load_page.js PAGE.html SCREENSHOT.png
+//   node load_page.js OUTDIR PAGE.html...
 //
-// Chromium (CHROMIUM, default /usr/bin/chromium) is started with a fresh
-// profile; the page is opened from file://.  Printed on stdout, one
-// key=value per line:
+// Chromium (CHROMIUM, default /usr/bin/chromium) is started once, with a
+// fresh profile; each page is opened from file:// in a tab of its own.  For
+// PAGE NAME.html, OUTDIR/NAME.png is the screenshot of the whole page and
+// OUTDIR/NAME.facts holds, one key=value per line:
 //   error=TEXT        one per JavaScript exception, console error or
 //                     browser log error (there should be none)
 //   request=URL       one per network request that is not the page itself
 //   load_ms=N         from navigation until the page's script has finished
 //                     drawing (body[data-ready]), in milliseconds
 //   KEY=VALUE         the DOM facts of PROBE below (node counts, texts)
-// and the screenshot of the whole page is written to SCREENSHOT.png.
-// Exit status: 0 when the page loaded (whatever it showed), 1 otherwise.
+// Exit status: 0 when every page loaded (whatever it showed), 1 otherwise.
 'use strict';
 const { spawn } = require('child_process');
 const fs = require('fs');
@@ -21,14 +21,14 @@ const os = require('os');
 const path = require('path');
 const WebSocket = require('ws');
 
-const [page, shot] = process.argv.slice(2);
-if (!page || !shot) {
-  console.error('usage: node load_page.js PAGE.html SCREENSHOT.png');
+const [outdir, ...pages] = process.argv.slice(2);
+if (!outdir || !pages.length) {
+  console.error('usage: node load_page.js OUTDIR PAGE.html...');
   process.exit(2);
 }
 const chromium = process.env.CHROMIUM || '/usr/bin/chromium';
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'memtrace-chromium.'));
-const TIMEOUT_MS = 30000;
+const TIMEOUT_MS = 20000 + 10000 * pages.length;
 
 // What the tests look at, computed in the page after it is drawn.  The
 // flame graph is also switched to every weight, searched and zoomed, as a
@@ -118,8 +118,7 @@ async function main() {
   let id = 0;
   const pending = new Map();
   const waiters = [];
-  const errors = [], requests = [];
-  const pageUrl = 'file://' + path.resolve(page);
+  const tabs = new Map(); // sessionId -> {url, errors, requests}
   ws.on('message', (data) => {
     const msg = JSON.parse(data);
     if (msg.id && pending.has(msg.id)) {
@@ -130,18 +129,19 @@ async function main() {
       return;
     }
     const p = msg.params || {};
-    if (msg.method === 'Runtime.exceptionThrown') {
+    const tab = tabs.get(msg.sessionId);
+    if (tab && msg.method === 'Runtime.exceptionThrown') {
       const d = p.exceptionDetails || {};
-      errors.push((d.exception && d.exception.description) || d.text || 'exception');
-    } else if (msg.method === 'Runtime.consoleAPICalled' && (p.type === 'error' || p.type === 'assert')) {
-      errors.push('console.' + p.type + ': ' + p.args.map((a) => a.value || a.description).join(' '));
-    } else if (msg.method === 'Log.entryAdded' && p.entry.level === 'error') {
-      errors.push('log: ' + p.entry.text);
-    } else if (msg.method === 'Network.requestWillBeSent' && p.request.url !== pageUrl) {
-      requests.push(p.request.url);
+      tab.errors.push((d.exception && d.exception.description) || d.text || 'exception');
+    } else if (tab && msg.method === 'Runtime.consoleAPICalled' && (p.type === 'error' || p.type === 'assert')) {
+      tab.errors.push('console.' + p.type + ': ' + p.args.map((a) => a.value || a.description).join(' '));
+    } else if (tab && msg.method === 'Log.entryAdded' && p.entry.level === 'error') {
+      tab.errors.push('log: ' + p.entry.text);
+    } else if (tab && msg.method === 'Network.requestWillBeSent' && p.request.url !== tab.url) {
+      tab.requests.push(p.request.url);
     }
     for (let i = waiters.length - 1; i >= 0; i--)
-      if (waiters[i].method === msg.method) waiters.splice(i, 1)[0].res(p);
+      if (waiters[i].method === msg.method && waiters[i].sessionId === msg.sessionId) waiters.splice(i, 1)[0].res(p);
   });
   const send = (method, params = {}, sessionId) => new Promise((res, rej) => {
     const m = { id: ++id, method, params };
@@ -149,44 +149,50 @@ async function main() {
     pending.set(m.id, { res, rej });
     ws.send(JSON.stringify(m));
   });
-  const once = (method) => new Promise((res) => waiters.push({ method, res }));
 
-  const { targetId } = await send('Target.createTarget', { url: 'about:blank' });
-  const { sessionId } = await send('Target.attachToTarget', { targetId, flatten: true });
-  const s = (method, params) => send(method, params, sessionId);
-  await s('Runtime.enable');
-  await s('Log.enable');
-  await s('Page.enable');
-  await s('Network.enable');
-  await s('Emulation.setDeviceMetricsOverride', { width: 1000, height: 1400, deviceScaleFactor: 1, mobile: false });
+  for (const page of pages) {
+    const name = path.basename(page).replace(/\.html$/, '');
+    const tab = { url: 'file://' + path.resolve(page), errors: [], requests: [] };
+    const { targetId } = await send('Target.createTarget', { url: 'about:blank' });
+    const { sessionId } = await send('Target.attachToTarget', { targetId, flatten: true });
+    tabs.set(sessionId, tab);
+    const s = (method, params) => send(method, params, sessionId);
+    const once = (method) => new Promise((res) => waiters.push({ method, sessionId, res }));
+    await s('Runtime.enable');
+    await s('Log.enable');
+    await s('Page.enable');
+    await s('Network.enable');
+    await s('Emulation.setDeviceMetricsOverride', { width: 1000, height: 1400, deviceScaleFactor: 1, mobile: false });
 
-  const t0 = Date.now();
-  const loaded = once('Page.loadEventFired');
-  const nav = await s('Page.navigate', { url: pageUrl });
-  if (nav.errorText) fail('cannot open ' + pageUrl + ': ' + nav.errorText);
-  await loaded;
-  let ready = '';
-  while (ready !== '1' && Date.now() - t0 < TIMEOUT_MS - 2000) {
-    const r = await s('Runtime.evaluate', { expression: 'document.body && document.body.getAttribute("data-ready")', returnByValue: true });
-    ready = r.result.value;
-    if (ready !== '1') await new Promise((res) => setTimeout(res, 10));
+    const t0 = Date.now();
+    const loaded = once('Page.loadEventFired');
+    const nav = await s('Page.navigate', { url: tab.url });
+    if (nav.errorText) fail('cannot open ' + tab.url + ': ' + nav.errorText);
+    await loaded;
+    let ready = '';
+    while (ready !== '1' && Date.now() - t0 < 10000) {
+      const r = await s('Runtime.evaluate', { expression: 'document.body && document.body.getAttribute("data-ready")', returnByValue: true });
+      ready = r.result.value;
+      if (ready !== '1') await new Promise((res) => setTimeout(res, 10));
+    }
+    const loadMs = Date.now() - t0;
+    const shotData = await s('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true });
+    fs.writeFileSync(path.join(outdir, name + '.png'), Buffer.from(shotData.data, 'base64'));
+    const probe = await s('Runtime.evaluate', { expression: PROBE, returnByValue: true });
+    if (probe.exceptionDetails) tab.errors.push('probe: ' + JSON.stringify(probe.exceptionDetails));
+    // events of the probe's clicks arrive before this returns
+    await s('Runtime.evaluate', { expression: '1', returnByValue: true });
+
+    const out = [];
+    tab.errors.forEach((e) => out.push('error=' + e.replace(/\n/g, ' ')));
+    tab.requests.forEach((u) => out.push('request=' + u));
+    out.push('ready=' + (ready === '1' ? 1 : 0));
+    out.push('load_ms=' + loadMs);
+    const facts = probe.result && probe.result.value ? JSON.parse(probe.result.value) : {};
+    for (const k of Object.keys(facts)) out.push(k + '=' + String(facts[k]).replace(/\n/g, ' '));
+    fs.writeFileSync(path.join(outdir, name + '.facts'), out.join('\n') + '\n');
+    await send('Target.closeTarget', { targetId });
   }
-  const loadMs = Date.now() - t0;
-  const shotData = await s('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true });
-  fs.writeFileSync(shot, Buffer.from(shotData.data, 'base64'));
-  const probe = await s('Runtime.evaluate', { expression: PROBE, returnByValue: true });
-  if (probe.exceptionDetails) errors.push('probe: ' + JSON.stringify(probe.exceptionDetails));
-  // events of the probe's clicks arrive before this returns
-  await s('Runtime.evaluate', { expression: '1', returnByValue: true });
-
-  const out = [];
-  errors.forEach((e) => out.push('error=' + e.replace(/\n/g, ' ')));
-  requests.forEach((u) => out.push('request=' + u));
-  out.push('ready=' + (ready === '1' ? 1 : 0));
-  out.push('load_ms=' + loadMs);
-  const facts = probe.result && probe.result.value ? JSON.parse(probe.result.value) : {};
-  for (const k of Object.keys(facts)) out.push(k + '=' + String(facts[k]).replace(/\n/g, ' '));
-  process.stdout.write(out.join('\n') + '\n');
 
   clearTimeout(timer);
   ws.close();
