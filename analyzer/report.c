@@ -87,7 +87,7 @@ int mt_report_csv(const mt_report_t *r, mt_stackfmt_t *sf, const char *dir, char
 {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-        return -1;
+        return MT_EIO;
     }
     for (int i = 0; i < MT_RT_COUNT; i++) {
         char path[4096];
@@ -95,13 +95,13 @@ int mt_report_csv(const mt_report_t *r, mt_stackfmt_t *sf, const char *dir, char
         FILE *f = fopen(path, "w");
         if (!f) {
             snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-            return -1;
+            return MT_EIO;
         }
         int rc = mt_table_write(r->t[i], sf, 1, f, NULL);
         int bad = ferror(f);
         if (fclose(f) != 0 || bad || rc) {
             snprintf(err, errlen, "cannot write %s: %s", path, rc ? mt_strerror(rc) : strerror(errno));
-            return -1;
+            return rc ? rc : MT_EIO;
         }
     }
     return 0;

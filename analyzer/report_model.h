@@ -91,8 +91,8 @@ const char *mt_report_table_what(int i);
 /* ---- the renderers ---- */
 
 /* report.c: each table as DIR/NAME.csv (table.h's CSV, every row); DIR is
- * created when missing.  On failure *err (size errlen) says which file and
- * why.  Returns 0 or -1. */
+ * created when missing.  Returns 0, or MT_EIO (or an error of stackfmt)
+ * with `err` (size errlen) saying which file and why. */
 int mt_report_csv(const mt_report_t *r, mt_stackfmt_t *sf, const char *dir, char *err, size_t errlen);
 
 #define MT_REPORT_MAX_FLAME 50000   /* flame nodes embedded in the page */
