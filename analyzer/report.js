@@ -400,10 +400,13 @@
     }
     var ci = {m: col(t, 'moment'), time: col(t, 'time_ms'), pid: col(t, 'pid'), arena: col(t, 'arena'), pools: col(t, 'pools'),
               blocks: col(t, 'blocks_used'), bytes: col(t, 'bytes_in_use')};
-    var moments = [];
-    t.rows.forEach(function (r) { (moments[r[ci.m]] = moments[r[ci.m]] || []).push(r); });
-    var times = {};
-    t.rows.forEach(function (r) { times[r[ci.m]] = r[ci.time]; });
+    /* the moments that have arenas, in order (before the first arena there is nothing to draw) */
+    var byMoment = {}, moments = [];
+    t.rows.forEach(function (r) {
+      if (!byMoment[r[ci.m]]) { byMoment[r[ci.m]] = []; moments.push(r[ci.m]); }
+      byMoment[r[ci.m]].push(r);
+    });
+    moments.sort(function (a, b) { return a - b; });
     var last = moments.length - 1;
     var slider = el('input', {id: 'layout-slider', type: 'range', min: 0, max: last, value: last, step: 1});
     var label = el('span', {id: 'layout-time'});
@@ -412,8 +415,8 @@
     s.appendChild(grid);
     var names = {'-': 'uncarved', e: 'empty', F: 'full'};
     function draw() {
-      var k = Number(slider.value), rows = moments[k] || [];
-      label.textContent = ' ' + fmtMs(times[k]) + ': ' + rows.length + ' arenas';
+      var rows = byMoment[moments[Number(slider.value)]];
+      label.textContent = ' ' + fmtMs(rows[0][ci.time]) + ': ' + rows.length + ' arena' + (rows.length === 1 ? '' : 's');
       while (grid.firstChild) grid.removeChild(grid.firstChild);
       rows.forEach(function (r) {
         var line = el('div', {'class': 'arena'});

@@ -121,6 +121,11 @@ assert_eq "leak: the leak table's rows" 1 "$(fact leak leaks_rows)"
 assert_eq "leak: the leak's innermost frame" "$(csvq leak-csv/leaks.csv 'rows[0]["frames"].split(" <- ")[0]')" \
     "$(fact leak first_leak_frame)"
 assert_eq "leak: allocation sites" 2 "$(fact leak top_rows)"
+assert_eq "leak: sites sorted by calls, most first, then least first" "100 20" \
+    "$(fact leak top_calls_first_desc) $(fact leak top_calls_first_asc)"
+assert_eq "leak: hovering the chart's end: the last point's seq and blocks" \
+    "$(csvq leak-csv/timeline.csv '"(seq %s) heap blocks: %s" % (rows[-1]["seq"], rows[-1]["heap_blocks"])')" \
+    "$(fact leak hover | sed -E 's/.*(\(seq [0-9]+\)).*(heap blocks: [0-9,]+)$/\1 \2/')"
 assert_eq "leak: layer boxes (every domain)" "$(sqlite3 leak.db 'SELECT count(*) FROM domains')" "$(fact leak layer_boxes)"
 series=$(csvq leak-csv/timeline.csv 'sum(any(r[c] != "" for r in rows) for c in ("heap_bytes", "mapped_bytes", "arena_bytes", "rss_bytes"))')
 assert_eq "leak: memory lines = timeline.csv columns with values" "$series" "$(fact leak timeline_series)"
@@ -160,6 +165,10 @@ clean bundled
 arenas=$(csvq bundled-csv/layout.csv 'sum(r["moment"] == rows[-1]["moment"] for r in rows)')
 assert_eq "bundled: arenas on the map at the last moment" "$arenas" "$(fact bundled layout_arenas)"
 assert_eq "bundled: pools on the map" "$((arenas * 64))" "$(fact bundled layout_pools)"
+moments=$(csvq bundled-csv/layout.csv 'len({r["moment"] for r in rows})')
+assert_eq "bundled: slider positions = moments with arenas" "$moments" "$(fact bundled layout_moments)"
+assert_eq "bundled: the slider's last moment" "$(csvq bundled-csv/layout.csv '"%.1f ms" % float(rows[-1]["time_ms"])'): $arenas arena" \
+    "$(fact bundled layout_last | sed 's/^ //')"
 assert_eq "bundled: the verdict's retained" "retained 1.0 MiB kept free by the bundled allocator." \
     "$(fact bundled verdict | grep -o 'retained.*')"
 

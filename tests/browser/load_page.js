@@ -69,6 +69,35 @@ const PROBE = `(() => {
       document.querySelector('#flame-reset').click();
     }
   }
+  // sorting: the sites by calls, most first, then least first
+  const callsHead = [...q('#top-table th')].find((th) => th.getAttribute('title') === 'calls');
+  if (callsHead) {
+    const col = [...q('#top-table th')].indexOf(callsHead);
+    const first = () => document.querySelector('#top-table tbody tr').children[col].textContent;
+    callsHead.click();
+    r.top_calls_first_desc = first();
+    callsHead.click();
+    r.top_calls_first_asc = first();
+  }
+  // hovering the right end of the memory chart shows the last point
+  const overlay = document.querySelector('#timeline-svg .overlay');
+  if (overlay) {
+    const b = overlay.getBoundingClientRect();
+    overlay.dispatchEvent(new MouseEvent('mousemove', {clientX: b.right - 1, clientY: b.top + 5, bubbles: true}));
+    r.hover = text('#tip');
+    overlay.dispatchEvent(new MouseEvent('mouseleave'));
+  }
+  // the layout slider: its first moment, then its last
+  const slider = document.querySelector('#layout-slider');
+  if (slider) {
+    r.layout_moments = Number(slider.max) + 1;
+    slider.value = 0;
+    slider.dispatchEvent(new Event('input'));
+    r.layout_first = text('#layout-time');
+    slider.value = slider.max;
+    slider.dispatchEvent(new Event('input'));
+    r.layout_last = text('#layout-time');
+  }
   for (const t of ['leaks', 'temporary', 'top', 'growth', 'gc', 'processes'])
     r[t + '_rows'] = q('#' + t + '-table tbody tr').length;
   r.layout_arenas = q('#layout-grid .arena').length;
