@@ -1080,7 +1080,7 @@ EXPORT int posix_memalign(void **out, size_t al, size_t n)
 EXPORT void free(void *p)
 {
     if (!p) {
-        if (g_region) __atomic_fetch_add(&g_region->free_null, 1, __ATOMIC_RELAXED);
+        if (g_region && !t_in_hook) __atomic_fetch_add(&g_region->free_null, 1, __ATOMIC_RELAXED);
         return;
     }
     tstate_t *t = enter();
@@ -1090,7 +1090,10 @@ EXPORT void free(void *p)
         leave();
         return;
     }
-    srv_free(p);
+    /* untraced: a block the C library gave to untraced code (dlerror's
+     * message, say) goes straight back, with no allocator event */
+    if (g_bundled && !pym_owns(p)) __libc_free(p);
+    else srv_free(p);
 }
 
 EXPORT void *realloc(void *old, size_t n)

@@ -814,7 +814,13 @@ void mt_py_attach(void *handle)
     void *h = handle ? handle : RTLD_DEFAULT;
     api.SetAllocator = sym(h, "PyMem_SetAllocator");
     api.GetAllocator = sym(h, "PyMem_GetAllocator");
-    if (!api.SetAllocator || !api.GetAllocator) return;
+    if (!api.SetAllocator || !api.GetAllocator) {
+        /* a failed dlsym leaves an error message that the C library frees
+         * at the program's next dl call: free it now, untraced */
+        (void)dlerror();
+        (void)dlerror();
+        return;
+    }
     g_attached = 1;
     api.GetArenaAllocator = sym(h, "PyObject_GetArenaAllocator");
     api.SetArenaAllocator = sym(h, "PyObject_SetArenaAllocator");
