@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SYNOPSIS "[--collapsed [--by bytes|calls|leaked|peak] | --massif] [-o FILE] DB"
+#define SYNOPSIS "[--collapsed [--by bytes|calls|leaked|peak] | --massif] [-o FILE] [--layer NAME] DB"
 #define MAX_FRAMES 1024
 
 enum { BY_BYTES, BY_CALLS, BY_LEAKED, BY_PEAK, NBY };
@@ -156,7 +156,7 @@ static int64_t weight_of(const mt_site_t *s, int by)
 int mt_cmd_export(int argc, char **argv)
 {
     static const char *const names[NBY] = {"bytes", "calls", "leaked", "peak"};
-    mt_cli_t c = {.cmd = "export", .synopsis = SYNOPSIS, .usage = mt_usage_export};
+    mt_cli_t c = {.cmd = "export", .synopsis = SYNOPSIS, .usage = mt_usage_export, .has_layer = 1};
     const char *by_arg = NULL, *collapsed = NULL, *massif = NULL, *outpath = NULL;
     const mt_cli_opt_t opts[] = {
         {"--by", NULL, 1, &by_arg},
@@ -194,12 +194,12 @@ int mt_cmd_export(int argc, char **argv)
         goto out;
     }
     if (massif) {
-        if ((rc = mt_massif_write(db, out, c.progress, &hs))) goto fail;
+        if ((rc = mt_massif_write(db, out, c.progress, c.layer, &hs))) goto fail;
         mt_cli_no_heap(&c, &hs);
         status = mt_cli_flush(&c, out);
         goto out;
     }
-    if ((rc = mt_sites_heap(db, c.progress, &v, &n, &hs))) goto fail;
+    if ((rc = mt_sites_heap(db, c.progress, c.layer, &v, &n, &hs))) goto fail;
     if ((rc = mt_stackfmt_open(db, &sf))) goto fail;
     if (n && !(lines = calloc(n, sizeof *lines))) {
         rc = MT_ENOMEM;

@@ -18,7 +18,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-#define SYNOPSIS "[--top N] [--csv] DB"
+#define SYNOPSIS "[--top N] [--csv] [--layer NAME] DB"
 
 enum { C_RANK, C_PROC, C_PID, C_BLOCKS, C_BYTES, C_STACK, NCOLS };
 
@@ -109,7 +109,8 @@ static void text_totals(const mt_cli_t *c, const mt_site_t *v, size_t n)
 
 int mt_cmd_leaks(int argc, char **argv)
 {
-    mt_cli_t c = {.cmd = "leaks", .synopsis = SYNOPSIS, .usage = mt_usage_leaks, .has_top = 1, .has_csv = 1};
+    mt_cli_t c = {.cmd = "leaks", .synopsis = SYNOPSIS, .usage = mt_usage_leaks, .has_top = 1, .has_csv = 1,
+                  .has_layer = 1};
     int status = mt_cli_parse(&c, argc, argv, NULL, 0);
     if (status >= 0) return status;
     status = 1;
@@ -122,7 +123,7 @@ int mt_cmd_leaks(int argc, char **argv)
     size_t n = 0, nleak = 0;
     int rc;
     if (mt_cli_open(&c, &db)) goto out;
-    if ((rc = mt_sites_heap(db, c.progress, &v, &n, &hs))) goto fail;
+    if ((rc = mt_sites_heap(db, c.progress, c.layer, &v, &n, &hs))) goto fail;
     for (size_t i = 0; i < n; i++)
         if (v[i].live_blocks > 0) v[nleak++] = v[i];
     if (nleak) qsort(v, nleak, sizeof *v, by_bytes);

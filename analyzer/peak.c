@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SYNOPSIS "[--top N] [--csv] DB"
+#define SYNOPSIS "[--top N] [--csv] [--layer NAME] DB"
 
 enum { C_LAYER, C_PBYTES, C_PBLOCKS, C_PSEQ, C_PTS, C_RANK, C_PROC, C_PID, C_BLOCKS, C_BYTES, C_SHARE,
        C_STACK, NCOLS };
@@ -159,7 +159,8 @@ static int text_layer(const mt_cli_t *c, const layer_peak_t *lp, const char *tit
 
 int mt_cmd_peak(int argc, char **argv)
 {
-    mt_cli_t c = {.cmd = "peak", .synopsis = SYNOPSIS, .usage = mt_usage_peak, .has_top = 1, .has_csv = 1};
+    mt_cli_t c = {.cmd = "peak", .synopsis = SYNOPSIS, .usage = mt_usage_peak, .has_top = 1, .has_csv = 1,
+                  .has_layer = 1};
     int status = mt_cli_parse(&c, argc, argv, NULL, 0);
     if (status >= 0) return status;
     status = 1;
@@ -172,7 +173,7 @@ int mt_cmd_peak(int argc, char **argv)
     layer_peak_t heap = {.layer = "libc"}, maps = {.layer = "os"};
     int rc;
     if (mt_cli_open(&c, &db)) goto out;
-    if ((rc = mt_sites_replay(db, c.progress, &sites, &hs))) goto fail;
+    if ((rc = mt_sites_replay(db, c.progress, c.layer, &sites, &hs))) goto fail;
     heap.bytes = hs.peak_bytes;
     heap.blocks = hs.peak_blocks;
     heap.seq = hs.peak_seq;

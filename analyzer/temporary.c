@@ -17,7 +17,7 @@
 
 #include <stdlib.h>
 
-#define SYNOPSIS "[--top N] [--csv] DB"
+#define SYNOPSIS "[--top N] [--csv] [--layer NAME] DB"
 
 enum { C_RANK, C_PROC, C_PID, C_TEMP, C_CALLS, C_PCT, C_BYTES, C_STACK, NCOLS };
 
@@ -80,7 +80,7 @@ static double pct(int64_t part, int64_t whole)
 int mt_cmd_temporary(int argc, char **argv)
 {
     mt_cli_t c = {.cmd = "temporary", .synopsis = SYNOPSIS, .usage = mt_usage_temporary, .has_top = 1,
-                  .has_csv = 1};
+                  .has_csv = 1, .has_layer = 1};
     int status = mt_cli_parse(&c, argc, argv, NULL, 0);
     if (status >= 0) return status;
     status = 1;
@@ -94,7 +94,7 @@ int mt_cmd_temporary(int argc, char **argv)
     int64_t bytes = 0;
     int rc;
     if (mt_cli_open(&c, &db)) goto out;
-    if ((rc = mt_sites_heap(db, c.progress, &v, &n, &hs))) goto fail;
+    if ((rc = mt_sites_heap(db, c.progress, c.layer, &v, &n, &hs))) goto fail;
     for (size_t i = 0; i < n; i++) {
         bytes += v[i].temp_bytes;
         if (v[i].temp_calls > 0) v[k++] = v[i];

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SYNOPSIS "[--by calls|bytes|peak] [--top N] [--csv] DB"
+#define SYNOPSIS "[--by calls|bytes|peak] [--top N] [--csv] [--layer NAME] DB"
 
 enum { BY_CALLS, BY_BYTES, BY_PEAK };
 
@@ -105,7 +105,8 @@ int mt_cmd_top(int argc, char **argv)
                                         [BY_BYTES] = "bytes allocated",
                                         [BY_PEAK] = "bytes live at the heap peak"};
     static int (*const cmp[])(const void *, const void *) = {by_calls, by_bytes, by_peak};
-    mt_cli_t c = {.cmd = "top", .synopsis = SYNOPSIS, .usage = mt_usage_top, .has_top = 1, .has_csv = 1};
+    mt_cli_t c = {.cmd = "top", .synopsis = SYNOPSIS, .usage = mt_usage_top, .has_top = 1, .has_csv = 1,
+                  .has_layer = 1};
     const char *by_arg = NULL;
     const mt_cli_opt_t opts[] = {{"--by", NULL, 1, &by_arg}};
     int status = mt_cli_parse(&c, argc, argv, opts, 1);
@@ -127,7 +128,7 @@ int mt_cmd_top(int argc, char **argv)
     int64_t calls = 0, bytes = 0;
     int rc;
     if (mt_cli_open(&c, &db)) goto out;
-    if ((rc = mt_sites_heap(db, c.progress, &v, &n, &hs))) goto fail;
+    if ((rc = mt_sites_heap(db, c.progress, c.layer, &v, &n, &hs))) goto fail;
     for (size_t i = 0; i < n; i++) {
         calls += v[i].calls;
         bytes += v[i].bytes;

@@ -107,6 +107,7 @@ typedef enum {
 
 /* Names, flags and domains by code; NULL / 0 for unknown codes. */
 const char *mt_domain_name(int code);
+const char *mt_domain_description(int code);
 const char *mt_kind_name(int code);
 unsigned mt_kind_flags(int code);
 int mt_kind_domain(int code);

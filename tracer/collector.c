@@ -80,7 +80,6 @@ struct mt_collector {
     int64_t next_thread_id;
     uint32_t next_stack_id; /* stacks.id are dense and start at 1: small ids, small rows */
     int64_t events, markers, since_commit;
-    mt_stmt_t *ins_gc;    /* gc_events (prepared at the first collection) */
     mt_stmt_t *ins_marker, *ins_thread, *ins_rss;
     uint64_t last_liveness, last_rss;
 };
@@ -123,6 +122,7 @@ void mt_collector_free(mt_collector_t *c)
         free(g->consumed);
         free(g->threads);
         free(g->stack_ids);
+        mt_pyc_gc_free(&g->gc);
     }
     free(c->regions);
     free(c->known);
@@ -130,7 +130,6 @@ void mt_collector_free(mt_collector_t *c)
     mt_stmt_finalize(c->ins_marker);
     mt_stmt_finalize(c->ins_thread);
     mt_stmt_finalize(c->ins_rss);
-    mt_stmt_finalize(c->ins_gc);
     free(c);
 }
 
@@ -210,7 +209,7 @@ static int store_record(mt_collector_t *c, region_t *g, int64_t thread, const mt
         return rc ? rc : mt_db_skip_seq(c->cfg.db, (int64_t)rec->seq);
     }
     if (rec->type == MT_REC_GC)
-        return mt_pyc_gc(c->cfg.db, &c->ins_gc, &g->gc, g->process_id, thread, rec, rel_ts(c, rec->ts));
+        return mt_pyc_gc(c->cfg.db, &g->gc, thread, rec, rel_ts(c, rec->ts));
     return 0; /* unknown record types are skipped */
 }
 
@@ -851,6 +850,7 @@ int mt_collector_finish(mt_collector_t *c, mt_collector_stats_t *st)
         if (!rc) finish_process(c, &c->regions[i], upd, st);
         if (!rc) rc = write_pym_stats(c, &c->regions[i]);
         if (!rc) rc = mt_pyc_write_info(db, c->regions[i].process_id, c->regions[i].r);
+        if (!rc) rc = mt_pyc_gc_write(db, &c->regions[i].gc, c->regions[i].process_id);
         st->python_processes += c->regions[i].r->py.present != 0;
         st->chunk_waits += (int64_t)__atomic_load_n(&c->regions[i].r->chunk_waits, __ATOMIC_RELAXED);
     }
@@ -864,8 +864,7 @@ int mt_collector_finish(mt_collector_t *c, mt_collector_stats_t *st)
     mt_stmt_finalize(c->ins_marker);
     mt_stmt_finalize(c->ins_thread);
     mt_stmt_finalize(c->ins_rss);
-    mt_stmt_finalize(c->ins_gc);
-    c->ins_marker = c->ins_thread = c->ins_rss = c->ins_gc = NULL;
+    c->ins_marker = c->ins_thread = c->ins_rss = NULL;
     if (rc) return rc;
     rc = mt_symbolize(db, NULL);
     if (rc) return rc;

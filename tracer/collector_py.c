@@ -7,39 +7,66 @@
 #include <stdlib.h>
 #include <string.h>
 
-int mt_pyc_gc(mt_db_t *db, mt_stmt_t **ins, mt_pygc_t *gc, int64_t process_id, int64_t thread, const mt_rec_t *rec,
-              int64_t ts)
+int mt_pyc_gc(mt_db_t *db, mt_pygc_t *gc, int64_t thread, const mt_rec_t *rec, int64_t ts)
 {
     int rc = mt_db_skip_seq(db, (int64_t)rec->seq);
     if (rc) return rc;
-    if (rec->kind == 0) { /* start */
-        gc->open = 1;
-        gc->start_seq = (int64_t)rec->seq;
-        gc->start_ts = ts;
-        gc->thread = thread;
-        gc->generation = (int64_t)rec->size;
-        return 0;
+    if (gc->n == gc->cap) {
+        size_t cap = gc->cap ? 2 * gc->cap : 256;
+        mt_pyphase_t *v = realloc(gc->v, cap * sizeof *v);
+        if (!v) return MT_ENOMEM;
+        gc->v = v;
+        gc->cap = cap;
     }
-    if (!gc->open) return 0; /* a stop without its start (the callback went in meanwhile) */
-    gc->open = 0;
-    if (!*ins) {
-        rc = mt_stmt_prepare(db,
+    gc->v[gc->n++] = (mt_pyphase_t){(int64_t)rec->seq, ts, thread, (int64_t)rec->size, (int64_t)rec->addr,
+                                    (int64_t)rec->old_addr, rec->kind != 0};
+    return 0;
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    const mt_pyphase_t *x = a, *y = b;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+int mt_pyc_gc_write(mt_db_t *db, mt_pygc_t *gc, int64_t process_id)
+{
+    if (!gc->n) return 0;
+    qsort(gc->v, gc->n, sizeof *gc->v, by_seq);
+    mt_stmt_t *st;
+    int rc = mt_stmt_prepare(db,
                              "INSERT INTO gc_events(process_id, thread, generation, start_seq, stop_seq, start_ts,"
                              " stop_ts, collected, uncollectable) VALUES(?,?,?,?,?,?,?,?,?)",
-                             ins);
-        if (rc) return rc;
+                             &st);
+    const mt_pyphase_t *start = NULL;
+    for (size_t i = 0; i < gc->n && !rc; i++) {
+        const mt_pyphase_t *p = &gc->v[i];
+        if (!p->stop) {
+            start = p;
+            continue;
+        }
+        if (!start) continue; /* a stop whose start came before the callback went in */
+        mt_stmt_bind_int(st, 1, process_id);
+        mt_stmt_bind_int(st, 2, start->thread);
+        mt_stmt_bind_int(st, 3, start->generation);
+        mt_stmt_bind_int(st, 4, start->seq);
+        mt_stmt_bind_int(st, 5, p->seq);
+        mt_stmt_bind_int(st, 6, start->ts);
+        mt_stmt_bind_int(st, 7, p->ts);
+        mt_stmt_bind_int(st, 8, p->collected);
+        mt_stmt_bind_int(st, 9, p->uncollectable);
+        rc = mt_stmt_run(st);
+        start = NULL;
     }
-    mt_stmt_t *st = *ins;
-    mt_stmt_bind_int(st, 1, process_id);
-    mt_stmt_bind_int(st, 2, gc->thread);
-    mt_stmt_bind_int(st, 3, gc->generation);
-    mt_stmt_bind_int(st, 4, gc->start_seq);
-    mt_stmt_bind_int(st, 5, (int64_t)rec->seq);
-    mt_stmt_bind_int(st, 6, gc->start_ts);
-    mt_stmt_bind_int(st, 7, ts);
-    mt_stmt_bind_int(st, 8, (int64_t)rec->addr);
-    mt_stmt_bind_int(st, 9, (int64_t)rec->old_addr);
-    return mt_stmt_run(st);
+    mt_stmt_finalize(st);
+    mt_pyc_gc_free(gc);
+    return rc;
+}
+
+void mt_pyc_gc_free(mt_pygc_t *gc)
+{
+    free(gc->v);
+    memset(gc, 0, sizeof *gc);
 }
 
 static void bind_or_null(mt_stmt_t *st, int idx, int64_t v, int valid)

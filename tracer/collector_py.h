@@ -10,16 +10,26 @@
 #include "mt_db.h"
 #include "mt_shm.h"
 
-/* A collection whose start was seen and whose stop was not yet. */
+/* The collection phases (MT_REC_GC records) of one process, kept until
+ * the end: records arrive in chunk order, not seq order, so a collection's
+ * start and stop are paired only once all are in. */
 typedef struct {
-    int open;
-    int64_t start_seq, start_ts, thread, generation;
+    int64_t seq, ts, thread, generation, collected, uncollectable;
+    int stop;
+} mt_pyphase_t;
+
+typedef struct {
+    mt_pyphase_t *v;
+    size_t n, cap;
 } mt_pygc_t;
 
-/* Stores one MT_REC_GC record of a process (`ts`: relative ns).  `ins` is
- * prepared at first use; the caller finalizes it (mt_stmt_finalize). */
-int mt_pyc_gc(mt_db_t *db, mt_stmt_t **ins, mt_pygc_t *gc, int64_t process_id, int64_t thread, const mt_rec_t *rec,
-              int64_t ts);
+/* Keeps one MT_REC_GC record (`ts`: relative ns) and declares its seq used. */
+int mt_pyc_gc(mt_db_t *db, mt_pygc_t *gc, int64_t thread, const mt_rec_t *rec, int64_t ts);
+
+/* Pairs the phases by seq (a stop ends the latest start before it) into
+ * gc_events rows of the process, and frees them. */
+int mt_pyc_gc_write(mt_db_t *db, mt_pygc_t *gc, int64_t process_id);
+void mt_pyc_gc_free(mt_pygc_t *gc);
 
 /* Writes the `python` row and pymalloc_stats of a region that ran an
  * interpreter (nothing otherwise). */

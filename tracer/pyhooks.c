@@ -656,12 +656,6 @@ static void resolve_names(void *arg)
 static void atexit_body(void *arg)
 {
     (void)arg;
-    PyObject *gc = api.Import("gc");
-    if (gc) {
-        gc_counts(gc, info()->gc_after);
-        api.DecRef(gc);
-    }
-    api.ErrClear();
     snapshot_pymalloc();
     resolve_names(NULL);
 }
@@ -677,6 +671,12 @@ static PyObject *atexit_callback(PyObject *self, PyObject *unused)
         mt_pl_marker(t, MT_MK_py_atexit, 0);
         mt_pl_leave();
     }
+    PyObject *gc = api.Import("gc"); /* traced, like pending_body */
+    if (gc) {
+        gc_counts(gc, info()->gc_after);
+        api.DecRef(gc);
+    }
+    api.ErrClear();
     mt_pl_untraced(atexit_body, NULL);
     return none();
 }
@@ -754,7 +754,10 @@ static int pending_call(void *arg)
         mt_pl_marker(t, MT_MK_py_init, 0);
         mt_pl_leave();
     }
-    mt_pl_untraced(pending_body, NULL);
+    /* traced: memtrace's own Python objects (its two functions, the modules
+     * it imports) are in the trace like the program's, right after the
+     * py_init marker, so the pymalloc state rebuilt from events stays exact */
+    pending_body(NULL);
     return 0;
 }
 
