@@ -65,6 +65,8 @@ void mt_usage_export(FILE *out)
             "  --massif     massif's format (no --by)\n"
             "  -o FILE      write to FILE instead of standard output (removed again when\n"
             "               the export fails)\n"
+            "  --layer NAME the layer taken as the heap: libc (default), or a CPython\n"
+            "               domain: pymem_raw, pymem, pyobj, pyarena\n"
             "  -h, --help   this text\n"
             "\n"
             "Exit status: 0 done, 1 the trace cannot be read or FILE written, 2 usage error.\n"

@@ -96,6 +96,8 @@ void mt_usage_growth(FILE *out)
             "              rank,process_id,pid,first_seq,first_ts_ns,steps,first_size,\n"
             "              last_size,median_factor,moves,in_place,bytes_copied,\n"
             "              duration_ns,factors,stack_id,frames\n"
+            "  --layer NAME  the layer taken as the heap: libc (default), or a CPython\n"
+            "              domain: pymem_raw, pymem, pyobj, pyarena\n"
             "  -h, --help  this text\n"
             "\n"
             "Exit status: 0 done, 1 the trace cannot be read, 2 usage error.\n"

@@ -53,6 +53,8 @@ void mt_usage_leaks(FILE *out)
             "  --csv       RFC 4180 CSV: a header row, then one row per stack:\n"
             "              rank,process_id,pid,blocks,bytes,stack_id,frames\n"
             "              (frames innermost first, joined by \" <- \"; no totals row)\n"
+            "  --layer NAME  the layer taken as the heap: libc (default), or a CPython\n"
+            "              domain: pymem_raw, pymem, pyobj, pyarena\n"
             "  -h, --help  this text\n"
             "\n"
             "Exit status: 0 done (leaks or not), 1 the trace cannot be read, 2 usage error.\n"

@@ -59,6 +59,8 @@ void mt_usage_peak(FILE *out)
             "              layer,peak_bytes,peak_blocks,peak_seq,peak_ts_ns,rank,\n"
             "              process_id,pid,blocks,bytes,percent_of_peak,stack_id,frames\n"
             "              (layer is libc or os; the peak_* columns repeat the moment)\n"
+            "  --layer NAME  the layer taken as the heap: libc (default), or a CPython\n"
+            "              domain: pymem_raw, pymem, pyobj, pyarena\n"
             "  -h, --help  this text\n"
             "\n"
             "Exit status: 0 done, 1 the trace cannot be read, 2 usage error.\n"

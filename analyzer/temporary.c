@@ -54,6 +54,8 @@ void mt_usage_temporary(FILE *out)
             "  --csv       RFC 4180 CSV: a header row, then one row per stack:\n"
             "              rank,process_id,pid,temporary,calls,percent,temporary_bytes,\n"
             "              stack_id,frames (frames innermost first, joined by \" <- \")\n"
+            "  --layer NAME  the layer taken as the heap: libc (default), or a CPython\n"
+            "              domain: pymem_raw, pymem, pyobj, pyarena\n"
             "  -h, --help  this text\n"
             "\n"
             "Exit status: 0 done, 1 the trace cannot be read, 2 usage error.\n"

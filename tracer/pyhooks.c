@@ -382,7 +382,7 @@ static void *w_arena_alloc(void *ctx, size_t n)
     if (t) {
         uint16_t fl = 0;
         uint32_t st = py_stack(t, DOM_OBJ, __builtin_return_address(0), &fl);
-        mt_pl_event(t, mt_pl_seq(), MT_EV_arena_alloc, p, n, NULL, p == NULL, via, st, fl);
+        mt_pl_event(t, mt_pl_seq(), MT_EV_py_arena_alloc, p, n, NULL, p == NULL, via, st, fl);
         mt_pl_leave();
     }
     return p;
@@ -394,7 +394,7 @@ static void w_arena_free(void *ctx, void *p, size_t n)
     unsigned via = mt_t_via;
     tstate_t *t = p ? mt_pl_enter() : NULL;
     if (t) {
-        mt_pl_event(t, mt_pl_seq(), MT_EV_arena_free, p, n, NULL, 0, via, 0, 0);
+        mt_pl_event(t, mt_pl_seq(), MT_EV_py_arena_free, p, n, NULL, 0, via, 0, 0);
         mt_pl_leave();
     }
     mt_t_via = MT_DOM_pyarena;
