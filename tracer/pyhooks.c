@@ -121,23 +121,7 @@ static struct {
     void *EvalFrame;
 } api;
 
-/* 3.11's layouts (Include/internal/pycore_frame.h, Include/cpython/code.h
- * and cpython/pystate.h of 3.11; checked by tests/unit/test_pyoffsets.c
- * against the installed headers when they are present). */
-enum {
-    TS_CFRAME = 56,          /* PyThreadState.cframe */
-    CF_CURRENT = 8,          /* _PyCFrame.current_frame */
-    FR_CODE = 32,            /* _PyInterpreterFrame.f_code */
-    FR_PREVIOUS = 48,        /* .previous */
-    FR_PREV_INSTR = 56,      /* .prev_instr */
-    FR_IS_ENTRY = 68,        /* .is_entry */
-    FR_OWNER = 69,           /* .owner */
-    OWNED_BY_GENERATOR = 1,
-    CO_FILENAME = 112,       /* PyCodeObject.co_filename */
-    CO_QUALNAME = 128,       /* .co_qualname */
-    CO_FIRSTTRACEABLE = 168, /* ._co_firsttraceable (int) */
-    CO_CODE = 184,           /* .co_code_adaptive */
-};
+#include "pyoffsets.h"
 
 /* ---- state ---- */
 

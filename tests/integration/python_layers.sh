@@ -128,6 +128,26 @@ rc=0
 "$MEMTRACE" python off.db >o 2>e || rc=$?
 assert_eq "memtrace python on a trace without Python: exit 1, one line" "1|1" "$rc|$(nlines e)"
 
+# ---- embedding: the shared libpython linked in, and opened with dlopen ----
+if [[ -n ${LIBPYTHON:-} && -x $PROGS/pyembed ]]; then
+    code=$'l = []\nfor i in range(1000): l.append(i)\nimport gc\nfor i in range(3): gc.collect()'
+    for host in pyembed pyembed_dl; do
+        if [[ $host == pyembed ]]; then args=("$code"); else args=("$LIBPYTHON" "$code"); fi
+        trace "$host.db" "$PROGS/$host" "${args[@]}"
+        assert_eq "$host: exit status" 0 "$RC"
+        assert_eq "$host: interpreter found, wrappers in once, frames, statistics taken" "pymalloc|1|1|1" \
+            "$(q "$host.db" "SELECT allocator, installs, frames, stats_seq IS NOT NULL FROM python")"
+        check_pymalloc "$host.db" "$host"
+        assert_eq "$host: the 3 explicit collections" 3 \
+            "$("$MEMTRACE" python --csv --section gc "$host.db" | awk -F, '$1 == 2 { print $2 }')"
+        assert_eq "$host: the list's capacities" "4 8 16 24 32 40 52 64 76 92 108 128" \
+            "$("$MEMTRACE" python --csv --section growth --top 1 "$host.db" | awk -F, 'NR > 1 && NR < 14 { print $4 }' |
+               tr '\n' ' ' | sed 's/ $//')"
+    done
+else
+    echo "note: no shared libpython with headers (python3-dev): embedding not tested"
+fi
+
 # ---- a C program: no interpreter, nothing changes ----
 trace ka.db --python=on "$PROGS/known_allocs"
 assert_eq "--python=on on a C program: exit status" 0 "$RC"
