@@ -84,6 +84,7 @@ typedef struct {
     int64_t arena_size, pool_size, classes, small_max, frames, installs;
     int64_t threshold[3], before[3], after[3], callback_seq;
     int64_t stats_seq, allocated_blocks, arenas[4]; /* allocated, reclaimed, highwater, current */
+    int64_t startup_rss;
     char note[256];
 } pyinfo_t;
 
@@ -107,7 +108,7 @@ static int read_info(mt_db_t *db, int64_t pid, pyinfo_t *pi, int *rcp)
                              " small_max, frames, installs, gc_threshold0, gc_threshold1, gc_threshold2,"
                              " gc_before0, gc_before1, gc_before2, gc_after0, gc_after1, gc_after2,"
                              " gc_callback_seq, stats_seq, allocated_blocks, arenas_allocated, arenas_reclaimed,"
-                             " arenas_highwater, arenas_current, note"
+                             " arenas_highwater, arenas_current, note, startup_rss"
                              " FROM python y JOIN processes p ON p.id = y.process_id"
                              " WHERE ?1 < 0 OR p.pid = ?1 ORDER BY y.process_id LIMIT 1",
                              &st);
@@ -138,6 +139,7 @@ static int read_info(mt_db_t *db, int64_t pid, pyinfo_t *pi, int *rcp)
         pi->allocated_blocks = col_int(st, 21, -1);
         for (int k = 0; k < 4; k++) pi->arenas[k] = col_int(st, 22 + k, -1);
         col_text(st, 26, pi->note, sizeof pi->note);
+        pi->startup_rss = col_int(st, 27, -1);
     }
     mt_stmt_finalize(st);
     *rcp = rc < 0 ? rc : 0;
@@ -581,8 +583,8 @@ static int sec_startup(ctx_t *x)
         mt_table_int(t, 1, s->live[diagram[i].dom]);
         mt_table_int(t, 2, s->blocks[diagram[i].dom]);
     }
-    int64_t rss = -1;
-    if (!rc) rc = rss_at(x->db, x->pi->process, s->seq, &rss);
+    int64_t rss = x->pi->startup_rss; /* read by the target at that moment */
+    if (!rc && rss < 0) rc = rss_at(x->db, x->pi->process, s->seq, &rss);
     if (!rc && !x->csv) {
         char a[32], b[32], r[32];
         printf("\n3. Start-up footprint: when the interpreter began the user's code (seq %" PRId64 ", %s)\n",

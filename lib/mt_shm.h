@@ -192,6 +192,7 @@ typedef struct {
     int64_t gc_before[3];      /* gc.get_stats() collections at the callback's install */
     int64_t gc_after[3];       /* the same at atexit; -1: not reached */
     uint64_t names_used;       /* bytes of the names area in use (atomic, release) */
+    int64_t startup_rss;       /* resident bytes when the user's code started; -1: unknown */
     uint32_t stats_valid;      /* 1: the pymalloc figures below are set */
     uint32_t pad;
     uint64_t stats_seq;        /* events with seq < this are reflected */

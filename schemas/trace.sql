@@ -179,6 +179,7 @@ CREATE TABLE python (
     gc_after0      INTEGER,   -- the same at atexit (NULL if not reached)
     gc_after1      INTEGER,
     gc_after2      INTEGER,
+    startup_rss    INTEGER,   -- resident bytes when the user's code started (py_user_code)
     stats_seq      INTEGER,   -- pymalloc's own figures below and in pymalloc_stats
                               -- reflect the events with seq < stats_seq (taken at atexit)
     allocated_blocks INTEGER, -- sys.getallocatedblocks()

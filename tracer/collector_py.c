@@ -88,8 +88,8 @@ int mt_pyc_write_info(mt_db_t *db, int64_t process_id, mt_region_t *r)
                              " size_classes, small_max, installs, frames, gc_threshold0, gc_threshold1,"
                              " gc_threshold2, gc_callback_seq, gc_before0, gc_before1, gc_before2, gc_after0,"
                              " gc_after1, gc_after2, stats_seq, allocated_blocks, arenas_allocated,"
-                             " arenas_reclaimed, arenas_highwater, arenas_current, note)"
-                             " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                             " arenas_reclaimed, arenas_highwater, arenas_current, note, startup_rss)"
+                             " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                              &st);
     if (rc) return rc;
     int stats = __atomic_load_n(&r->py.stats_valid, __ATOMIC_ACQUIRE) != 0;
@@ -118,6 +118,7 @@ int mt_pyc_write_info(mt_db_t *db, int64_t process_id, mt_region_t *r)
     bind_or_null(st, 25, py.arenas_highwater, stats && py.arenas_highwater >= 0);
     bind_or_null(st, 26, py.arenas_current, stats && py.arenas_current >= 0);
     mt_stmt_bind_text(st, 27, py.note[0] ? py.note : NULL);
+    bind_or_null(st, 28, py.startup_rss, py.startup_rss > 0);
     rc = mt_stmt_run(st);
     mt_stmt_finalize(st);
     if (rc || !stats) return rc;

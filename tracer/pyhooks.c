@@ -44,6 +44,7 @@
 #include "preload_int.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -670,6 +671,24 @@ static PyObject *atexit_callback(PyObject *self, PyObject *unused)
  * references). */
 static void at_finalize(void) { mt_pl_untraced(resolve_names, NULL); }
 
+/* The process's resident bytes without shared memory (RssAnon + RssFile of
+ * /proc/self/status): memtrace's own record buffers are shared memory and
+ * would count otherwise.  -1: unreadable. */
+static int64_t resident_bytes(void)
+{
+    char buf[2048];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    const char *a = strstr(buf, "RssAnon:"), *f = strstr(buf, "RssFile:");
+    long long anon, file;
+    if (!a || !f || sscanf(a + 8, "%lld", &anon) != 1 || sscanf(f + 8, "%lld", &file) != 1) return -1;
+    return (int64_t)(anon + file) * 1024;
+}
+
 static int audit_hook(const char *event, PyObject *args, void *ud)
 {
     (void)args;
@@ -679,6 +698,7 @@ static int audit_hook(const char *event, PyObject *args, void *ud)
     int v = strcmp(w, "file") == 0 ? 1 : strcmp(w, "command") == 0 ? 2 : strcmp(w, "module") == 0 ? 3 : 0;
     if (!v) return 0;
     g_user_seen = 1;
+    info()->startup_rss = resident_bytes();
     tstate_t *t = mt_pl_enter();
     if (t) {
         mt_pl_marker(t, MT_MK_py_user_code, (uint64_t)v);
@@ -843,6 +863,7 @@ void mt_py_attach(void *handle)
     mt_pyinfo_t *pi = info();
     pi->present = 1;
     for (int g = 0; g < 3; g++) pi->gc_before[g] = pi->gc_after[g] = -1;
+    pi->startup_rss = -1;
     read_version();
     /* 3.5 brought PyMemAllocatorEx; versions after 3.13 are not known */
     if (g_minor < 5 || g_minor > 13) {

@@ -46,6 +46,8 @@ assert_eq "markers: interpreter initialised, user code (a file), atexit" $'py_in
 assert_eq "python row: version, allocator, geometry, frames" "3.11|pymalloc|1048576|16384|32|512|1|1" \
     "$(q grow.db "SELECT substr(version, 1, 4), allocator, arena_size, pool_size, size_classes, small_max,
                          frames, installs FROM python")"
+assert_true "start-up resident memory read when the user's code started (1..200 MiB)" \
+    test "$(q grow.db "SELECT startup_rss > 1048576 AND startup_rss < 209715200 FROM python")" = 1
 assert_eq "pymalloc arenas are arena_size each" \
     "$(q grow.db "SELECT count(*) FROM event_data WHERE kind = 27 AND size = 1048576")" \
     "$(q grow.db "SELECT count(*) FROM event_data WHERE kind = 27 AND size >= 1048576")"
