@@ -310,7 +310,8 @@ int mt_chains_visit(void *arg, const mt_db_event_t *ev, const mt_heap_delta_t *d
 {
     mt_chains_t *c = arg;
     if (d->flags & MT_HEAP_FX_OS) return 0;
-    int resize = ev->kind == MT_EV_realloc || ev->kind == MT_EV_reallocarray;
+    unsigned kf = mt_kind_flags(ev->kind);
+    int resize = (kf & MT_KF_ALLOC) && (kf & MT_KF_FREE); /* realloc-like, any layer */
     if (resize && ev->old_addr && (d->flags & MT_HEAP_FX_FREE) && (d->flags & MT_HEAP_FX_ALLOC))
         return step(c, ev, d);
     int rc = 0;
@@ -383,7 +384,7 @@ int mt_chains_longest(const mt_chains_t *c, mt_chain_t **out, size_t *n)
 
 mt_chain_totals_t mt_chains_totals(const mt_chains_t *c) { return c->tot; }
 
-int mt_chains_replay(mt_db_t *db, const char *progress, size_t keep, mt_chains_t **out,
+int mt_chains_replay(mt_db_t *db, const char *progress, int layer, size_t keep, mt_chains_t **out,
                      mt_heap_stats_t *stats)
 {
     mt_heap_t *h = NULL;
@@ -392,7 +393,7 @@ int mt_chains_replay(mt_db_t *db, const char *progress, size_t keep, mt_chains_t
     int rc = mt_heap_create(&h);
     if (!rc) rc = mt_chains_create(keep, &c);
     if (!rc) {
-        mt_heap_replay_opts_t opts = {.visit = mt_chains_visit, .arg = c, .progress = progress};
+        mt_heap_replay_opts_t opts = {.visit = mt_chains_visit, .arg = c, .progress = progress, .layer = layer};
         rc = mt_heap_replay(h, db, &opts);
     }
     if (!rc) rc = mt_chains_finish(c);

@@ -104,7 +104,7 @@ mt_chain_totals_t mt_chains_totals(const mt_chains_t *c);
 /* The one pass: replays `db` through a heap model and a chain model that
  * keeps `keep` chains, and finishes it.  Returns 0, MT_ENOMEM or a database
  * error; *out (destroy it) on success. */
-int mt_chains_replay(mt_db_t *db, const char *progress, size_t keep, mt_chains_t **out,
+int mt_chains_replay(mt_db_t *db, const char *progress, int layer, size_t keep, mt_chains_t **out,
                      mt_heap_stats_t *stats);
 
 #endif

@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include "mt_error.h"
+#include "mt_event.h"
 #include "mt_util.h"
 
 #include <errno.h>
@@ -94,6 +95,13 @@ int mt_cli_parse(mt_cli_t *c, int argc, char **argv, const mt_cli_opt_t *opts, i
             c->csv = 1;
             continue;
         }
+        if (c->has_layer && (r = match("--layer", NULL, 1, argc, argv, &i, &v))) {
+            if (r < 0) return mt_cli_usage_error(c, "%s needs a layer name", "--layer");
+            c->layer = mt_heap_layer_code(v);
+            if (c->layer < 0)
+                return mt_cli_usage_error(c, "--layer must be libc, pymem_raw, pymem, pyobj or pyarena, not '%s'", v);
+            continue;
+        }
         if (c->has_top && (r = match("--top", NULL, 1, argc, argv, &i, &v))) {
             if (r < 0) return mt_cli_usage_error(c, "%s needs a number", "--top");
             if (mt_cli_int(v, 0, MT_CLI_MAX_TOP, &c->top)) return mt_cli_usage_error(c, "--top wants a count, not '%s'", v);
@@ -180,11 +188,15 @@ int mt_cli_no_heap(const mt_cli_t *c, const mt_heap_stats_t *hs)
     if (hs->allocs > 0) return 0;
     FILE *out = c->csv ? stderr : stdout;
     if (c->csv) fprintf(out, "memtrace %s: ", c->cmd);
-    if (hs->unknown_frees == 0)
+    if (c->layer != MT_DOM_libc && hs->unknown_frees == 0)
+        fprintf(out, "no %s events in %s: the trace does not hold this layer (%s)\n", mt_domain_name(c->layer),
+                c->path, mt_domain_description(c->layer));
+    else if (hs->unknown_frees == 0)
         fprintf(out, "no heap events in %s: no malloc, calloc, realloc or free was recorded\n", c->path);
     else
-        fprintf(out, "no heap allocations in %s: only %s free%s of blocks allocated before tracing started\n",
-                c->path, mt_fmt_count(a, sizeof a, hs->unknown_frees), mt_cli_plural(hs->unknown_frees));
+        fprintf(out, "no %s allocations in %s: only %s free%s of blocks allocated before tracing started\n",
+                c->layer == MT_DOM_libc ? "heap" : mt_domain_name(c->layer), c->path,
+                mt_fmt_count(a, sizeof a, hs->unknown_frees), mt_cli_plural(hs->unknown_frees));
     return 1;
 }
 

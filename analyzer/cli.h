@@ -40,6 +40,7 @@ typedef struct {
     const char *synopsis;   /* "[--top N] [--csv] DB", for usage errors */
     void (*usage)(FILE *);  /* full usage text for -h */
     int has_top, has_csv;   /* accepts --top / --csv */
+    int has_layer;          /* accepts --layer NAME (the heap model's layer) */
     const char *second;     /* NULL, or the second DB argument's name in
                                usage errors ("B.db"): the command compares
                                two traces (path, then path2) */
@@ -49,6 +50,7 @@ typedef struct {
     const char *path2;      /* the second one, when `second` is set */
     int64_t top;            /* --top N; 0: every row */
     int csv;
+    int layer;              /* --layer: mt_domain_t (default libc) */
     /* filled by mt_cli_open */
     int complete;           /* meta.complete: 1, 0, or -1 when absent */
     struct mt_cli_proc { int64_t id, pid; } *procs;

@@ -165,7 +165,7 @@ static int gather(mt_db_t *db, const char *progress, int side, entry_t **v, size
     mt_stackfmt_t *sf = NULL;
     size_t ns = 0;
     char text[4096];
-    int rc = mt_sites_heap(db, progress, &sites, &ns, hs);
+    int rc = mt_sites_heap(db, progress, 0, &sites, &ns, hs);
     if (!rc) rc = mt_stackfmt_open(db, &sf);
     for (size_t i = 0; i < ns && !rc; i++) {
         if (*n == *cap) {

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SYNOPSIS "[--collapsed [--by bytes|calls|leaked|peak] | --massif] [-o FILE] DB"
+#define SYNOPSIS "[--collapsed [--by bytes|calls|leaked|peak] | --massif] [-o FILE] [--layer NAME] DB"
 #define MAX_FRAMES 1024
 
 enum { BY_BYTES, BY_CALLS, BY_LEAKED, BY_PEAK, NBY };
@@ -66,6 +66,8 @@ void mt_usage_export(FILE *out)
             "  --massif     massif's format (no --by)\n"
             "  -o FILE      write to FILE instead of standard output (removed again when\n"
             "               the export fails)\n"
+            "  --layer NAME the layer taken as the heap: libc (default), or a CPython\n"
+            "               domain: pymem_raw, pymem, pyobj, pyarena\n"
             "  -h, --help   this text\n"
             "\n"
             "Exit status: 0 done, 1 the trace cannot be read or FILE written, 2 usage error.\n"
@@ -156,7 +158,7 @@ static int64_t weight_of(const mt_site_t *s, int by)
 int mt_cmd_export(int argc, char **argv)
 {
     static const char *const names[NBY] = {"bytes", "calls", "leaked", "peak"};
-    mt_cli_t c = {.cmd = "export", .synopsis = SYNOPSIS, .usage = mt_usage_export};
+    mt_cli_t c = {.cmd = "export", .synopsis = SYNOPSIS, .usage = mt_usage_export, .has_layer = 1};
     const char *by_arg = NULL, *collapsed = NULL, *massif = NULL, *outpath = NULL;
     const mt_cli_opt_t opts[] = {
         {"--by", NULL, 1, &by_arg},
@@ -194,12 +196,12 @@ int mt_cmd_export(int argc, char **argv)
         goto out;
     }
     if (massif) {
-        if ((rc = mt_massif_write(db, out, c.progress, &hs))) goto fail;
+        if ((rc = mt_massif_write(db, out, c.progress, c.layer, &hs))) goto fail;
         mt_cli_no_heap(&c, &hs);
         status = mt_cli_flush(&c, out);
         goto out;
     }
-    if ((rc = mt_sites_heap(db, c.progress, &v, &n, &hs))) goto fail;
+    if ((rc = mt_sites_heap(db, c.progress, c.layer, &v, &n, &hs))) goto fail;
     if ((rc = mt_stackfmt_open(db, &sf))) goto fail;
     if (n && !(lines = calloc(n, sizeof *lines))) {
         rc = MT_ENOMEM;

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SYNOPSIS "[--chains] [--top N] [--csv] DB"
+#define SYNOPSIS "[--chains] [--top N] [--csv] [--layer NAME] DB"
 
 enum { S_RANK, S_PROC, S_PID, S_CHAINS, S_STEPS, S_FACTOR, S_MOVES, S_INPLACE, S_COPIED, S_SIZES, S_FIRST,
        S_LAST, S_TIME, S_DURATION, S_STACK, S_NCOLS };
@@ -99,6 +99,8 @@ void mt_usage_growth(FILE *out)
             "              rank,process_id,pid,first_seq,first_ts_ns,steps,first_size,\n"
             "              last_size,median_factor,moves,in_place,bytes_copied,\n"
             "              duration_ns,factors,stack_id,frames\n"
+            "  --layer NAME  the layer taken as the heap: libc (default), or a CPython\n"
+            "              domain: pymem_raw, pymem, pyobj, pyarena\n"
             "  -h, --help  this text\n"
             "\n"
             "Exit status: 0 done, 1 the trace cannot be read, 2 usage error.\n"
@@ -209,7 +211,8 @@ static int chain_rows(const mt_cli_t *c, mt_table_t *t, const mt_chain_t *v, siz
 
 int mt_cmd_growth(int argc, char **argv)
 {
-    mt_cli_t c = {.cmd = "growth", .synopsis = SYNOPSIS, .usage = mt_usage_growth, .has_top = 1, .has_csv = 1};
+    mt_cli_t c = {.cmd = "growth", .synopsis = SYNOPSIS, .usage = mt_usage_growth, .has_top = 1, .has_csv = 1,
+                  .has_layer = 1};
     const char *chains_flag = NULL;
     const mt_cli_opt_t opts[] = {{"--chains", NULL, 0, &chains_flag}};
     int status = mt_cli_parse(&c, argc, argv, opts, 1);
@@ -229,7 +232,7 @@ int mt_cmd_growth(int argc, char **argv)
     size_t nsites = 0, nlong = 0;
     int rc;
     if (mt_cli_open(&c, &db)) goto out;
-    if ((rc = mt_chains_replay(db, c.progress, per_chain ? (size_t)c.top : 0, &model, &hs))) goto fail;
+    if ((rc = mt_chains_replay(db, c.progress, c.layer, per_chain ? (size_t)c.top : 0, &model, &hs))) goto fail;
     mt_chain_totals_t tot = mt_chains_totals(model);
     if ((rc = mt_chains_sites(model, &sites, &nsites))) goto fail;
     if (per_chain && (rc = mt_chains_longest(model, &longest, &nlong))) goto fail;

@@ -224,6 +224,7 @@ struct mt_heap {
     int64_t cached_thread;   /* last thread looked up (events come in runs) */
     size_t cached_ix;        /* its index, IDMAP_EMPTY: none */
     unsigned char kflags[MT_EV_COUNT], kdomain[MT_EV_COUNT];
+    int layer;               /* domain modelled as the heap */
 };
 
 int mt_heap_create(mt_heap_t **out)
@@ -239,6 +240,16 @@ int mt_heap_create(mt_heap_t **out)
     }
     *out = h;
     return 0;
+}
+
+void mt_heap_set_layer(mt_heap_t *h, int layer) { h->layer = layer; }
+
+int mt_heap_layer_code(const char *name)
+{
+    static const int ok[] = {MT_DOM_libc, MT_DOM_pymem_raw, MT_DOM_pymem, MT_DOM_pyobj, MT_DOM_pyarena};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (!strcmp(name, mt_domain_name(ok[i]))) return ok[i];
+    return -1;
 }
 
 void mt_heap_destroy(mt_heap_t *h)
@@ -491,12 +502,12 @@ int mt_heap_feed(mt_heap_t *h, const mt_db_event_t *ev, mt_heap_delta_t *d)
     if (ev->kind < 0 || ev->kind >= MT_EV_COUNT) return 0;
     unsigned fl = h->kflags[ev->kind];
     int dom = h->kdomain[ev->kind];
-    if (!(fl & (MT_KF_ALLOC | MT_KF_FREE)) || (dom != MT_DOM_libc && dom != MT_DOM_os)) return 0;
+    if (!(fl & (MT_KF_ALLOC | MT_KF_FREE)) || (dom != h->layer && dom != MT_DOM_os)) return 0;
     thread_t *t;
     int rc = thread_get(h, ev->thread, &t);
     if (rc) return rc;
     d->process = h->procs[t->proc].id;
-    return dom == MT_DOM_libc ? feed_heap(h, t, ev, fl, d) : feed_os(h, t, ev, fl, d);
+    return dom == h->layer ? feed_heap(h, t, ev, fl, d) : feed_os(h, t, ev, fl, d);
 }
 
 const mt_heap_stats_t *mt_heap_stats(const mt_heap_t *h) { return &h->st; }
@@ -593,6 +604,7 @@ int mt_heap_replay(mt_heap_t *h, mt_db_t *db, const mt_heap_replay_opts_t *opts)
     if (!opts) opts = &none;
     mt_progress_t prog;
     mt_stmt_t *st = NULL;
+    if (opts->layer) h->layer = opts->layer;
     int rc = mt_progress_start(&prog, opts->progress, db);
     if (!rc) rc = load_threads(h, db);
     if (rc) goto out;

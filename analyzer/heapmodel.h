@@ -112,6 +112,13 @@ typedef struct {
 /* Creates an empty model.  Returns 0 or MT_ENOMEM. */
 int mt_heap_create(mt_heap_t **out);
 
+/* Chooses the layer whose blocks the model keeps as "the heap" (before the
+ * first event): libc (the default), or a CPython domain (pymem_raw, pymem,
+ * pyobj, pyarena), whose alloc/free/realloc kinds follow the same rules. */
+void mt_heap_set_layer(mt_heap_t *h, int layer);
+/* The code of a layer name that mt_heap_set_layer accepts, or -1. */
+int mt_heap_layer_code(const char *name);
+
 /* Frees the model.  NULL is fine. */
 void mt_heap_destroy(mt_heap_t *h);
 
@@ -149,6 +156,8 @@ typedef struct {
     const char *progress;     /* label of a percentage shown on stderr while
                                  the pass runs (only on a terminal, only after
                                  the first second); NULL: none */
+    int layer;                /* the layer modelled as "the heap": mt_domain_t
+                                 (0: libc); see mt_heap_set_layer */
 } mt_heap_replay_opts_t;
 
 /* Registers the threads of the threads table, then feeds every row of

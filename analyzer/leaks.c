@@ -20,7 +20,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-#define SYNOPSIS "[--top N] [--csv] DB"
+#define SYNOPSIS "[--top N] [--csv] [--layer NAME] DB"
 
 enum { C_RANK = MT_VIEW_RANK, C_PROC = MT_VIEW_PROC, C_PID = MT_VIEW_PID,
        C_BLOCKS, C_BYTES, C_STACK, NCOLS };
@@ -56,6 +56,8 @@ void mt_usage_leaks(FILE *out)
             "  --csv       RFC 4180 CSV: a header row, then one row per stack:\n"
             "              rank,process_id,pid,blocks,bytes,stack_id,frames\n"
             "              (frames innermost first, joined by \" <- \"; no totals row)\n"
+            "  --layer NAME  the layer taken as the heap: libc (default), or a CPython\n"
+            "              domain: pymem_raw, pymem, pyobj, pyarena\n"
             "  -h, --help  this text\n"
             "\n"
             "Exit status: 0 done (leaks or not), 1 the trace cannot be read, 2 usage error.\n"
@@ -127,7 +129,8 @@ static void text_totals(const mt_cli_t *c, const mt_site_t *v, size_t n)
 
 int mt_cmd_leaks(int argc, char **argv)
 {
-    mt_cli_t c = {.cmd = "leaks", .synopsis = SYNOPSIS, .usage = mt_usage_leaks, .has_top = 1, .has_csv = 1};
+    mt_cli_t c = {.cmd = "leaks", .synopsis = SYNOPSIS, .usage = mt_usage_leaks, .has_top = 1, .has_csv = 1,
+                  .has_layer = 1};
     int status = mt_cli_parse(&c, argc, argv, NULL, 0);
     if (status >= 0) return status;
     status = 1;
@@ -140,7 +143,7 @@ int mt_cmd_leaks(int argc, char **argv)
     size_t n = 0, nleak = 0;
     int rc;
     if (mt_cli_open(&c, &db)) goto out;
-    if ((rc = mt_sites_heap(db, c.progress, &v, &n, &hs))) goto fail;
+    if ((rc = mt_sites_heap(db, c.progress, c.layer, &v, &n, &hs))) goto fail;
     if ((rc = mt_view_leaks(&c, v, n, &nleak, &t))) goto fail;
     size_t shown = mt_table_rows(t);
     if ((rc = mt_stackfmt_open(db, &sf))) goto fail;

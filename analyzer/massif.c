@@ -271,7 +271,7 @@ static int write_snapshot(FILE *out, int num, const snap_t *s, mt_stackfmt_t *sf
     return rc;
 }
 
-int mt_massif_write(mt_db_t *db, FILE *out, const char *progress, mt_heap_stats_t *stats)
+int mt_massif_write(mt_db_t *db, FILE *out, const char *progress, int layer, mt_heap_stats_t *stats)
 {
     pass_t p = {0};
     mt_heap_t *h = NULL;
@@ -295,7 +295,7 @@ int mt_massif_write(mt_db_t *db, FILE *out, const char *progress, mt_heap_stats_
     }
     if ((rc = mt_heap_create(&h)) || (rc = mt_sites_create(&p.sites))) goto out;
     p.hs = mt_heap_stats(h);
-    mt_heap_replay_opts_t ro = {.visit = visit, .arg = &p, .progress = progress};
+    mt_heap_replay_opts_t ro = {.visit = visit, .arg = &p, .progress = progress, .layer = layer};
     if ((rc = mt_heap_replay(h, db, &ro)) || (rc = take_until(&p, INT64_MAX))) goto out;
     *stats = *p.hs;
     if (p.hs->peak_seq >= 0) {

@@ -46,6 +46,6 @@
 /* Writes db's heap as a massif file to `out`.  `progress` labels the pass's
  * progress line (NULL: none); *stats receives the heap model's totals.
  * Returns 0, MT_ENOMEM or a database error. */
-int mt_massif_write(mt_db_t *db, FILE *out, const char *progress, mt_heap_stats_t *stats);
+int mt_massif_write(mt_db_t *db, FILE *out, const char *progress, int layer, mt_heap_stats_t *stats);
 
 #endif

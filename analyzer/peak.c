@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SYNOPSIS "[--top N] [--csv] DB"
+#define SYNOPSIS "[--top N] [--csv] [--layer NAME] DB"
 
 enum { C_LAYER, C_PBYTES, C_PBLOCKS, C_PSEQ, C_PTS, C_RANK, C_PROC, C_PID, C_BLOCKS, C_BYTES, C_SHARE,
        C_STACK, NCOLS };
@@ -59,6 +59,8 @@ void mt_usage_peak(FILE *out)
             "              layer,peak_bytes,peak_blocks,peak_seq,peak_ts_ns,rank,\n"
             "              process_id,pid,blocks,bytes,percent_of_peak,stack_id,frames\n"
             "              (layer is libc or os; the peak_* columns repeat the moment)\n"
+            "  --layer NAME  the layer taken as the heap: libc (default), or a CPython\n"
+            "              domain: pymem_raw, pymem, pyobj, pyarena\n"
             "  -h, --help  this text\n"
             "\n"
             "Exit status: 0 done, 1 the trace cannot be read, 2 usage error.\n"
@@ -159,7 +161,8 @@ static int text_layer(const mt_cli_t *c, const layer_peak_t *lp, const char *tit
 
 int mt_cmd_peak(int argc, char **argv)
 {
-    mt_cli_t c = {.cmd = "peak", .synopsis = SYNOPSIS, .usage = mt_usage_peak, .has_top = 1, .has_csv = 1};
+    mt_cli_t c = {.cmd = "peak", .synopsis = SYNOPSIS, .usage = mt_usage_peak, .has_top = 1, .has_csv = 1,
+                  .has_layer = 1};
     int status = mt_cli_parse(&c, argc, argv, NULL, 0);
     if (status >= 0) return status;
     status = 1;
@@ -172,7 +175,7 @@ int mt_cmd_peak(int argc, char **argv)
     layer_peak_t heap = {.layer = "libc"}, maps = {.layer = "os"};
     int rc;
     if (mt_cli_open(&c, &db)) goto out;
-    if ((rc = mt_sites_replay(db, c.progress, &sites, &hs))) goto fail;
+    if ((rc = mt_sites_replay(db, c.progress, c.layer, &sites, &hs))) goto fail;
     heap.bytes = hs.peak_bytes;
     heap.blocks = hs.peak_blocks;
     heap.seq = hs.peak_seq;

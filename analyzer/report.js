@@ -391,7 +391,8 @@
     var t = T.layout, lay = {};
     T.layers.rows.forEach(function (r) { lay[r[1]] = r[3]; });
     var py = el('p', {id: 'pymalloc-note', 'class': 'nodata'},
-                lay.pyarena ? 'pymalloc: ' + fmtCount(lay.pyarena) + ' arena events recorded; its pools are not recorded, so it has no map.'
+                lay.pyarena ? 'pymalloc: ' + fmtCount(lay.pyarena) + ' arena events recorded; its pool map is not drawn here yet ' +
+                              '(memtrace python rebuilds its pools: section pymalloc).'
                             : 'pymalloc: no data in this trace.');
     if (!t.rows.length) {
       noData(s, 'Bundled allocator: no data (the trace has no events of the bundled allocator; record with memtrace run --allocator=bundled).');

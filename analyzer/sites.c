@@ -154,7 +154,7 @@ int mt_sites_list(const mt_sites_t *s, int layer, mt_site_t **out, size_t *n)
     return 0;
 }
 
-int mt_sites_replay(mt_db_t *db, const char *progress, mt_sites_t **out, mt_heap_stats_t *stats)
+int mt_sites_replay(mt_db_t *db, const char *progress, int layer, mt_sites_t **out, mt_heap_stats_t *stats)
 {
     mt_heap_t *h = NULL;
     mt_sites_t *s = NULL;
@@ -162,7 +162,7 @@ int mt_sites_replay(mt_db_t *db, const char *progress, mt_sites_t **out, mt_heap
     int rc = mt_heap_create(&h);
     if (!rc) rc = mt_sites_create(&s);
     if (!rc) {
-        mt_heap_replay_opts_t opts = {.visit = mt_sites_visit, .arg = s, .progress = progress};
+        mt_heap_replay_opts_t opts = {.visit = mt_sites_visit, .arg = s, .progress = progress, .layer = layer};
         rc = mt_heap_replay(h, db, &opts);
     }
     if (!rc) {
@@ -175,12 +175,13 @@ int mt_sites_replay(mt_db_t *db, const char *progress, mt_sites_t **out, mt_heap
     return rc;
 }
 
-int mt_sites_heap(mt_db_t *db, const char *progress, mt_site_t **out, size_t *n, mt_heap_stats_t *stats)
+int mt_sites_heap(mt_db_t *db, const char *progress, int layer, mt_site_t **out, size_t *n,
+                  mt_heap_stats_t *stats)
 {
     mt_sites_t *sites = NULL;
     *out = NULL;
     *n = 0;
-    int rc = mt_sites_replay(db, progress, &sites, stats);
+    int rc = mt_sites_replay(db, progress, layer, &sites, stats);
     if (!rc) rc = mt_sites_list(sites, MT_SITES_HEAP, out, n);
     mt_sites_destroy(sites);
     return rc;

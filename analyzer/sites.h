@@ -64,13 +64,15 @@ int mt_sites_visit(void *arg, const mt_db_event_t *ev, const mt_heap_delta_t *d)
 int mt_sites_list(const mt_sites_t *s, int layer, mt_site_t **out, size_t *n);
 
 /* The one pass: replays every event of `db` (mt_heap_replay, with the
- * progress line `progress`, NULL for none) through a heap model and a sites
+ * progress line `progress`, NULL for none) through a heap model of `layer`
+ * (mt_heap_set_layer; 0: libc) and a sites
  * model.  On success *out holds the sites (destroy it) and *stats the heap
  * model's totals.  Returns 0, MT_ENOMEM or a database error. */
-int mt_sites_replay(mt_db_t *db, const char *progress, mt_sites_t **out, mt_heap_stats_t *stats);
+int mt_sites_replay(mt_db_t *db, const char *progress, int layer, mt_sites_t **out, mt_heap_stats_t *stats);
 
 /* The usual pair: mt_sites_replay, then the heap layer's sites as a malloc'ed
  * array (*out, *n; free it), the sites themselves dropped.  Same errors. */
-int mt_sites_heap(mt_db_t *db, const char *progress, mt_site_t **out, size_t *n, mt_heap_stats_t *stats);
+int mt_sites_heap(mt_db_t *db, const char *progress, int layer, mt_site_t **out, size_t *n,
+                  mt_heap_stats_t *stats);
 
 #endif

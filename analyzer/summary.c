@@ -91,6 +91,11 @@ void mt_usage_summary(FILE *out)
 
 /* ---- gathering ---- */
 
+/* Layers whose freed sizes the heap model knows (the others' frees carry no
+ * size: their released bytes are unknown here; `memtrace python` and
+ * --layer reports model them). */
+static int released_known(int dom) { return dom == MT_DOM_libc || dom == MT_DOM_os; }
+
 static int tally_event(void *arg, const mt_db_event_t *ev, const mt_heap_delta_t *d)
 {
     summary_t *s = arg;
@@ -250,7 +255,7 @@ static void text_kinds(const summary_t *s, FILE *out)
                 mt_fmt_count(a, sizeof a, t->calls));
         if (any_failed) fprintf(out, " %10s", mt_fmt_count(b, sizeof b, t->failed));
         if (fl & MT_KF_ALLOC) fprintf(out, " %12s\n", mt_fmt_bytes(c, sizeof c, (double)t->requested));
-        else if (fl & MT_KF_FREE)
+        else if ((fl & MT_KF_FREE) && released_known(mt_kind_domain(k)))
             fprintf(out, " %12s  released\n", mt_fmt_bytes(c, sizeof c, (double)t->released));
         else fprintf(out, " %12s\n", "-");
     }
@@ -266,8 +271,10 @@ static void text_kinds(const summary_t *s, FILE *out)
         char r[32];
         fprintf(out, "  %-10s %14s %14s %14s\n", mt_domain_name(d), mt_fmt_count(a, sizeof a, t->calls),
                 mt_fmt_bytes(b, sizeof b, (double)t->requested),
-                mt_fmt_bytes(r, sizeof r, (double)t->released));
+                released_known(d) ? mt_fmt_bytes(r, sizeof r, (double)t->released) : "-");
     }
+    if (s->layers[MT_DOM_pyobj].calls || s->layers[MT_DOM_pymem_raw].calls)
+        fprintf(out, "  CPython layers in detail: memtrace python DB\n");
 }
 
 static void text_heap(const summary_t *s, FILE *out)
@@ -384,10 +391,13 @@ static int render_csv(const summary_t *s, mt_stackfmt_t *sf, FILE *out)
     fprintf(out, "\nkind,layer,calls,failed,requested_bytes,released_bytes\n");
     for (int k = 0; k < MT_KIND_MAX; k++) {
         const tally_t *t = &s->kinds[k];
-        /* every C-library and OS kind; the bundled allocator's when present */
-        if (!mt_kind_name(k) || (k >= MT_EV_COUNT && !t->calls)) continue;
-        fprintf(out, "%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 "\n", mt_kind_name(k),
-                mt_domain_name(mt_kind_domain(k)), t->calls, t->failed, t->requested, t->released);
+        /* every C-library and OS kind; the other layers' when present */
+        int dom = mt_kind_domain(k);
+        if (!mt_kind_name(k) || (dom != MT_DOM_libc && dom != MT_DOM_os && !t->calls)) continue;
+        fprintf(out, "%s,%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",", mt_kind_name(k), mt_domain_name(dom), t->calls,
+                t->failed, t->requested);
+        if (released_known(dom)) fprintf(out, "%" PRId64, t->released);
+        fputc('\n', out);
     }
     if (s->unknown_kinds.calls)
         fprintf(out, "unknown,,%" PRId64 ",%" PRId64 ",0,0\n", s->unknown_kinds.calls,
@@ -396,8 +406,10 @@ static int render_csv(const summary_t *s, mt_stackfmt_t *sf, FILE *out)
     fprintf(out, "\nlayer,calls,failed,allocated_bytes,released_bytes\n");
     for (int d = 0; d < MT_DOM_COUNT; d++) {
         const tally_t *t = &s->layers[d];
-        fprintf(out, "%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 "\n", mt_domain_name(d), t->calls,
-                t->failed, t->requested, t->released);
+        fprintf(out, "%s,%" PRId64 ",%" PRId64 ",%" PRId64 ",", mt_domain_name(d), t->calls, t->failed,
+                t->requested);
+        if (released_known(d)) fprintf(out, "%" PRId64, t->released);
+        fputc('\n', out);
     }
 
     fprintf(out, "\nmeasure,value\n");

@@ -19,7 +19,7 @@
 
 #include <stdlib.h>
 
-#define SYNOPSIS "[--top N] [--csv] DB"
+#define SYNOPSIS "[--top N] [--csv] [--layer NAME] DB"
 
 enum { C_RANK = MT_VIEW_RANK, C_PROC = MT_VIEW_PROC, C_PID = MT_VIEW_PID,
        C_TEMP, C_CALLS, C_PCT, C_BYTES, C_STACK, NCOLS };
@@ -57,6 +57,8 @@ void mt_usage_temporary(FILE *out)
             "  --csv       RFC 4180 CSV: a header row, then one row per stack:\n"
             "              rank,process_id,pid,temporary,calls,percent,temporary_bytes,\n"
             "              stack_id,frames (frames innermost first, joined by \" <- \")\n"
+            "  --layer NAME  the layer taken as the heap: libc (default), or a CPython\n"
+            "              domain: pymem_raw, pymem, pyobj, pyarena\n"
             "  -h, --help  this text\n"
             "\n"
             "Exit status: 0 done, 1 the trace cannot be read, 2 usage error.\n"
@@ -100,7 +102,7 @@ int mt_view_temporary(const mt_cli_t *c, mt_site_t *v, size_t n, size_t *nrows, 
 int mt_cmd_temporary(int argc, char **argv)
 {
     mt_cli_t c = {.cmd = "temporary", .synopsis = SYNOPSIS, .usage = mt_usage_temporary, .has_top = 1,
-                  .has_csv = 1};
+                  .has_csv = 1, .has_layer = 1};
     int status = mt_cli_parse(&c, argc, argv, NULL, 0);
     if (status >= 0) return status;
     status = 1;
@@ -114,7 +116,7 @@ int mt_cmd_temporary(int argc, char **argv)
     int64_t bytes = 0;
     int rc;
     if (mt_cli_open(&c, &db)) goto out;
-    if ((rc = mt_sites_heap(db, c.progress, &v, &n, &hs))) goto fail;
+    if ((rc = mt_sites_heap(db, c.progress, c.layer, &v, &n, &hs))) goto fail;
     for (size_t i = 0; i < n; i++) bytes += v[i].temp_bytes;
     if ((rc = mt_view_temporary(&c, v, n, &k, &t))) goto fail;
     size_t shown = mt_table_rows(t);

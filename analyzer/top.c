@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SYNOPSIS "[--by calls|bytes|peak] [--top N] [--csv] DB"
+#define SYNOPSIS "[--by calls|bytes|peak] [--top N] [--csv] [--layer NAME] DB"
 
 enum { C_RANK = MT_VIEW_RANK, C_PROC = MT_VIEW_PROC, C_PID = MT_VIEW_PID,
        C_CALLS, C_BYTES, C_PBLOCKS, C_PBYTES, C_STACK, NCOLS };
@@ -57,6 +57,8 @@ void mt_usage_top(FILE *out)
             "  --csv       RFC 4180 CSV: a header row, then one row per site:\n"
             "              rank,process_id,pid,calls,bytes,peak_blocks,peak_bytes,\n"
             "              stack_id,frames (frames innermost first, joined by \" <- \")\n"
+            "  --layer NAME  the layer taken as the heap: libc (default), or a CPython\n"
+            "              domain: pymem_raw, pymem, pyobj, pyarena\n"
             "  -h, --help  this text\n"
             "\n"
             "Exit status: 0 done, 1 the trace cannot be read, 2 usage error.\n"
@@ -123,7 +125,8 @@ int mt_cmd_top(int argc, char **argv)
     static const char *const words[] = {[MT_TOP_CALLS] = "number of allocations",
                                         [MT_TOP_BYTES] = "bytes allocated",
                                         [MT_TOP_PEAK] = "bytes live at the heap peak"};
-    mt_cli_t c = {.cmd = "top", .synopsis = SYNOPSIS, .usage = mt_usage_top, .has_top = 1, .has_csv = 1};
+    mt_cli_t c = {.cmd = "top", .synopsis = SYNOPSIS, .usage = mt_usage_top, .has_top = 1, .has_csv = 1,
+                  .has_layer = 1};
     const char *by_arg = NULL;
     const mt_cli_opt_t opts[] = {{"--by", NULL, 1, &by_arg}};
     int status = mt_cli_parse(&c, argc, argv, opts, 1);
@@ -145,7 +148,7 @@ int mt_cmd_top(int argc, char **argv)
     int64_t calls = 0, bytes = 0;
     int rc;
     if (mt_cli_open(&c, &db)) goto out;
-    if ((rc = mt_sites_heap(db, c.progress, &v, &n, &hs))) goto fail;
+    if ((rc = mt_sites_heap(db, c.progress, c.layer, &v, &n, &hs))) goto fail;
     for (size_t i = 0; i < n; i++) {
         calls += v[i].calls;
         bytes += v[i].bytes;

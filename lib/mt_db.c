@@ -529,6 +529,10 @@ int mt_stmt_bind_text(mt_stmt_t *st, int idx, const char *v)
 {
     return map_rc(v ? sqlite3_bind_text(st->h, idx, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st->h, idx));
 }
+int mt_stmt_bind_textn(mt_stmt_t *st, int idx, const char *v, int len)
+{
+    return map_rc(v ? sqlite3_bind_text(st->h, idx, v, len, SQLITE_TRANSIENT) : sqlite3_bind_null(st->h, idx));
+}
 int mt_stmt_bind_blob(mt_stmt_t *st, int idx, const void *v, int len)
 {
     return map_rc(sqlite3_bind_blob(st->h, idx, v, len, SQLITE_TRANSIENT));

@@ -93,6 +93,7 @@ int mt_stmt_run(mt_stmt_t *st);
 /* Binding: index from 1; `mt_stmt_bind_null` for NULL. */
 int mt_stmt_bind_int(mt_stmt_t *st, int idx, int64_t v);
 int mt_stmt_bind_text(mt_stmt_t *st, int idx, const char *v); /* copied; NULL binds NULL */
+int mt_stmt_bind_textn(mt_stmt_t *st, int idx, const char *v, int len); /* len bytes, no NUL needed */
 int mt_stmt_bind_blob(mt_stmt_t *st, int idx, const void *v, int len);
 int mt_stmt_bind_null(mt_stmt_t *st, int idx);
 

@@ -9,6 +9,12 @@ static const char *const domain_names[] = {
 #undef X
 };
 
+static const char *const domain_descs[] = {
+#define X(code, name, layer, desc) [code] = desc,
+    MT_DOMAINS(X)
+#undef X
+};
+
 static const struct {
     const char *name;
     unsigned flags;
@@ -31,6 +37,7 @@ static const char *const marker_names[] = {
 #define IN_RANGE(c, arr) ((c) >= 0 && (size_t)(c) < sizeof(arr) / sizeof((arr)[0]))
 
 const char *mt_domain_name(int code) { return IN_RANGE(code, domain_names) ? domain_names[code] : NULL; }
+const char *mt_domain_description(int code) { return IN_RANGE(code, domain_descs) ? domain_descs[code] : NULL; }
 /* (codes between the lists have no name: NULL, as for unknown codes) */
 const char *mt_kind_name(int code) { return IN_RANGE(code, kinds) ? kinds[code].name : NULL; }
 unsigned mt_kind_flags(int code) { return IN_RANGE(code, kinds) ? kinds[code].flags : 0; }

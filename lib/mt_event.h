@@ -67,8 +67,8 @@ typedef enum {
     X(24, obj_calloc,     pyobj, MT_KF_ALLOC, "PyObject_Calloc(n, m): size = n*m")     \
     X(25, obj_realloc,    pyobj, MT_KF_ALLOC | MT_KF_FREE, "PyObject_Realloc(old_addr, size)") \
     X(26, obj_free,       pyobj, MT_KF_FREE, "PyObject_Free(addr)")                    \
-    X(27, arena_alloc,    pyarena, MT_KF_ALLOC, "object allocator's arena allocator: alloc(size)") \
-    X(28, arena_free,     pyarena, MT_KF_FREE, "object allocator's arena allocator: free(addr, size)") \
+    X(27, py_arena_alloc, pyarena, MT_KF_ALLOC, "object allocator's arena allocator: alloc(size)") \
+    X(28, py_arena_free,  pyarena, MT_KF_FREE, "object allocator's arena allocator: free(addr, size)") \
     X(29, madvise,        os,   0, "madvise(addr, size, advice) that returns memory (DONTNEED, FREE, REMOVE): old_addr = advice")
 
 typedef enum {
@@ -107,6 +107,7 @@ typedef enum {
 
 /* Names, flags and domains by code; NULL / 0 for unknown codes. */
 const char *mt_domain_name(int code);
+const char *mt_domain_description(int code);
 const char *mt_kind_name(int code);
 unsigned mt_kind_flags(int code);
 int mt_kind_domain(int code);

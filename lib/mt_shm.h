@@ -22,6 +22,9 @@
  *   | mt_trie_slot_t[] |  stack trie: (parent id, ip) -> id, lock-free
  *   +------------------+ log_off
  *   | uint32_t[]       |  node log: ids in order of insertion (nnodes used)
+ *   +------------------+ names_off
+ *   | Python names     |  mt_pyname_t entries (Python frames resolved in
+ *   |                  |  the target while its interpreter is alive)
  *   +------------------+ chunk_off
  *   | chunk 0..n-1     |  MT_CHUNK_SIZE each: mt_chunk_t + records
  *   +------------------+
@@ -52,7 +55,7 @@
 
 #define MT_SESSION_MAGIC 0x4d54534553534e31ULL /* "MTSESSN1" */
 #define MT_REGION_MAGIC  0x4d54524547494f31ULL /* "MTREGIO1" */
-#define MT_SHM_VERSION   3
+#define MT_SHM_VERSION   4
 
 #define MT_CHUNK_SIZE     (64u * 1024u)
 #define MT_DEFAULT_CHUNKS 1024u     /* 64 MiB of address space per process */
@@ -61,6 +64,7 @@
 #define MT_PATH_MAX       512
 #define MT_CMDLINE_MAX    2048
 #define MT_MAX_DEPTH      256
+#define MT_NAMES_SIZE     (8u << 20) /* Python frame names per process (sparse) */
 
 /* Options the launcher hands to every traced process. */
 typedef struct {
@@ -75,6 +79,9 @@ enum { MT_UNWIND_AUTO = 0, MT_UNWIND_FP = 1, MT_UNWIND_DWARF = 2 };
 
 #define MT_OPT_FREE_STACKS 1u /* also unwind at free() (off by default) */
 #define MT_OPT_BUNDLED 2u     /* the bundled allocator serves malloc (--allocator=bundled) */
+#define MT_OPT_PY_OFF 4u      /* --python=off: no CPython capture */
+#define MT_OPT_PY_ON 8u       /* --python=on: say so when no interpreter is found */
+#define MT_OPT_PY_NATIVE 16u  /* --python-native: full native stacks for Python-domain events */
 
 typedef struct {
     uint64_t magic;
@@ -104,6 +111,8 @@ typedef struct {
 enum {
     MT_REC_EVENT = 1,  /* a heap or mapping event: kind in `kind` */
     MT_REC_MARKER = 2, /* a timeline marker: marker code in `kind`, value in size */
+    MT_REC_GC = 3,     /* a CPython collection: kind 0 start, 1 stop; size = generation,
+                        * addr = collected, old_addr = uncollectable (stop only) */
 };
 
 /* One record, 48 bytes, identical for every type (simple and branch-free on
@@ -149,6 +158,51 @@ typedef struct {
 #define MT_RG_TRIE_FULL 8u  /* stack trie overflowed: some stacks are truncated */
 #define MT_RG_DISABLED  16u /* tracing stopped (collector gone) */
 
+/* Python frames.  A Python frame in a stack is an "ip" with bit 63 set:
+ * the code object's address >> 4 in bits 20-62 and the instruction
+ * (code-unit) offset in bits 0-19.  Its name is resolved in the target. */
+#define MT_PYFRAME_TAG (1ull << 63)
+#define MT_PYFRAME(code, off) \
+    (MT_PYFRAME_TAG | (((uint64_t)(code) >> 4) << 20) | ((uint64_t)(off) & 0xfffffu))
+#define MT_IS_PYFRAME(ip) (((uint64_t)(ip) & MT_PYFRAME_TAG) != 0)
+
+/* One resolved Python frame in the names area: file and function names
+ * follow the header (not NUL-terminated); entries are 8-byte aligned. */
+typedef struct {
+    uint64_t ip;       /* MT_PYFRAME value */
+    int32_t line;      /* -1: unknown */
+    uint16_t file_len, func_len;
+} mt_pyname_t;
+#define MT_PYNAME_SIZE(e) ((sizeof(mt_pyname_t) + (e)->file_len + (e)->func_len + 7u) & ~7u)
+
+#define MT_PY_CLASSES 64
+
+/* What the preload library found out about a CPython interpreter in the
+ * process (mt_region_t.py); written by the target, read at the end. */
+typedef struct {
+    uint32_t present;          /* 1: an interpreter's allocator API was found */
+    uint32_t installs;         /* domain wrapper installations */
+    uint64_t hexversion;       /* PY_VERSION_HEX, 0 if unknown */
+    char version[32];
+    char allocator[24];        /* _PyMem_GetCurrentAllocatorName() at install */
+    uint32_t arena_size, pool_size, size_classes, small_max;
+    uint32_t frames;           /* 1: Python frames are captured */
+    int32_t gc_threshold[3];
+    uint64_t gc_callback_seq;  /* 0: no GC callback */
+    int64_t gc_before[3];      /* gc.get_stats() collections at the callback's install */
+    int64_t gc_after[3];       /* the same at atexit; -1: not reached */
+    uint64_t names_used;       /* bytes of the names area in use (atomic, release) */
+    int64_t startup_rss;       /* resident bytes when the user's code started; -1: unknown */
+    uint32_t stats_valid;      /* 1: the pymalloc figures below are set */
+    uint32_t pad;
+    uint64_t stats_seq;        /* events with seq < this are reflected */
+    int64_t allocated_blocks;  /* sys.getallocatedblocks() */
+    int64_t arenas_allocated, arenas_reclaimed, arenas_highwater, arenas_current;
+    int64_t class_used[MT_PY_CLASSES];  /* blocks in use per size class */
+    int64_t class_pools[MT_PY_CLASSES]; /* pools per size class */
+    char note[256];            /* what could not be captured, and why */
+} mt_pyinfo_t;
+
 typedef struct {
     uint64_t magic;
     uint32_t version;
@@ -159,7 +213,7 @@ typedef struct {
     uint32_t flags;          /* MT_RG_* (atomic) */
     uint32_t nchunks;
     uint64_t start_ns;
-    uint64_t mod_off, trie_off, log_off, chunk_off, total_size;
+    uint64_t mod_off, trie_off, log_off, names_off, chunk_off, total_size;
     uint32_t nnodes;         /* node log entries claimed (atomic) */
     uint32_t pad1;
     uint32_t trie_slots;
@@ -176,6 +230,7 @@ typedef struct {
     uint64_t pym_stats_seq;       /* sequence number taken right after the snapshot */
     pym_stats_t pym_stats;        /* --allocator=bundled: the allocator's own
                                    * statistics when the process exited */
+    mt_pyinfo_t py;               /* CPython, when the process runs one */
 } mt_region_t;
 
 #define MT_PAGE_ROUND(x) (((uint64_t)(x) + 4095) & ~(uint64_t)4095)
@@ -183,7 +238,7 @@ typedef struct {
     (MT_PAGE_ROUND(sizeof(mt_region_t)) +                                      \
      MT_PAGE_ROUND((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t)) +           \
      MT_PAGE_ROUND((uint64_t)(slots) * sizeof(mt_trie_slot_t)) +               \
-     MT_PAGE_ROUND((uint64_t)(slots) * sizeof(uint32_t)) +                     \
+     MT_PAGE_ROUND((uint64_t)(slots) * sizeof(uint32_t)) + MT_NAMES_SIZE +      \
      (uint64_t)(nchunks) * MT_CHUNK_SIZE)
 
 static inline mt_chunk_t *mt_region_chunk(mt_region_t *r, uint32_t i)
@@ -201,6 +256,10 @@ static inline mt_trie_slot_t *mt_region_trie(mt_region_t *r)
 static inline uint32_t *mt_region_log(mt_region_t *r)
 {
     return (uint32_t *)((char *)r + r->log_off);
+}
+static inline char *mt_region_names(mt_region_t *r)
+{
+    return (char *)r + r->names_off;
 }
 
 /* Environment variables from launcher to target */

@@ -179,7 +179,24 @@ CREATE TABLE python (
     gc_after0      INTEGER,   -- the same at atexit (NULL if not reached)
     gc_after1      INTEGER,
     gc_after2      INTEGER,
+    startup_rss    INTEGER,   -- resident bytes when the user's code started (py_user_code)
+    stats_seq      INTEGER,   -- pymalloc's own figures below and in pymalloc_stats
+                              -- reflect the events with seq < stats_seq (taken at atexit)
+    allocated_blocks INTEGER, -- sys.getallocatedblocks()
+    arenas_allocated INTEGER, -- from sys._debugmallocstats: arenas allocated in all
+    arenas_reclaimed INTEGER, --   ... freed again
+    arenas_highwater INTEGER, --   ... most at once
+    arenas_current   INTEGER, --   ... mapped at stats_seq
     note           TEXT       -- what could not be captured, and why
+);
+
+-- pymalloc's own per-class figures (sys._debugmallocstats) at python.stats_seq,
+-- one row per size class in use: for checking the state rebuilt from events.
+CREATE TABLE pymalloc_stats (
+    process_id  INTEGER NOT NULL REFERENCES processes(id),
+    size_class  INTEGER NOT NULL,  -- block size = (size_class + 1) * 16 (3.8+)
+    pools       INTEGER NOT NULL,
+    blocks_used INTEGER NOT NULL
 );
 
 CREATE TABLE gc_events (

@@ -20,6 +20,7 @@
 
 #include "mt_error.h"
 #include "mt_event.h"
+#include "collector_py.h"
 #include "mt_symbolize.h"
 
 #include <dirent.h>
@@ -57,6 +58,7 @@ typedef struct {
     thread_ref_t *threads;
     size_t nthreads, capthreads;
     uint32_t *stack_ids;  /* trie slot -> stacks.id (dense, 0 = not yet) */
+    mt_pygc_t gc;         /* CPython: a collection in progress */
 } region_t;
 
 typedef struct {
@@ -120,6 +122,7 @@ void mt_collector_free(mt_collector_t *c)
         free(g->consumed);
         free(g->threads);
         free(g->stack_ids);
+        mt_pyc_gc_free(&g->gc);
     }
     free(c->regions);
     free(c->known);
@@ -205,6 +208,8 @@ static int store_record(mt_collector_t *c, region_t *g, int64_t thread, const mt
         int rc = mt_stmt_run(c->ins_marker);
         return rc ? rc : mt_db_skip_seq(c->cfg.db, (int64_t)rec->seq);
     }
+    if (rec->type == MT_REC_GC)
+        return mt_pyc_gc(c->cfg.db, &g->gc, thread, rec, rel_ts(c, rec->ts));
     return 0; /* unknown record types are skipped */
 }
 
@@ -310,7 +315,8 @@ static int add_region(mt_collector_t *c, const char *name)
         r->total_size != (uint64_t)sb.st_size || r->nchunks == 0 ||
         r->chunk_off + (uint64_t)r->nchunks * MT_CHUNK_SIZE > r->total_size ||
         r->trie_off + (uint64_t)r->trie_slots * sizeof(mt_trie_slot_t) > r->log_off ||
-        r->log_off + (uint64_t)r->trie_slots * sizeof(uint32_t) > r->chunk_off) {
+        r->log_off + (uint64_t)r->trie_slots * sizeof(uint32_t) > r->names_off ||
+        r->names_off + MT_NAMES_SIZE > r->chunk_off) {
         munmap(p, (size_t)sb.st_size);
         return 0; /* not published yet (or damaged): look again later */
     }
@@ -558,10 +564,36 @@ typedef struct {
     size_t cap, n;
 } frame_map_t;
 
-static int frame_id(mt_collector_t *c, frame_map_t *m, mt_stmt_t *ins, int64_t process_id, uint64_t ip,
-                    int64_t *next_id, int64_t *out)
+/* Inserts a frame row: a return address (symbolized later), or a Python
+ * frame with the names the target resolved (symbolized = 1, python = 1). */
+static int insert_frame(mt_stmt_t *ins, mt_stmt_t *ins_py, const mt_pynames_t *names, int64_t id,
+                        int64_t process_id, uint64_t ip)
 {
-    (void)c;
+    if (!MT_IS_PYFRAME(ip)) {
+        mt_stmt_bind_int(ins, 1, id);
+        mt_stmt_bind_int(ins, 2, process_id);
+        mt_stmt_bind_int(ins, 3, (int64_t)ip);
+        return mt_stmt_run(ins);
+    }
+    const char *file = NULL, *func = NULL;
+    const mt_pyname_t *e = mt_pyc_name(names, ip, &file, &func);
+    mt_stmt_bind_int(ins_py, 1, id);
+    mt_stmt_bind_int(ins_py, 2, process_id);
+    mt_stmt_bind_int(ins_py, 3, (int64_t)ip);
+    if (e) {
+        mt_stmt_bind_textn(ins_py, 4, func, e->func_len);
+        mt_stmt_bind_textn(ins_py, 5, file, e->file_len);
+        if (e->line >= 0) mt_stmt_bind_int(ins_py, 6, e->line);
+        else mt_stmt_bind_null(ins_py, 6);
+    } else {
+        for (int k = 4; k <= 6; k++) mt_stmt_bind_null(ins_py, k);
+    }
+    return mt_stmt_run(ins_py);
+}
+
+static int frame_id(frame_map_t *m, mt_stmt_t *ins, mt_stmt_t *ins_py, const mt_pynames_t *names,
+                    int64_t process_id, uint64_t ip, int64_t *next_id, int64_t *out)
+{
     if (m->n * 2 >= m->cap) {
         size_t cap = m->cap ? 2 * m->cap : 4096;
         frame_slot_t *s = calloc(cap, sizeof *s);
@@ -587,19 +619,18 @@ static int frame_id(mt_collector_t *c, frame_map_t *m, mt_stmt_t *ins, int64_t p
     int64_t id = (*next_id)++;
     m->slots[h] = (frame_slot_t){ip, id};
     m->n++;
-    mt_stmt_bind_int(ins, 1, id);
-    mt_stmt_bind_int(ins, 2, process_id);
-    mt_stmt_bind_int(ins, 3, (int64_t)ip);
     *out = id;
-    return mt_stmt_run(ins);
+    return insert_frame(ins, ins_py, names, id, process_id, ip);
 }
 
 /* Writes modules, frames and stacks of one region. */
 static int write_region_tables(mt_collector_t *c, region_t *g, mt_stmt_t *ins_mod, mt_stmt_t *ins_frame,
-                               mt_stmt_t *ins_stack, int64_t *next_frame)
+                               mt_stmt_t *ins_pyframe, mt_stmt_t *ins_stack, int64_t *next_frame)
 {
     mt_region_t *r = g->r;
-    int rc = 0;
+    mt_pynames_t *names = NULL;
+    int rc = mt_pyc_names_load(r, &names);
+    if (rc) return rc;
     uint32_t nmod = __atomic_load_n(&r->nmodules, __ATOMIC_ACQUIRE);
     if (nmod > MT_MAX_MODULES) nmod = MT_MAX_MODULES;
     mt_module_t *mods = mt_region_modules(r);
@@ -614,7 +645,10 @@ static int write_region_tables(mt_collector_t *c, region_t *g, mt_stmt_t *ins_mo
         mt_stmt_bind_int(ins_mod, 5, (int64_t)mods[i].end);
         rc = mt_stmt_run(ins_mod);
     }
-    if (rc) return rc;
+    if (rc) {
+        mt_pyc_names_free(names);
+        return rc;
+    }
 
     uint32_t nslots = r->trie_slots;
     mt_trie_slot_t *slots = mt_region_trie(r);
@@ -646,7 +680,7 @@ static int write_region_tables(mt_collector_t *c, region_t *g, mt_stmt_t *ins_mo
             while (np > 0) depth[path[--np] - 1] = ++d;
         }
         int64_t fid;
-        rc = frame_id(c, &fm, ins_frame, g->process_id, slots[i].ip, next_frame, &fid);
+        rc = frame_id(&fm, ins_frame, ins_pyframe, names, g->process_id, slots[i].ip, next_frame, &fid);
         if (rc) break;
         mt_stmt_bind_int(ins_stack, 1, stack_id(c, g, i + 1));
         if (slots[i].parent && slots[i].parent <= nslots)
@@ -661,6 +695,7 @@ out:
     free(depth);
     free(path);
     free(fm.slots);
+    mt_pyc_names_free(names);
     return rc;
 }
 
@@ -793,11 +828,16 @@ int mt_collector_finish(mt_collector_t *c, mt_collector_stats_t *st)
 {
     memset(st, 0, sizeof *st);
     mt_db_t *db = c->cfg.db;
-    mt_stmt_t *ins_mod = NULL, *ins_frame = NULL, *ins_stack = NULL, *upd = NULL;
+    mt_stmt_t *ins_mod = NULL, *ins_frame = NULL, *ins_pyframe = NULL, *ins_stack = NULL, *upd = NULL;
     int rc = mt_db_begin(db);
     if (!rc) rc = mt_stmt_prepare(db, "INSERT INTO modules(process_id, path, base, start, end) VALUES(?,?,?,?,?)",
                                   &ins_mod);
     if (!rc) rc = mt_stmt_prepare(db, "INSERT INTO frames(id, process_id, ip) VALUES(?,?,?)", &ins_frame);
+    if (!rc)
+        rc = mt_stmt_prepare(db,
+                             "INSERT INTO frames(id, process_id, ip, function, file, line, symbolized, python)"
+                             " VALUES(?,?,?,?,?,?,1,1)",
+                             &ins_pyframe);
     if (!rc) rc = mt_stmt_prepare(db, "INSERT INTO stacks VALUES(?,?,?,?)", &ins_stack);
     if (!rc)
         rc = mt_stmt_prepare(db,
@@ -806,14 +846,18 @@ int mt_collector_finish(mt_collector_t *c, mt_collector_stats_t *st)
                              &upd);
     int64_t next_frame = 1;
     for (size_t i = 0; i < c->nregions && !rc; i++) {
-        rc = write_region_tables(c, &c->regions[i], ins_mod, ins_frame, ins_stack, &next_frame);
+        rc = write_region_tables(c, &c->regions[i], ins_mod, ins_frame, ins_pyframe, ins_stack, &next_frame);
         if (!rc) finish_process(c, &c->regions[i], upd, st);
         if (!rc) rc = write_pym_stats(c, &c->regions[i]);
+        if (!rc) rc = mt_pyc_write_info(db, c->regions[i].process_id, c->regions[i].r);
+        if (!rc) rc = mt_pyc_gc_write(db, &c->regions[i].gc, c->regions[i].process_id);
+        st->python_processes += c->regions[i].r->py.present != 0;
         st->chunk_waits += (int64_t)__atomic_load_n(&c->regions[i].r->chunk_waits, __ATOMIC_RELAXED);
     }
     if (!rc) rc = mt_db_commit(db);
     mt_stmt_finalize(ins_mod);
     mt_stmt_finalize(ins_frame);
+    mt_stmt_finalize(ins_pyframe);
     mt_stmt_finalize(ins_stack);
     mt_stmt_finalize(upd);
     /* sealing the events needs every statement of the connection closed */
@@ -825,6 +869,7 @@ int mt_collector_finish(mt_collector_t *c, mt_collector_stats_t *st)
     rc = mt_symbolize(db, NULL);
     if (rc) return rc;
     rc = mt_db_build_indexes(db);
+    if (!rc) rc = mt_pyc_triggers(db);
     if (rc) return rc;
     st->events = c->events;
     st->markers = c->markers;

@@ -33,6 +33,7 @@ typedef struct {
     int64_t threads;
     int64_t markers;
     int64_t chunk_waits; /* times a traced thread waited for the collector */
+    int64_t python_processes; /* processes that ran a CPython interpreter */
     int child_status;  /* wait status of the launched program */
     int64_t child_maxrss; /* its peak resident set, bytes (0: unknown) */
     int incomplete;    /* some process ended without a clean exit */

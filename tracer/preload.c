@@ -28,6 +28,7 @@
 #define _GNU_SOURCE
 #include "mt_event.h"
 #include "mt_shm.h"
+#include "preload_int.h"
 #include "pym.h"
 
 #include <dlfcn.h>
@@ -100,7 +101,7 @@ typedef struct {
     uint64_t ip[TCACHE_DEPTH];
 } tcache_entry_t;
 
-typedef struct {
+struct tstate {
     mt_chunk_t *chunk;   /* owned chunk, NULL before the first record */
     char *data;          /* chunk payload */
     uint64_t pos;        /* bytes written to the chunk */
@@ -109,9 +110,10 @@ typedef struct {
     uint64_t stack_lo, stack_hi; /* this thread's stack: frame pointers must lie inside */
     uint64_t call_ts;    /* timestamp of the hook call in progress (0: not taken) */
     tcache_entry_t cache[TCACHE_SLOTS];
-} tstate_t;
+};
 
 static __thread int t_in_hook __attribute__((tls_model("initial-exec")));
+__thread unsigned mt_t_via __attribute__((tls_model("initial-exec")));
 static __thread tstate_t *t_state __attribute__((tls_model("initial-exec")));
 
 /* ---- raw system calls (never through our own hooks) ---- */
@@ -501,6 +503,23 @@ static uint32_t capture_stack(tstate_t *t, uint16_t *flags)
         n = k;
     }
     uint64_t *ip = (uint64_t *)raw;
+    uint64_t merged[2 * MT_MAX_DEPTH + 8];
+    if (mt_py_frames_on) {
+        /* a thread running Python: its Python frames in place of the
+         * interpreter's evaluation-loop frames */
+        int m = mt_py_merge(ip, n, merged, (int)(sizeof merged / sizeof merged[0]));
+        if (m >= 0) {
+            ip = merged;
+            n = m;
+        }
+    }
+    return mt_pl_stack_of(t, ip, n, flags);
+}
+
+/* The stack id of ip[0..n), innermost first, cut at the depth limit.
+ * hook context: no allocation. */
+uint32_t mt_pl_stack_of(tstate_t *t, const uint64_t *ip, int n, uint16_t *flags)
+{
     if (n > (int)g_depth) {
         n = (int)g_depth;
         *flags |= MT_RF_STACK_TRUNCATED;
@@ -666,7 +685,8 @@ static int create_region(int32_t parent_index, uint32_t flags)
     r->mod_off = MT_PAGE_ROUND(sizeof(mt_region_t));
     r->trie_off = r->mod_off + MT_PAGE_ROUND((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t));
     r->log_off = r->trie_off + MT_PAGE_ROUND((uint64_t)MT_TRIE_SLOTS * sizeof(mt_trie_slot_t));
-    r->chunk_off = r->log_off + MT_PAGE_ROUND((uint64_t)MT_TRIE_SLOTS * sizeof(uint32_t));
+    r->names_off = r->log_off + MT_PAGE_ROUND((uint64_t)MT_TRIE_SLOTS * sizeof(uint32_t));
+    r->chunk_off = r->names_off + MT_NAMES_SIZE;
     r->total_size = total;
     r->trie_slots = MT_TRIE_SLOTS;
     ssize_t k = readlink("/proc/self/exe", r->exe, sizeof r->exe - 1);
@@ -830,6 +850,9 @@ static void atfork_child(void)
     }
     if (create_region((int32_t)parent->index, MT_RG_FORKED) == 0) {
         if (t) t->region = g_region;
+        g_region->py = parent->py; /* the same interpreter; its names area starts empty */
+        g_region->py.names_used = 0;
+        g_region->py.stats_valid = 0;
         raw_munmap(parent, parent->total_size);
         scan_modules();
         if (!t) t = thread_state();
@@ -885,7 +908,7 @@ static inline void record(tstate_t *t, uint64_t seq, int kind, const void *addr,
     mt_rec_t r;
     r.type = MT_REC_EVENT;
     r.kind = (uint8_t)kind;
-    r.flags = failed ? MT_RF_FAILED : 0;
+    r.flags = (uint16_t)((failed ? MT_RF_FAILED : 0) | (mt_t_via << MT_RF_VIA_SHIFT));
     r.seq = seq;
     r.ts = call_ts(t);
     r.addr = (uint64_t)(uintptr_t)addr;
@@ -893,7 +916,45 @@ static inline void record(tstate_t *t, uint64_t seq, int kind, const void *addr,
     r.old_addr = (uint64_t)(uintptr_t)old;
     r.stack = want_stack ? capture_stack(t, &r.flags) : 0;
     emit(t, &r);
+    if (UNLIKELY(mt_py_watching)) mt_py_watch();
 }
+
+/* ---- the interface of preload_int.h ---- */
+
+tstate_t *mt_pl_enter(void) { return enter(); }
+void mt_pl_leave(void) { leave(); }
+uint64_t mt_pl_seq(void) { return next_seq(); }
+mt_region_t *mt_pl_region(void) { return g_region; }
+uint32_t mt_pl_depth(void) { return g_depth; }
+uint32_t mt_pl_options(void) { return g_opt_flags; }
+uint32_t mt_pl_native_stack(tstate_t *t, uint16_t *flags) { return capture_stack(t, flags); }
+void mt_pl_emit(tstate_t *t, const mt_rec_t *rec) { emit(t, rec); }
+
+void mt_pl_untraced(void (*fn)(void *), void *arg)
+{
+    int saved = t_in_hook;
+    t_in_hook = 1;
+    fn(arg);
+    t_in_hook = saved;
+}
+
+void mt_pl_event(tstate_t *t, uint64_t seq, int kind, const void *addr, uint64_t size, const void *old, int failed,
+                 unsigned via, uint32_t stack, uint16_t flags)
+{
+    mt_rec_t r;
+    r.type = MT_REC_EVENT;
+    r.kind = (uint8_t)kind;
+    r.flags = (uint16_t)(flags | (failed ? MT_RF_FAILED : 0) | (via << MT_RF_VIA_SHIFT));
+    r.seq = seq;
+    r.ts = call_ts(t);
+    r.addr = (uint64_t)(uintptr_t)addr;
+    r.size = size;
+    r.old_addr = (uint64_t)(uintptr_t)old;
+    r.stack = stack;
+    emit(t, &r);
+}
+
+void mt_pl_marker(tstate_t *t, int marker, uint64_t value) { record_marker(t, marker, value); }
 
 static void record_marker(tstate_t *t, int marker, uint64_t value)
 {
@@ -1019,7 +1080,7 @@ EXPORT int posix_memalign(void **out, size_t al, size_t n)
 EXPORT void free(void *p)
 {
     if (!p) {
-        if (g_region) __atomic_fetch_add(&g_region->free_null, 1, __ATOMIC_RELAXED);
+        if (g_region && !t_in_hook) __atomic_fetch_add(&g_region->free_null, 1, __ATOMIC_RELAXED);
         return;
     }
     tstate_t *t = enter();
@@ -1029,7 +1090,10 @@ EXPORT void free(void *p)
         leave();
         return;
     }
-    srv_free(p);
+    /* untraced: a block the C library gave to untraced code (dlerror's
+     * message, say) goes straight back, with no allocator event */
+    if (g_bundled && !pym_owns(p)) __libc_free(p);
+    else srv_free(p);
 }
 
 EXPORT void *realloc(void *old, size_t n)
@@ -1189,6 +1253,7 @@ EXPORT void *dlopen(const char *file, int mode)
     if (h && __atomic_load_n(&g_state, __ATOMIC_ACQUIRE) == ST_READY) {
         t_in_hook = 1;
         scan_modules();
+        mt_py_attach(h); /* a libpython opened RTLD_LOCAL is seen only through its handle */
         t_in_hook = st;
     }
     return h;
@@ -1271,6 +1336,7 @@ __attribute__((constructor)) static void preload_init(void)
     tstate_t *t = enter();
     if (t) {
         record_marker(t, MT_MK_process_start, 0);
+        mt_py_attach(NULL); /* the executable or a DT_NEEDED libpython: relocated by now */
         leave();
     }
 }

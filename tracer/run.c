@@ -54,7 +54,10 @@ void mt_usage_run(FILE *out)
             "Runs PROGRAM and records every allocation event (malloc, calloc, realloc,\n"
             "reallocarray, free, posix_memalign, aligned_alloc, memalign, valloc, pvalloc,\n"
             "mmap, munmap, mremap, brk, sbrk) with its call stack into an SQLite database.\n"
-            "Child processes (fork) and new images (exec) are recorded too.\n"
+            "Child processes (fork) and new images (exec) are recorded too.  In a CPython\n"
+            "interpreter, the raw, memory and object domains (PyMem_Raw*, PyMem_*,\n"
+            "PyObject_*), pymalloc's arenas and every garbage collection are recorded as\n"
+            "well, with Python frames in the stacks (CPython 3.11).\n"
             "\n"
             "Options:\n"
             "  -o, --output FILE      database to write (default: memtrace.PROGRAM.PID.db)\n"
@@ -69,6 +72,13 @@ void mt_usage_run(FILE *out)
             "                         them, DWARF (libunwind) elsewhere; fp: frame\n"
             "                         pointers only (fast, wrong through code built\n"
             "                         without them); dwarf: libunwind only\n"
+            "      --python=MODE      auto (default): record CPython's layers when the\n"
+            "                         program runs an interpreter; off: the C library\n"
+            "                         layer only; on: as auto, and say so when no\n"
+            "                         interpreter was found\n"
+            "      --python-native    full native stacks for Python-domain events too\n"
+            "                         (default: the calling C function and the Python\n"
+            "                         frames; much slower)\n"
             "      --rss-interval MS  sample resident memory every MS milliseconds\n"
             "                         (default %d, 0 = never)\n"
             "  -q, --quiet            do not print the closing line\n"
@@ -242,6 +252,8 @@ int mt_cmd_run(int argc, char **argv)
         {"unwind", required_argument, NULL, 'u'},
         {"allocator", required_argument, NULL, 'a'},
         {"rss-interval", required_argument, NULL, 'r'},
+        {"python", required_argument, NULL, 'P'},
+        {"python-native", no_argument, NULL, 'N'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -297,6 +309,16 @@ int mt_cmd_run(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'P':
+            opt.flags &= ~(MT_OPT_PY_OFF | MT_OPT_PY_ON);
+            if (!strcmp(optarg, "off")) opt.flags |= MT_OPT_PY_OFF;
+            else if (!strcmp(optarg, "on")) opt.flags |= MT_OPT_PY_ON;
+            else if (strcmp(optarg, "auto") != 0) {
+                fprintf(stderr, "memtrace: --python must be auto, on or off, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'N': opt.flags |= MT_OPT_PY_NATIVE; break;
         case 'q': quiet = 1; break;
         case 'h': mt_usage_run(stdout); return 0;
         default:
@@ -436,6 +458,8 @@ int mt_cmd_run(int argc, char **argv)
         if (st.child_maxrss) mt_db_meta_set_int(db, "max_rss_bytes", st.child_maxrss);
         mt_db_meta_set_int(db, "complete", !st.incomplete);
         if (st.incomplete) mt_db_meta_set_text(db, "incomplete_reason", st.reason);
+        if ((opt.flags & MT_OPT_PY_ON) && st.python_processes == 0)
+            fprintf(stderr, "memtrace: --python=on: no CPython interpreter was found in %s\n", prog);
         if (st.processes == 0)
             fprintf(stderr,
                     "memtrace: warning: no traced process reported in: %s is statically linked, set-user-ID, "

@@ -46,8 +46,8 @@ static const struct {
     {24, "obj_calloc", MT_DOM_pyobj, MT_KF_ALLOC},
     {25, "obj_realloc", MT_DOM_pyobj, MT_KF_ALLOC | MT_KF_FREE},
     {26, "obj_free", MT_DOM_pyobj, MT_KF_FREE},
-    {27, "arena_alloc", MT_DOM_pyarena, MT_KF_ALLOC},
-    {28, "arena_free", MT_DOM_pyarena, MT_KF_FREE},
+    {27, "py_arena_alloc", MT_DOM_pyarena, MT_KF_ALLOC},
+    {28, "py_arena_free", MT_DOM_pyarena, MT_KF_FREE},
     {29, "madvise", MT_DOM_os, 0},
 };
 #define NKINDS (sizeof expected_kinds / sizeof expected_kinds[0])
