@@ -186,18 +186,21 @@
     /* markers: process events and gc runs */
     var m = T.markers, mt = col(m, 'time_ms'), mk = col(m, 'kind'), mp = col(m, 'pid');
     var shownKinds = {main_enter: 1, exec: 1, fork_child: 1, killed: 1, py_init: 1, py_user_code: 1, py_atexit: 1};
+    var ngc = 0;
     m.rows.forEach(function (r) {
+      var x = X(r[mt]);
+      if (r[mk] === 'gc') {
+        var t = sv('g', {'class': 'marker m-gc'});
+        t.appendChild(sv('line', {x1: x, x2: x, y1: H - B, y2: H - B - 10}));
+        t.appendChild(sv('title', null, 'gc generation ' + r[col(m, 'value')] + ' (pid ' + r[mp] + ') at ' + fmtMs(r[mt])));
+        svg.appendChild(t);
+        ngc++;
+        return;
+      }
       if (!shownKinds[r[mk]]) return;
       var g = sv('g', {'class': 'marker m-' + r[mk]});
-      g.appendChild(sv('line', {x1: X(r[mt]), x2: X(r[mt]), y1: TP, y2: H - B}));
+      g.appendChild(sv('line', {x1: x, x2: x, y1: TP, y2: H - B}));
       g.appendChild(sv('title', null, r[mk] + ' (pid ' + r[mp] + ') at ' + fmtMs(r[mt])));
-      svg.appendChild(g);
-    });
-    var gc = T.gc, gt = col(gc, 'start_ms'), gg = col(gc, 'generation');
-    gc.rows.forEach(function (r) {
-      var g = sv('g', {'class': 'marker m-gc'});
-      g.appendChild(sv('line', {x1: X(r[gt]), x2: X(r[gt]), y1: H - B, y2: H - B - 10}));
-      g.appendChild(sv('title', null, 'gc generation ' + r[gg] + ' at ' + fmtMs(r[gt])));
       svg.appendChild(g);
     });
     var cursor = sv('line', {x1: 0, x2: 0, y1: TP, y2: H - B, 'class': 'cursor', visibility: 'hidden'});
@@ -222,7 +225,7 @@
     var legend = el('div', {'class': 'legend'});
     series.forEach(function (x) { legend.appendChild(el('span', {'class': 'key ' + x.cls}, x.name)); });
     legend.appendChild(el('span', {'class': 'key m-line'}, 'process / interpreter events'));
-    if (gc.rows.length) legend.appendChild(el('span', {'class': 'key m-gc'}, 'gc runs'));
+    if (ngc) legend.appendChild(el('span', {'class': 'key m-gc'}, 'gc runs'));
     s.appendChild(legend);
   }
 
@@ -260,7 +263,7 @@
       s.appendChild(el('p', {'class': 'note'}, fmtCount(D.limits.flame_omitted) + ' deeper nodes are left out of the page (flame.csv has them all).'));
     var W = 900, RH = 17, zoom = root;
     var svg = sv('svg', {id: 'flame-svg', width: W, height: (maxDepth + 1) * RH + 2, 'class': 'flame'});
-    s.appendChild(svg);
+    s.appendChild(el('div', {'class': 'flame-box'}, svg)); /* deep stacks scroll inside it */
     function isAncestor(a, n) { for (; n; n = byId[n.parent]) if (n === a) return true; return false; }
     function draw() {
       var m = metric.value, q = search.value.toLowerCase(), count = 0, matched = 0;
@@ -381,7 +384,7 @@
           T.top, 'top-table', 'No heap allocations.');
     table(section('growth', 'Growth chains', 'Blocks grown or shrunk by realloc, by the stack of the realloc (memtrace growth).'),
           T.growth, 'growth-table', 'No realloc chains: no realloc resized a block allocated during the trace.');
-    table(section('gc', 'Garbage collector runs', 'Each collection with the allocation that triggered it.'),
+    table(section('gc', 'Garbage collector runs', 'Each collection with the allocation that triggered it, the longest first.'),
           T.gc, 'gc-table', 'No garbage collector runs were recorded in this trace.');
   }
 

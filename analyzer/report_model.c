@@ -99,11 +99,17 @@ static const mt_tcol_t marker_cols[] = {
     {"pid", "pid", MT_TCOL_ID, 0, 0},             {"marker", "kind", MT_TCOL_TEXT, 0, 0},
     {"value", "value", MT_TCOL_ID, 0, 0},
 };
-/* thread starts are left out: one per thread, they would drown the rest */
+/* Thread starts are left out: one per thread, they would drown the rest.
+ * Each garbage collection is a marker `gc` too (value: its generation), so
+ * that the chart can mark every one while the gc table is cut to --top. */
 static const char marker_sql[] =
-    "SELECT m.ts / 1e6, m.ts, m.seq, m.process_id, p.pid, k.name, m.value"
+    "SELECT t / 1e6, t, seq, process_id, pid, kind, value FROM ("
+    " SELECT m.ts AS t, m.seq, m.process_id, p.pid, k.name AS kind, m.value"
     " FROM markers m JOIN marker_kinds k ON k.id = m.kind LEFT JOIN processes p ON p.id = m.process_id"
-    " WHERE k.name != 'thread_start' ORDER BY m.seq, m.process_id";
+    " WHERE k.name != 'thread_start'"
+    " UNION ALL SELECT g.start_ts, g.start_seq, g.process_id, p.pid, 'gc', g.generation"
+    " FROM gc_events g LEFT JOIN processes p ON p.id = g.process_id)"
+    " ORDER BY seq, t, kind, process_id";
 
 static const mt_tcol_t gc_cols[] = {
     {"#", "run", MT_TCOL_INT, 0, 0},               {"process", "process_id", MT_TCOL_ID, 0, MT_TCOL_ONLY_CSV},
@@ -114,12 +120,13 @@ static const mt_tcol_t gc_cols[] = {
     {"trigger", "trigger_kind", MT_TCOL_TEXT, 0, 0},  {"size", "trigger_size", MT_TCOL_BYTES, 0, 0},
     {"triggered at", "stack_id,frames", MT_TCOL_STACK, 0, 0},
 };
+/* the longest collections first */
 static const char gc_sql[] =
     "SELECT g.id, g.process_id, p.pid, g.generation, g.start_ts / 1e6, g.start_ts, g.stop_ts - g.start_ts,"
     " g.collected, g.uncollectable, g.trigger_seq, k.name, e.size, e.stack"
     " FROM gc_events g LEFT JOIN processes p ON p.id = g.process_id"
     " LEFT JOIN event_data e ON e.seq = g.trigger_seq LEFT JOIN event_kinds k ON k.id = e.kind"
-    " ORDER BY g.start_seq, g.id";
+    " ORDER BY g.stop_ts - g.start_ts DESC, g.start_seq, g.id";
 
 /* Runs `sql` and puts every row in a new table of columns cols[0..n):
  * INT-like cells from integers (a REAL column from a number), TEXT from

@@ -92,8 +92,16 @@ sqlite3 -bail gc.db <"$HERE/../golden/report/gc.sql"
 "$MEMTRACE" -q --allocator=bundled -o bundled.db "$PROGS/known_allocs" >/dev/null
 "$MEMTRACE" report --html bundled.html --csv bundled-csv bundled.db
 
-# the bar: the churn workload's 4,000,000 events
 pages=(leak hostile gc bundled)
+
+# a real CPython run (the capture fills the Python domains and gc_events)
+if [[ -x /usr/bin/python3.11 && -e ${WORKLOADS_SRC:-}/py_lists.py ]]; then
+    "$MEMTRACE" -q -o py.db /usr/bin/python3.11 "$WORKLOADS_SRC/py_lists.py" >/dev/null
+    "$MEMTRACE" report --html py.html --csv py-csv py.db
+    pages+=(py)
+fi
+
+# the bar: the churn workload's 4,000,000 events
 if [[ -x ${WORKLOADS:-}/churn ]]; then
     "$MEMTRACE" -q -o churn.db "$WORKLOADS/churn" >/dev/null
     start=$(date +%s%N)
@@ -171,6 +179,21 @@ assert_eq "bundled: the slider's last moment" "$(csvq bundled-csv/layout.csv '"%
     "$(fact bundled layout_last | sed 's/^ //')"
 assert_eq "bundled: the verdict's retained" "retained 1.0 MiB kept free by the bundled allocator." \
     "$(fact bundled verdict | grep -o 'retained.*')"
+
+# ---- a CPython run ---------------------------------------------------------------
+if [[ -e py.html ]]; then
+    clean py
+    ngc=$(sqlite3 py.db "SELECT count(*) FROM gc_events")
+    echo "py: $(meta py.db events) events, $ngc collections, drawn in $(fact py load_ms) ms"
+    assert_true "py: the capture recorded collections ($ngc)" test "$ngc" -gt 0
+    assert_eq "py: GC table rows (--top 100)" "$((ngc < 100 ? ngc : 100))" "$(fact py gc_rows)"
+    assert_eq "py: a tick per collection and a line per marker on the chart" \
+        "$(csvq py-csv/markers.csv 'sum(r["kind"] in ("gc", "main_enter", "exec", "fork_child", "killed", "py_init", "py_user_code", "py_atexit") for r in rows)')" \
+        "$(fact py timeline_markers)"
+    assert_eq "py: layer boxes with calls = layers.csv domains with calls" \
+        "$(csvq py-csv/layers.csv 'sum(int(r["calls"]) > 0 for r in rows)')" \
+        "$(fact py layer_boxes_with_calls)"
+fi
 
 # ---- churn: the bar ------------------------------------------------------------
 if [[ -e churn.html ]]; then

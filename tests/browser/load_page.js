@@ -43,6 +43,7 @@ const PROBE = `(() => {
   r.command = text('header dd');
   r.pwned = String(window.__memtrace_pwned === undefined ? 0 : window.__memtrace_pwned);
   r.layer_boxes = q('#layer-svg .layer-box').length;
+  r.layer_boxes_with_calls = q('#layer-svg .layer-box rect.layer:not(.empty)').length;
   r.timeline_series = q('#timeline-svg polyline.series').length;
   const line = document.querySelector('#timeline-svg polyline.series');
   r.timeline_points = line ? line.getAttribute('points').trim().split(/\\s+/).length : 0;
