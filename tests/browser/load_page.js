@@ -5,7 +5,8 @@
 //
 // Chromium (CHROMIUM, default /usr/bin/chromium) is started once, with a
 // fresh profile; each page is opened from file:// in a tab of its own.  For
-// PAGE NAME.html, OUTDIR/NAME.png is the screenshot of the whole page and
+// PAGE NAME.html, OUTDIR/NAME.png is a screenshot of the page (its top
+// SHOT_MAX_HEIGHT pixels) and
 // OUTDIR/NAME.facts holds, one key=value per line:
 //   error=TEXT        one per JavaScript exception, console error or
 //                     browser log error (there should be none)
@@ -29,6 +30,7 @@ if (!outdir || !pages.length) {
 const chromium = process.env.CHROMIUM || '/usr/bin/chromium';
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'memtrace-chromium.'));
 const TIMEOUT_MS = 20000 + 10000 * pages.length;
+const SHOT_MAX_HEIGHT = 3200; // pixels of each page in its screenshot
 
 // What the tests look at, computed in the page after it is drawn.  The
 // flame graph is also switched to every weight, searched and zoomed, as a
@@ -206,7 +208,13 @@ async function main() {
       if (ready !== '1') await new Promise((res) => setTimeout(res, 10));
     }
     const loadMs = Date.now() - t0;
-    const shotData = await s('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true });
+    // the top of the page (header, layers, chart, flame graph, first tables):
+    // a whole page of long tables takes seconds to paint
+    const tall = await s('Runtime.evaluate', { expression: 'document.documentElement.scrollHeight', returnByValue: true });
+    const height = Math.min(tall.result.value || 1400, SHOT_MAX_HEIGHT);
+    const shotData = await s('Page.captureScreenshot', {
+      format: 'png', captureBeyondViewport: true, clip: { x: 0, y: 0, width: 1000, height, scale: 1 },
+    });
     fs.writeFileSync(path.join(outdir, name + '.png'), Buffer.from(shotData.data, 'base64'));
     const probe = await s('Runtime.evaluate', { expression: PROBE, returnByValue: true });
     if (probe.exceptionDetails) tab.errors.push('probe: ' + JSON.stringify(probe.exceptionDetails));
