@@ -159,6 +159,7 @@ typedef struct {
     int64_t seq, ts;
     int64_t live[NDOM], blocks[NDOM];
     int64_t arenas, arena_bytes, arena_freed_bytes, used_bytes, pools;
+    int64_t arenas_total, arenas_freed, arenas_high;
     int64_t class_used[MAX_CLASSES], class_pools[MAX_CLASSES];
     int taken;
 } snap_t;
@@ -340,6 +341,9 @@ static void snapshot(model_t *m, int p, int64_t seq, int64_t ts)
         s->blocks[d] = m->layer[d].live_blocks;
     }
     s->arenas = (int64_t)m->narenas;
+    s->arenas_total = m->arenas_total;
+    s->arenas_freed = m->arenas_freed;
+    s->arenas_high = m->arenas_high;
     s->arena_bytes = (int64_t)m->narenas * m->pi->arena_size;
     s->arena_freed_bytes = m->arena_freed_bytes;
     s->used_bytes = m->used_bytes;
@@ -661,9 +665,9 @@ static int sec_pymalloc(ctx_t *x)
         const char *name;
         int64_t mine, theirs;
     } rows[] = {
-        {"arenas allocated in all", x->m->arenas_total, pi->arenas[0]},
-        {"arenas reclaimed", x->m->arenas_freed, pi->arenas[1]},
-        {"arenas at most", x->m->arenas_high, pi->arenas[2]},
+        {"arenas allocated in all", s->arenas_total, pi->arenas[0]},
+        {"arenas reclaimed", s->arenas_freed, pi->arenas[1]},
+        {"arenas at most", s->arenas_high, pi->arenas[2]},
         {"arenas now", s->arenas, pi->arenas[3]},
         {"blocks in use (sys.getallocatedblocks)", total, pi->allocated_blocks},
     };
