@@ -109,6 +109,9 @@ assert_eq "each was triggered by an object allocation at gc50.py line 8" 0 \
     "$(q gc.db "SELECT count(*) FROM gc_events g WHERE $loop AND NOT EXISTS (
                 SELECT 1 FROM event_data e JOIN stack_frames s ON s.stack_id = e.stack
                 WHERE e.seq = g.trigger_seq AND e.kind IN (23, 24) AND s.file LIKE '%gc50.py' AND s.line = 8)")"
+assert_eq "memtrace gc --csv --top 0: one row per collection" "$(q gc.db "SELECT count(*) FROM gc_events")" \
+    "$("$MEMTRACE" gc --csv --top 0 gc.db | tail -n +2 | wc -l | tr -d ' ')"
+assert_eq "memtrace gc --top 5: five rows" 5 "$("$MEMTRACE" gc --csv --top 5 gc.db | tail -n +2 | wc -l | tr -d ' ')"
 assert_eq "gc_events: stop after start, non-negative figures" 0 \
     "$(q gc.db "SELECT count(*) FROM gc_events WHERE stop_seq <= start_seq OR collected < 0 OR stop_ts < start_ts")"
 
