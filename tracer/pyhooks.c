@@ -909,8 +909,12 @@ void mt_py_attach(void *handle)
         note("no arena allocator API: arenas are not recorded");
     }
     pthread_atfork(NULL, NULL, atfork_child);
-    if (api.IsInitialized())
-        schedule_pending(); /* a late attach (dlopen after Py_Initialize) */
-    else
+    if (api.IsInitialized()) {
+        /* a late attach (a libpython opened after Py_Initialize ran): what
+         * the interpreter allocated before is not in the trace */
+        note("the wrappers went in after the interpreter was initialised: blocks allocated before are missing");
+        schedule_pending();
+    } else {
         mt_py_watching = 1;
+    }
 }
