@@ -462,9 +462,7 @@ static PyObject *gc_callback(PyObject *self, PyObject *args)
         r.type = MT_REC_GC;
         r.kind = strcmp(ph, "start") == 0 ? 0 : 1;
         r.seq = mt_pl_seq();
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        r.ts = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        r.ts = mt_pl_now();
         r.size = (uint64_t)dict_long(d, "generation");
         if (r.kind == 1) {
             r.addr = (uint64_t)dict_long(d, "collected");
