@@ -22,6 +22,7 @@ int mt_cmd_diff(int argc, char **argv);
 int mt_cmd_layout(int argc, char **argv);
 int mt_cmd_retained(int argc, char **argv);
 int mt_cmd_python(int argc, char **argv);
+int mt_cmd_gc(int argc, char **argv);
 int mt_cmd_report(int argc, char **argv);
 
 /* Usage text of each subcommand (for `memtrace help CMD` and errors). */
@@ -38,6 +39,7 @@ void mt_usage_diff(FILE *out);
 void mt_usage_layout(FILE *out);
 void mt_usage_retained(FILE *out);
 void mt_usage_python(FILE *out);
+void mt_usage_gc(FILE *out);
 void mt_usage_report(FILE *out);
 
 #endif

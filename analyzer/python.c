@@ -159,6 +159,7 @@ typedef struct {
     int64_t seq, ts;
     int64_t live[NDOM], blocks[NDOM];
     int64_t arenas, arena_bytes, arena_freed_bytes, used_bytes, pools;
+    int64_t arenas_total, arenas_freed, arenas_high;
     int64_t class_used[MAX_CLASSES], class_pools[MAX_CLASSES];
     int taken;
 } snap_t;
@@ -340,6 +341,9 @@ static void snapshot(model_t *m, int p, int64_t seq, int64_t ts)
         s->blocks[d] = m->layer[d].live_blocks;
     }
     s->arenas = (int64_t)m->narenas;
+    s->arenas_total = m->arenas_total;
+    s->arenas_freed = m->arenas_freed;
+    s->arenas_high = m->arenas_high;
     s->arena_bytes = (int64_t)m->narenas * m->pi->arena_size;
     s->arena_freed_bytes = m->arena_freed_bytes;
     s->used_bytes = m->used_bytes;
@@ -661,9 +665,9 @@ static int sec_pymalloc(ctx_t *x)
         const char *name;
         int64_t mine, theirs;
     } rows[] = {
-        {"arenas allocated in all", x->m->arenas_total, pi->arenas[0]},
-        {"arenas reclaimed", x->m->arenas_freed, pi->arenas[1]},
-        {"arenas at most", x->m->arenas_high, pi->arenas[2]},
+        {"arenas allocated in all", s->arenas_total, pi->arenas[0]},
+        {"arenas reclaimed", s->arenas_freed, pi->arenas[1]},
+        {"arenas at most", s->arenas_high, pi->arenas[2]},
         {"arenas now", s->arenas, pi->arenas[3]},
         {"blocks in use (sys.getallocatedblocks)", total, pi->allocated_blocks},
     };
@@ -805,6 +809,7 @@ static int sec_collections(ctx_t *x)
     int64_t n = 0;
     while (!rc && (rc = mt_stmt_step(st)) == 1) {
         n++;
+        rc = 0;
         if (x->c->top && n > x->c->top) continue;
         if ((rc = mt_table_row(t))) break;
         mt_table_int(t, 0, n);
@@ -1013,6 +1018,80 @@ fail:
     mt_cli_fail(&c, db, rc);
 out:
     model_free(&m);
+    mt_stackfmt_close(sf);
+    mt_db_close(db);
+    mt_cli_free(&c);
+    return status;
+}
+
+/* ---- memtrace gc ---- */
+
+#define GC_SYNOPSIS "[--pid PID] [--top N] [--csv] DB"
+
+void mt_usage_gc(FILE *out)
+{
+    fprintf(out,
+            "usage: memtrace gc " GC_SYNOPSIS "\n"
+            "\n"
+            "The garbage collections of a traced CPython interpreter, in order: generation,\n"
+            "start (seq), duration, objects collected, and the allocation that triggered\n"
+            "it (the last object allocation of the collecting thread before the start:\n"
+            "the one that pushed generation 0 over its threshold), with its Python and C\n"
+            "stack.  Text output begins with the counts per generation, checked against\n"
+            "gc.get_stats() (see `memtrace python`).\n"
+            "\n"
+            "Options:\n"
+            "  --pid PID   the process (default: the first that ran Python)\n"
+            "  --top N     the first N collections (default %d; 0: all)\n"
+            "  --csv       RFC 4180 CSV of the collections: rank,generation,start_seq,\n"
+            "              duration_ns,collected,trigger_kind,trigger_size,stack_id,frames\n"
+            "  -h, --help  this text\n"
+            "\n"
+            "Exit status: 0 done, 1 the trace cannot be read or holds no CPython\n"
+            "interpreter, 2 usage error.\n",
+            MT_CLI_DEFAULT_TOP);
+}
+
+int mt_cmd_gc(int argc, char **argv)
+{
+    const char *pid_s = NULL;
+    const mt_cli_opt_t opts[] = {{"--pid", NULL, 1, &pid_s}};
+    mt_cli_t c = {.cmd = "gc", .synopsis = GC_SYNOPSIS, .usage = mt_usage_gc, .has_top = 1, .has_csv = 1,
+                  .top = MT_CLI_DEFAULT_TOP};
+    int status = mt_cli_parse(&c, argc, argv, opts, 1);
+    if (status >= 0) return status;
+    int64_t pid = -1;
+    if (pid_s && mt_cli_int(pid_s, 1, INT32_MAX, &pid)) return mt_cli_usage_error(&c, "--pid wants a pid, not '%s'", pid_s);
+    status = 1;
+    mt_db_t *db = NULL;
+    mt_stackfmt_t *sf = NULL;
+    pyinfo_t pi;
+    model_t m;
+    memset(&pi, 0, sizeof pi);
+    memset(&m, 0, sizeof m);
+    int rc = 0;
+    if (mt_cli_open(&c, &db)) goto out;
+    if (!read_info(db, pid, &pi, &rc)) {
+        if (rc) goto fail;
+        fprintf(stderr, "memtrace gc: %s holds no CPython interpreter%s: no garbage collections were recorded\n",
+                c.path, pid >= 0 ? " in that process" : "");
+        goto out;
+    }
+    m.pi = &pi;
+    if ((rc = marker_seq(db, pi.process, MT_MK_py_atexit, &m.point_seq[P_ATEXIT]))) goto fail;
+    if ((rc = mt_stackfmt_open(db, &sf))) goto fail;
+    ctx_t x = {&c, db, sf, &pi, &m, c.csv};
+    if (!c.csv) {
+        printf("garbage collections of CPython %s, pid %" PRId64 ", in %s\n", pi.version, pi.pid, c.path);
+        rc = sec_gc(&x);
+    }
+    if (!rc) rc = sec_collections(&x);
+    if (rc) goto fail;
+    status = mt_cli_flush(&c, stdout);
+    goto out;
+fail:
+    mt_cli_fail(&c, db, rc);
+out:
     mt_stackfmt_close(sf);
     mt_db_close(db);
     mt_cli_free(&c);

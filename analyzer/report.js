@@ -384,7 +384,7 @@
           T.top, 'top-table', 'No heap allocations.');
     table(section('growth', 'Growth chains', 'Blocks grown or shrunk by realloc, by the stack of the realloc (memtrace growth).'),
           T.growth, 'growth-table', 'No realloc chains: no realloc resized a block allocated during the trace.');
-    table(section('gc', 'Garbage collector runs', 'Each collection with the allocation that triggered it, the longest first.'),
+    table(section('gc', 'Garbage collector runs', 'Each collection with the allocation that triggered it, the longest first (memtrace gc lists them in order, per interpreter).'),
           T.gc, 'gc-table', 'No garbage collector runs were recorded in this trace.');
   }
 

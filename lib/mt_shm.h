@@ -55,7 +55,7 @@
 
 #define MT_SESSION_MAGIC 0x4d54534553534e31ULL /* "MTSESSN1" */
 #define MT_REGION_MAGIC  0x4d54524547494f31ULL /* "MTREGIO1" */
-#define MT_SHM_VERSION   4
+#define MT_SHM_VERSION   5
 
 #define MT_CHUNK_SIZE     (64u * 1024u)
 #define MT_DEFAULT_CHUNKS 1024u     /* 64 MiB of address space per process */
@@ -82,6 +82,7 @@ enum { MT_UNWIND_AUTO = 0, MT_UNWIND_FP = 1, MT_UNWIND_DWARF = 2 };
 #define MT_OPT_PY_OFF 4u      /* --python=off: no CPython capture */
 #define MT_OPT_PY_ON 8u       /* --python=on: say so when no interpreter is found */
 #define MT_OPT_PY_NATIVE 16u  /* --python-native: full native stacks for Python-domain events */
+#define MT_OPT_TSC 32u        /* record ts are time-stamp counter ticks (lib/mt_clock.h) */
 
 typedef struct {
     uint64_t magic;
@@ -89,7 +90,8 @@ typedef struct {
     int32_t collector_pid;    /* a target whose collector is gone stops tracing */
     uint64_t start_ns;        /* CLOCK_MONOTONIC at session start */
     mt_options_t opt;
-    uint8_t pad0[64 - 40];
+    uint64_t start_tsc;       /* MT_OPT_TSC: the time-stamp counter at start_ns */
+    uint8_t pad0[64 - 48];
     uint64_t seq;             /* next sequence number (atomic), own cache line */
     uint8_t pad1[56];
     uint32_t region_count;    /* regions created so far (atomic) */
@@ -123,7 +125,7 @@ typedef struct {
     uint16_t flags;    /* MT_RF_* */
     uint32_t stack;    /* trie node id of the innermost frame, 0 = none */
     uint64_t seq;      /* global order */
-    uint64_t ts;       /* CLOCK_MONOTONIC ns */
+    uint64_t ts;       /* CLOCK_MONOTONIC ns, or TSC ticks with MT_OPT_TSC */
     uint64_t addr;     /* result / freed address */
     uint64_t size;     /* requested size, or marker value */
     uint64_t old_addr; /* realloc, mremap: the block that was replaced */

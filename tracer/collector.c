@@ -21,6 +21,7 @@
 #include "mt_error.h"
 #include "mt_event.h"
 #include "collector_py.h"
+#include "mt_clock.h"
 #include "mt_symbolize.h"
 
 #include <dirent.h>
@@ -82,6 +83,8 @@ struct mt_collector {
     int64_t events, markers, since_commit;
     mt_stmt_t *ins_marker, *ins_thread, *ins_rss;
     uint64_t last_liveness, last_rss;
+    int tsc;              /* records carry TSC ticks */
+    mt_tscmap_t tscmap;   /* ticks -> CLOCK_MONOTONIC ns */
 };
 
 static uint64_t mono_ns(void)
@@ -97,12 +100,31 @@ static int64_t rel_ts(mt_collector_t *c, uint64_t ts)
     return ts >= s ? (int64_t)(ts - s) : 0;
 }
 
+/* A record's timestamp (ticks with MT_OPT_TSC, see mt_clock.h) as ns since
+ * the session start. */
+static int64_t rec_ts(mt_collector_t *c, uint64_t ts)
+{
+    return rel_ts(c, c->tsc ? mt_tscmap_ns(&c->tscmap, ts) : ts);
+}
+
+/* A (ticks, ns) sample for rec_ts, taken before each pass over the
+ * records so that most of them fall between two samples. */
+static int sample_clock(mt_collector_t *c, int force)
+{
+    if (!c->tsc) return 0;
+    uint64_t t = mt_clock_rdtsc(), ns = mono_ns();
+    if (!force && c->tscmap.n && ns - c->tscmap.ns[c->tscmap.n - 1] < 1000000ull) return 0;
+    return mt_tscmap_add(&c->tscmap, t, ns);
+}
+
 int mt_collector_new(const mt_collector_cfg_t *cfg, mt_collector_t **out)
 {
     mt_collector_t *c = calloc(1, sizeof *c);
     if (!c) return MT_ENOMEM;
     c->cfg = *cfg;
-    int rc = mt_stmt_prepare(cfg->db, "INSERT INTO markers VALUES(?,?,?,?,?,?)", &c->ins_marker);
+    c->tsc = (cfg->session->opt.flags & MT_OPT_TSC) != 0;
+    int rc = c->tsc ? mt_tscmap_add(&c->tscmap, cfg->session->start_tsc, cfg->session->start_ns) : 0;
+    if (!rc) rc = mt_stmt_prepare(cfg->db, "INSERT INTO markers VALUES(?,?,?,?,?,?)", &c->ins_marker);
     if (!rc) rc = mt_stmt_prepare(cfg->db, "INSERT INTO threads VALUES(?,?,?,?,?)", &c->ins_thread);
     if (!rc) rc = mt_stmt_prepare(cfg->db, "INSERT INTO rss_samples VALUES(?,?,?,?,?)", &c->ins_rss);
     if (rc) {
@@ -130,6 +152,7 @@ void mt_collector_free(mt_collector_t *c)
     mt_stmt_finalize(c->ins_marker);
     mt_stmt_finalize(c->ins_thread);
     mt_stmt_finalize(c->ins_rss);
+    mt_tscmap_free(&c->tscmap);
     free(c);
 }
 
@@ -154,7 +177,7 @@ static int thread_id(mt_collector_t *c, region_t *g, int32_t tid, const mt_rec_t
     mt_stmt_bind_int(c->ins_thread, 2, g->process_id);
     mt_stmt_bind_int(c->ins_thread, 3, tid);
     mt_stmt_bind_int(c->ins_thread, 4, (int64_t)first->seq);
-    mt_stmt_bind_int(c->ins_thread, 5, rel_ts(c, first->ts));
+    mt_stmt_bind_int(c->ins_thread, 5, rec_ts(c, first->ts));
     *out = id;
     return mt_stmt_run(c->ins_thread);
 }
@@ -173,7 +196,7 @@ static int store_record(mt_collector_t *c, region_t *g, int64_t thread, const mt
     if (rec->type == MT_REC_EVENT) {
         mt_db_event_t e;
         e.seq = (int64_t)rec->seq;
-        e.ts = rel_ts(c, rec->ts);
+        e.ts = rec_ts(c, rec->ts);
         e.kind = rec->kind;
         e.thread = thread;
         e.addr = rec->addr;
@@ -199,7 +222,7 @@ static int store_record(mt_collector_t *c, region_t *g, int64_t thread, const mt
     }
     if (rec->type == MT_REC_MARKER) {
         mt_stmt_bind_int(c->ins_marker, 1, (int64_t)rec->seq);
-        mt_stmt_bind_int(c->ins_marker, 2, rel_ts(c, rec->ts));
+        mt_stmt_bind_int(c->ins_marker, 2, rec_ts(c, rec->ts));
         mt_stmt_bind_int(c->ins_marker, 3, thread);
         mt_stmt_bind_int(c->ins_marker, 4, g->process_id);
         mt_stmt_bind_int(c->ins_marker, 5, rec->kind);
@@ -209,8 +232,19 @@ static int store_record(mt_collector_t *c, region_t *g, int64_t thread, const mt
         return rc ? rc : mt_db_skip_seq(c->cfg.db, (int64_t)rec->seq);
     }
     if (rec->type == MT_REC_GC)
-        return mt_pyc_gc(c->cfg.db, &g->gc, thread, rec, rel_ts(c, rec->ts));
+        return mt_pyc_gc(c->cfg.db, &g->gc, thread, rec, rec_ts(c, rec->ts));
     return 0; /* unknown record types are skipped */
+}
+
+/* A record stamped after the last clock sample waits for the next pass,
+ * so that its time is interpolated between two samples, never
+ * extrapolated: a thread's times then never go backwards.  (Not a record
+ * stamped implausibly far ahead: the target's data is not trusted.) */
+static int held_back(const mt_collector_t *c, const mt_rec_t *rec)
+{
+    if (!c->tsc || !c->tscmap.n) return 0;
+    uint64_t last = c->tscmap.tick[c->tscmap.n - 1];
+    return rec->ts > last && rec->ts - last < (1ull << 34);
 }
 
 /* Converts every published record of one region.  Returns the number of
@@ -233,12 +267,13 @@ static long drain_region(mt_collector_t *c, region_t *g)
             int rc = thread_id(c, g, ch->tid, rec, &tid_row);
             if (rc) return rc;
             for (; pos < used; pos += sizeof(mt_rec_t), rec++, n++) {
+                if (held_back(c, rec)) break;
                 rc = store_record(c, g, tid_row, rec);
                 if (rc) return rc;
             }
             g->consumed[i] = pos;
         }
-        if (st == MT_CHUNK_FULL) {
+        if (st == MT_CHUNK_FULL && g->consumed[i] >= used) {
             g->consumed[i] = 0;
             __atomic_store_n(&ch->state, MT_CHUNK_FREE, __ATOMIC_RELEASE);
         }
@@ -491,6 +526,8 @@ static int check_liveness(mt_collector_t *c, int force)
             ended = s == 0 || s == 'Z' || s == 'X';
         }
         if (!ended) continue;
+        int crc = sample_clock(c, 1); /* its last records are all stamped before now */
+        if (crc) return crc;
         long rc = drain_region(c, g);
         if (rc < 0) return (int)rc;
         g->closed = 1;
@@ -505,6 +542,7 @@ int mt_collector_run(mt_collector_t *c, volatile int *stop)
     uint64_t last_scan = 0;
     for (;;) {
         long total = 0;
+        if ((rc = sample_clock(c, 0))) return rc;
         for (size_t i = 0; i < c->nregions; i++) {
             if (c->regions[i].closed) continue;
             long n = drain_region(c, &c->regions[i]);

@@ -33,6 +33,7 @@ static const command_t commands[] = {
     {"layout", mt_cmd_layout, mt_usage_layout, "the bundled allocator's arenas and pools at one moment"},
     {"retained", mt_cmd_retained, mt_usage_retained, "memory freed but kept, per layer, over time, and what pins it"},
     {"python", mt_cmd_python, mt_usage_python, "CPython's layers: domains, arenas, GC runs, growth, start-up"},
+    {"gc", mt_cmd_gc, mt_usage_gc, "CPython's garbage collections with the allocations that triggered them"},
     {"report", mt_cmd_report, mt_usage_report, "one HTML page with charts and a flame graph, and CSV files of every view"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

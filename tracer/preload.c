@@ -26,6 +26,7 @@
  * call; the first hook that finds tracing uninitialised initialises it.
  */
 #define _GNU_SOURCE
+#include "mt_clock.h"
 #include "mt_event.h"
 #include "mt_shm.h"
 #include "preload_int.h"
@@ -124,12 +125,13 @@ static void *raw_mmap(void *a, size_t l, int p, int f, int fd, off_t o)
 }
 static int raw_munmap(void *a, size_t l) { return (int)syscall(SYS_munmap, a, l); }
 
-static inline uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+static inline uint64_t now_ns(void) { return mt_clock_mono_ns(); }
+
+/* A record's timestamp: TSC ticks or ns (mt_clock.h); the collector
+ * converts.  hook context: no allocation, no system call. */
+static int g_tsc;
+static inline uint64_t now_ts(void) { return LIKELY(g_tsc) ? mt_clock_rdtsc() : mt_clock_mono_ns(); }
+uint64_t mt_pl_now(void) { return now_ts(); }
 
 /* ---- chunks ---- */
 
@@ -757,6 +759,7 @@ static void init_tracing(void)
                 if (g_depth > MT_MAX_DEPTH) g_depth = MT_MAX_DEPTH;
                 g_opt_flags = g_session->opt.flags;
                 g_unwind = g_session->opt.unwind;
+                g_tsc = (g_opt_flags & MT_OPT_TSC) != 0;
                 execed = earlier_image();
                 ok = create_region(-1, execed ? MT_RG_EXECED : 0) == 0;
             }
@@ -896,7 +899,7 @@ static inline void leave(void)
  * allocator's events inside it.  hook context: no allocation. */
 static inline uint64_t call_ts(tstate_t *t)
 {
-    if (!t->call_ts) t->call_ts = now_ns();
+    if (!t->call_ts) t->call_ts = now_ts();
     return t->call_ts;
 }
 
@@ -962,7 +965,7 @@ static void record_marker(tstate_t *t, int marker, uint64_t value)
     r.type = MT_REC_MARKER;
     r.kind = (uint8_t)marker;
     r.seq = next_seq();
-    r.ts = now_ns();
+    r.ts = now_ts();
     r.size = value;
     emit(t, &r);
 }

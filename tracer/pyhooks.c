@@ -462,9 +462,7 @@ static PyObject *gc_callback(PyObject *self, PyObject *args)
         r.type = MT_REC_GC;
         r.kind = strcmp(ph, "start") == 0 ? 0 : 1;
         r.seq = mt_pl_seq();
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        r.ts = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        r.ts = mt_pl_now();
         r.size = (uint64_t)dict_long(d, "generation");
         if (r.kind == 1) {
             r.addr = (uint64_t)dict_long(d, "collected");
@@ -909,8 +907,12 @@ void mt_py_attach(void *handle)
         note("no arena allocator API: arenas are not recorded");
     }
     pthread_atfork(NULL, NULL, atfork_child);
-    if (api.IsInitialized())
-        schedule_pending(); /* a late attach (dlopen after Py_Initialize) */
-    else
+    if (api.IsInitialized()) {
+        /* a late attach (a libpython opened after Py_Initialize ran): what
+         * the interpreter allocated before is not in the trace */
+        note("the wrappers went in after the interpreter was initialised: blocks allocated before are missing");
+        schedule_pending();
+    } else {
         mt_py_watching = 1;
+    }
 }

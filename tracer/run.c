@@ -14,6 +14,7 @@
  * signal kills the program and ends recording with what has arrived.
  */
 #define _GNU_SOURCE
+#include "mt_clock.h"
 #include "mt_collector.h"
 #include "mt_db.h"
 #include "mt_error.h"
@@ -194,8 +195,10 @@ static mt_session_t *make_session(char *dir, size_t cap, const mt_options_t *opt
     if (s == MAP_FAILED) return NULL;
     s->version = MT_SHM_VERSION;
     s->collector_pid = getpid();
-    s->start_ns = mono_ns();
     s->opt = *opt;
+    if (mt_clock_tsc_usable()) s->opt.flags |= MT_OPT_TSC;
+    s->start_tsc = mt_clock_rdtsc();
+    s->start_ns = mono_ns();
     s->seq = 1; /* seq 0 is never used */
     __atomic_store_n(&s->magic, MT_SESSION_MAGIC, __ATOMIC_RELEASE);
     return s;

@@ -61,6 +61,28 @@ check_pymalloc() { # DB LABEL
 }
 check_pymalloc grow.db "grow.py"
 
+# ---- threads: four threads allocate, frames per thread ----
+cat >thr.py <<'EOF2'
+import threading
+def work(n):
+    l = []
+    for i in range(20000):
+        l.append(str(i) * 3)
+ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+for t in ts: t.start()
+for t in ts: t.join()
+EOF2
+trace thr.db "$PYTHON" thr.py
+assert_eq "threads: exit status" 0 "$RC"
+assert_eq "threads: object allocations in 5 threads" 5 \
+    "$(q thr.db "SELECT count(DISTINCT thread) FROM event_data WHERE kind = 23")"
+assert_eq "threads: the 4 x 20000 strings made at thr.py:5, each in its own thread" "4|80000" \
+    "$(q thr.db "SELECT count(DISTINCT e.thread), count(*) FROM event_data e
+                 WHERE e.kind = 23 AND EXISTS (SELECT 1 FROM stack_frames s WHERE s.stack_id = e.stack
+                 AND s.depth <= 2 AND s.file LIKE '%thr.py' AND s.line = 5 AND s.function = 'work')
+                 AND e.stack IN (SELECT stack_id FROM stack_frames WHERE function = 'PyUnicode_New')")"
+check_pymalloc thr.db "threads"
+
 # ---- GC ----
 cat >gc50.py <<'EOF'
 import gc
@@ -87,6 +109,9 @@ assert_eq "each was triggered by an object allocation at gc50.py line 8" 0 \
     "$(q gc.db "SELECT count(*) FROM gc_events g WHERE $loop AND NOT EXISTS (
                 SELECT 1 FROM event_data e JOIN stack_frames s ON s.stack_id = e.stack
                 WHERE e.seq = g.trigger_seq AND e.kind IN (23, 24) AND s.file LIKE '%gc50.py' AND s.line = 8)")"
+assert_eq "memtrace gc --csv --top 0: one row per collection" "$(q gc.db "SELECT count(*) FROM gc_events")" \
+    "$("$MEMTRACE" gc --csv --top 0 gc.db | tail -n +2 | wc -l | tr -d ' ')"
+assert_eq "memtrace gc --top 5: five rows" 5 "$("$MEMTRACE" gc --csv --top 5 gc.db | tail -n +2 | wc -l | tr -d ' ')"
 assert_eq "gc_events: stop after start, non-negative figures" 0 \
     "$(q gc.db "SELECT count(*) FROM gc_events WHERE stop_seq <= start_seq OR collected < 0 OR stop_ts < start_ts")"
 

@@ -35,6 +35,11 @@ assert_eq "worker mallocs called from worker()" "worker|40000" \
     "$(q t4.db "SELECT f.function, count(*) FROM events e
                 JOIN stack_frames f ON f.stack_id = e.stack_id AND f.depth = 1
                 WHERE e.kind = 'malloc' AND e.tid != e.pid GROUP BY 1")"
+assert_eq "each thread's times never go backwards (seq order)" 0 \
+    "$(q t4.db "SELECT count(*) FROM (SELECT ts, lag(ts) OVER (PARTITION BY thread ORDER BY seq) AS prev
+                                     FROM event_data) WHERE ts < prev")"
+assert_eq "times within the run" 0 \
+    "$(q t4.db "SELECT count(*) FROM event_data WHERE ts < 0 OR ts > (SELECT value FROM meta WHERE key = 'duration_ns')")"
 assert_eq "thread_start markers" 4 "$(q t4.db "SELECT count(*) FROM marker_names WHERE kind = 'thread_start'")"
 
 if [[ -n ${COUNT_SHIM:-} && -e ${COUNT_SHIM:-} ]]; then
