@@ -23,6 +23,7 @@ int mt_cmd_layout(int argc, char **argv);
 int mt_cmd_retained(int argc, char **argv);
 int mt_cmd_python(int argc, char **argv);
 int mt_cmd_gc(int argc, char **argv);
+int mt_cmd_derive(int argc, char **argv);
 int mt_cmd_report(int argc, char **argv);
 
 /* Usage text of each subcommand (for `memtrace help CMD` and errors). */
@@ -40,6 +41,11 @@ void mt_usage_layout(FILE *out);
 void mt_usage_retained(FILE *out);
 void mt_usage_python(FILE *out);
 void mt_usage_gc(FILE *out);
+void mt_usage_derive(FILE *out);
+
+/* Builds the derived tables a statement names (lifetimes) when the trace
+ * lacks them (analyzer/derive.c).  Returns 0, or 1 after a message. */
+int mt_derive_if_needed(const char *path, const char *sql, const char *cmd);
 void mt_usage_report(FILE *out);
 
 #endif

@@ -300,6 +300,8 @@ int mt_cmd_query(int argc, char **argv)
     if (!path) return usage_error("%s", "missing DB and SQL");
     if (!sql) return usage_error("%s", "missing SQL");
 
+    /* a derived table named for the first time is built, once (derive.c) */
+    if (mt_derive_if_needed(path, sql, "query")) return 1;
     mt_db_t *db = NULL;
     mt_stmt_t *st = NULL;
     char err[512];

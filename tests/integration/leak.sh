@@ -46,4 +46,24 @@ assert_eq "temporaries allocated in keep_temporaries" "keep_temporaries|20" \
     "$(q leak.db "SELECT f.function, count(*) FROM events e
                   JOIN stack_frames f ON f.stack_id = e.stack_id AND f.depth = 1
                   WHERE e.kind = 'malloc' AND e.size = 48 GROUP BY 1")"
+# ---- the derived lifetimes table: built by the first query that names it ----
+cp leak.db ro.db
+chmod a-w ro.db
+rc=0
+"$MEMTRACE" query ro.db "SELECT count(*) FROM lifetimes" >o 2>e || rc=$?
+if [[ $(id -u) != 0 ]]; then # root writes read-only files anyway
+    assert_eq "lifetimes on a read-only trace: exit 1, one line" "1|1" "$rc|$(nlines e)"
+fi
+assert_eq "leaked blocks from lifetimes (no end) = the leak" "100,100000" \
+    "$(mq leak.db "SELECT count(*), sum(size) FROM lifetimes WHERE layer = 0 AND end_seq IS NULL")"
+assert_eq "the table stays in the trace" 1 "$(q leak.db "SELECT count(*) FROM sqlite_schema WHERE name = 'lifetimes'")"
+assert_eq "one row per allocation event, each ended at most once" \
+    "$(q leak.db "SELECT count(*) FROM event_data e JOIN event_kinds k ON k.id = e.kind WHERE k.is_alloc AND e.failed IS NULL
+                   AND e.addr != 0")|0" \
+    "$(q leak.db "SELECT count(*), (SELECT count(*) FROM (SELECT end_seq FROM lifetimes WHERE end_seq IS NOT NULL
+                   AND end_kind IN (0, 11) GROUP BY end_seq HAVING count(*) > 1)) FROM lifetimes")"
+assert_eq "temporaries (48 bytes) lived from their malloc to their free in keep_temporaries" "20|20" \
+    "$(q leak.db "SELECT count(*), sum(l.end_kind = 0) FROM lifetimes l WHERE l.size = 48 AND l.layer = 0")"
+assert_eq "memtrace derive again: already there" "lifetimes is already in leak.db" "$("$MEMTRACE" derive leak.db)"
+assert_true "memtrace derive --force: rebuilt" grep -q "^lifetimes: " <<<"$("$MEMTRACE" derive --force leak.db)"
 finish
