@@ -1284,9 +1284,13 @@ static void snapshot_pym(void)
 
 static void record_exit(int status)
 {
+    /* a vfork child (posix_spawn's too) shares its parent's memory: what it
+     * would record would be the parent's; its _exit is not the parent's end */
+    if (g_region && g_region->pid != (int32_t)syscall(SYS_getpid)) return;
     tstate_t *t = enter();
     if (!t) return;
     snapshot_pym();
+    mt_py_at_exit();
     if (!(__atomic_load_n(&g_region->flags, __ATOMIC_RELAXED) & MT_RG_EXITED)) {
         record_marker(t, MT_MK_process_exit, (uint64_t)(int64_t)status);
         g_region->exit_status = status;
@@ -1304,6 +1308,22 @@ EXPORT void exit(int status)
         t_in_hook = 0;
     }
     real_exit(status);
+}
+
+/* _exit and _Exit end the process at once (os._exit, a forked child that
+ * must not run atexit handlers): a normal end all the same. */
+EXPORT void _exit(int status)
+{
+    record_exit(status);
+    syscall(SYS_exit_group, status);
+    __builtin_unreachable();
+}
+
+EXPORT void _Exit(int status)
+{
+    record_exit(status);
+    syscall(SYS_exit_group, status);
+    __builtin_unreachable();
 }
 
 typedef int (*main_fn)(int, char **, char **);

@@ -65,5 +65,8 @@ MT_HIDDEN void mt_py_watch(void);
  * ip[0..n) (innermost first), writing at most `cap` frames to out.
  * Returns the new count, or -1 when the thread runs no Python code. */
 MT_HIDDEN int mt_py_merge(const uint64_t *ip, int n, uint64_t *out, int cap);
+/* Names the Python frames when the process ends without Python's atexit
+ * (os._exit); the recursion guard is held. */
+MT_HIDDEN void mt_py_at_exit(void);
 
 #endif

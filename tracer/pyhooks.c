@@ -527,7 +527,7 @@ static void parse_mallocstats(const char *s, mt_pyinfo_t *pi)
 
 /* pymalloc's own figures, for checking the state rebuilt from the events.
  * _PyObject_DebugMallocStats reports only when the object domain is
- * pymalloc itself: our wrapper steps aside meanwhile (nothing allocates
+ * pymalloc itself: the wrappers step aside meanwhile (nothing allocates
  * from Python in between). */
 static void snapshot_pymalloc(void)
 {
@@ -537,10 +537,14 @@ static void snapshot_pymalloc(void)
     memset(pi->class_pools, 0, sizeof pi->class_pools);
     pi->arenas_allocated = pi->arenas_reclaimed = pi->arenas_highwater = pi->arenas_current = -1;
     pi->allocated_blocks = api.AllocatedBlocks ? (int64_t)api.AllocatedBlocks() : -1;
+    /* our newest OBJ wrapper: the allocator below it is CPython's (with
+     * tracemalloc, say, above it: stepped aside too, and put back) */
+    slot_t *s = NULL;
+    for (int k = g_nslots - 1; k >= 0 && !s; k--)
+        if (g_slots[k].dom == DOM_OBJ) s = &g_slots[k];
     py_alloc_t cur;
     api.GetAllocator(DOM_OBJ, &cur);
-    if (api.DebugMallocStats && cur.malloc == w_malloc) {
-        slot_t *s = cur.ctx;
+    if (api.DebugMallocStats && s) {
         char *buf = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);
@@ -634,6 +638,14 @@ static void resolve_names(void *arg)
         used += size;
     }
     __atomic_store_n(&r->py.names_used, used, __ATOMIC_RELEASE);
+}
+
+/* The process ends without Python's atexit (os._exit, or exit() from C
+ * while the interpreter runs): name the frames now, while it is alive.
+ * Called from the exit hooks; the recursion guard is held. */
+void mt_py_at_exit(void)
+{
+    if (g_frames && g_ready && api.IsInitialized && api.IsInitialized() && holds_gil()) resolve_names(NULL);
 }
 
 static void atexit_body(void *arg)

@@ -145,6 +145,29 @@ assert_eq "raw allocations serving object requests over 512 bytes have a libc ma
 assert_true "the 10 bytearray buffers are among them" \
     test "$(q big.db "SELECT count(*) FROM event_data WHERE kind = 15 AND via IN (3, 4) AND size = 1001")" -ge 10
 
+# ---- os.fork and os._exit; tracemalloc above our wrappers ----
+cat >fork.py <<'EOF2'
+import os, gc
+l = [str(i) for i in range(1000)]
+pid = os.fork()
+if pid == 0:
+    m = [str(i) * 2 for i in range(2000)]
+    gc.collect()
+    os._exit(3)
+os.waitpid(pid, 0)
+EOF2
+PYTHONTRACEMALLOC=1 trace fork.db "$PYTHON" fork.py
+assert_eq "fork: exit status" 0 "$RC"
+assert_eq "fork: both processes complete (os._exit is an end), the child's status" "1||1|3" \
+    "$(q fork.db "SELECT group_concat(complete || '|' || coalesce(exit_status, ''), '|') FROM
+                  (SELECT complete, CASE WHEN parent_id IS NULL THEN NULL ELSE exit_status END AS exit_status
+                   FROM processes ORDER BY id)")"
+assert_eq "fork: the child's Python frames are named (at os._exit)" 0 \
+    "$(q fork.db "SELECT count(*) FROM frames WHERE python = 1 AND function IS NULL")"
+assert_eq "fork: the child's collection" 1 \
+    "$(q fork.db "SELECT count(*) FROM gc_events g JOIN processes p ON p.id = g.process_id WHERE p.parent_id IS NOT NULL")"
+check_pymalloc fork.db "tracemalloc on top"
+
 # ---- --python=off ----
 trace off.db --python=off "$PYTHON" grow.py
 assert_eq "--python=off: exit status" 0 "$RC"
