@@ -37,32 +37,44 @@ int mt_tscmap_add(mt_tscmap_t *m, uint64_t tick, uint64_t ns)
     m->tick[m->n] = tick;
     m->ns[m->n] = ns;
     m->n++;
+    m->lo = m->hi = 0; /* the cached segment may end here now */
     return 0;
 }
 
-/* ns at `tick` on the line through samples a and b */
-static uint64_t on_line(const mt_tscmap_t *m, size_t a, size_t b, uint64_t tick)
+/* Makes the segment through samples a and b the cached one, covering
+ * ticks [lo, hi). */
+static void use_segment(mt_tscmap_t *m, size_t a, size_t b, uint64_t lo, uint64_t hi)
 {
-    double rate = (double)(m->ns[b] - m->ns[a]) / (double)(m->tick[b] - m->tick[a]);
-    double d = ((double)tick - (double)m->tick[a]) * rate;
-    double v = (double)m->ns[a] + d;
-    return v <= 0 ? 0 : (uint64_t)(v + 0.5);
+    m->rate = (double)(m->ns[b] - m->ns[a]) / (double)(m->tick[b] - m->tick[a]);
+    m->lo = lo;
+    m->hi = hi;
+    /* ns at lo on that line */
+    m->ns0 = (double)m->ns[a] + ((double)lo - (double)m->tick[a]) * m->rate;
 }
 
-uint64_t mt_tscmap_ns(const mt_tscmap_t *m, uint64_t tick)
+uint64_t mt_tscmap_ns(mt_tscmap_t *m, uint64_t tick)
 {
-    if (m->n == 0) return 0;
-    if (m->n == 1) return m->ns[0];
-    /* past the last sample (the usual case): the rate over up to 64 samples */
-    if (tick >= m->tick[m->n - 1]) return on_line(m, m->n > 65 ? m->n - 65 : 0, m->n - 1, tick);
-    if (tick <= m->tick[0]) return on_line(m, 0, 1, tick);
-    size_t lo = 0, hi = m->n - 1; /* tick[lo] <= tick < tick[hi] */
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->tick[mid] <= tick) lo = mid;
-        else hi = mid;
+    if (tick < m->lo || tick >= m->hi || m->hi == 0) {
+        if (m->n == 0) return 0;
+        if (m->n == 1) return m->ns[0];
+        size_t last = m->n - 1;
+        if (tick >= m->tick[last]) {
+            /* past the last sample: the rate over up to 64 samples */
+            use_segment(m, m->n > 65 ? m->n - 65 : 0, last, m->tick[last], UINT64_MAX);
+        } else if (tick < m->tick[0]) {
+            use_segment(m, 0, 1, 0, m->tick[0]);
+        } else {
+            size_t lo = 0, hi = last; /* tick[lo] <= tick < tick[hi] */
+            while (hi - lo > 1) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (m->tick[mid] <= tick) lo = mid;
+                else hi = mid;
+            }
+            use_segment(m, lo, hi, m->tick[lo], m->tick[hi]);
+        }
     }
-    return on_line(m, lo, hi, tick);
+    double d = (double)(tick - m->lo) * m->rate + m->ns0;
+    return d <= 0 ? 0 : (uint64_t)(d + 0.5);
 }
 
 void mt_tscmap_free(mt_tscmap_t *m)

@@ -45,13 +45,17 @@ int mt_clock_tsc_usable(void);
 typedef struct {
     uint64_t *tick, *ns;
     size_t n, cap;
+    /* the last segment used: ticks [lo, hi) map to ns0 + (tick - lo) * rate */
+    uint64_t lo, hi;
+    double ns0, rate;
 } mt_tscmap_t; /* zero-initialised: empty */
 
 /* Adds a sample; samples must come in increasing tick order (others are
  * ignored).  Returns 0 or MT_ENOMEM. */
 int mt_tscmap_add(mt_tscmap_t *m, uint64_t tick, uint64_t ns);
-/* The CLOCK_MONOTONIC ns of `tick` (0 with no sample). */
-uint64_t mt_tscmap_ns(const mt_tscmap_t *m, uint64_t tick);
+/* The CLOCK_MONOTONIC ns of `tick` (0 with no sample).  Consecutive calls
+ * in one segment cost a compare and a multiply. */
+uint64_t mt_tscmap_ns(mt_tscmap_t *m, uint64_t tick);
 void mt_tscmap_free(mt_tscmap_t *m);
 
 #endif
