@@ -83,74 +83,103 @@ static size_t put_varint(uint8_t *p, uint64_t v)
     return n;
 }
 
-/* Serial type and width of an integer, as SQLite picks them. */
-static int int_type(int64_t v, size_t *width)
+/* Serial type of an integer as SQLite picks it, and its width in bytes. */
+static inline unsigned int_type_w(int64_t v, uint8_t *type)
 {
-    if (v == 0) { *width = 0; return 8; }
-    if (v == 1) { *width = 0; return 9; }
-    if (v >= -128 && v <= 127) { *width = 1; return 1; }
-    if (v >= -32768 && v <= 32767) { *width = 2; return 2; }
-    if (v >= -8388608 && v <= 8388607) { *width = 3; return 3; }
-    if (v >= -2147483648LL && v <= 2147483647LL) { *width = 4; return 4; }
-    if (v >= -140737488355328LL && v <= 140737488355327LL) { *width = 6; return 5; }
-    *width = 8;
-    return 6;
+    if ((uint64_t)v <= 1) {
+        *type = (uint8_t)(8 + v); /* 8: the constant 0, 9: the constant 1 */
+        return 0;
+    }
+    uint64_t u = v < 0 ? ~(uint64_t)v : (uint64_t)v; /* magnitude, for the signed ranges */
+    if (u <= 0x7f) { *type = 1; return 1; }
+    if (u <= 0x7fff) { *type = 2; return 2; }
+    if (u <= 0x7fffff) { *type = 3; return 3; }
+    if (u <= 0x7fffffff) { *type = 4; return 4; }
+    if (u <= 0x7fffffffffffull) { *type = 5; return 6; }
+    *type = 6;
+    return 8;
 }
 
-static void put_be(uint8_t *p, int64_t v, size_t width)
+/* Stores the low `w` bytes of v big-endian at p (1 <= w <= 8), writing 8
+ * bytes: the caller's buffer has room, and what follows is written later. */
+static inline void put_be_fast(uint8_t *p, uint64_t v, unsigned w)
 {
-    for (size_t i = 0; i < width; i++) p[i] = (uint8_t)((uint64_t)v >> (8 * (width - 1 - i)));
+    uint64_t be = __builtin_bswap64(v << (8 * (8 - w)));
+    memcpy(p, &be, 8);
+}
+
+/* put_varint without its buffer: the length first, then the bytes from
+ * the last one back. */
+static inline size_t put_varint_fast(uint8_t *p, uint64_t v)
+{
+    if (v <= 0x7f) {
+        p[0] = (uint8_t)v;
+        return 1;
+    }
+    if (v > 0x00ffffffffffffffull) return put_varint(p, v);
+    size_t n = (size_t)(64 - __builtin_clzll(v) + 6) / 7;
+    for (size_t i = n; i-- > 0;) {
+        p[i] = (uint8_t)((v & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    p[n - 1] &= 0x7f;
+    return n;
 }
 
 /* Column order of event_data: ts, kind, thread, addr, size, stack,
- * old_addr, failed, pool, size_class, via, seq (the rowid alias: never stored in
- * the record). */
+ * old_addr, failed, pool, size_class, via, seq (the rowid alias: never
+ * stored in the record).  The body goes straight into place: the columns'
+ * widths are known first, so the record's size is too.  buf needs 128
+ * bytes (a cell is at most 1 + 9 + 12 + 11 * 8 bytes, and stores write 8
+ * bytes at a time). */
 size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
 {
     int64_t val[11];
-    int null[11] = {0};
+    uint8_t type[11];
+    unsigned w[11];
+    int present = 0; /* bit i: column i is not NULL */
     val[0] = ev->ts;
     val[1] = ev->kind;
     val[2] = ev->thread;
     val[3] = (int64_t)ev->addr;
+    present = 0xf;
     val[4] = ev->size;
-    null[4] = ev->size < 0;
+    present |= (ev->size >= 0) << 4;
     val[5] = ev->stack;
-    null[5] = ev->stack == 0;
+    present |= (ev->stack != 0) << 5;
     val[6] = (int64_t)ev->old_addr;
-    null[6] = ev->old_addr == 0;
+    present |= (ev->old_addr != 0) << 6;
     val[7] = 1;
-    null[7] = !ev->failed;
+    present |= (ev->failed != 0) << 7;
     val[8] = (int64_t)ev->pool;
-    null[8] = ev->pool == 0;
+    present |= (ev->pool != 0) << 8;
     val[9] = (int64_t)ev->sclass - 1;
-    null[9] = ev->sclass == 0;
+    present |= (ev->sclass != 0) << 9;
     val[10] = ev->via;
-    null[10] = ev->via == 0;
-    int ncols = 11;
-    while (ncols > 4 && null[ncols - 1]) ncols--; /* trailing NULLs are implied */
+    present |= (ev->via != 0) << 10;
+    int ncols = 32 - __builtin_clz((unsigned)present); /* trailing NULLs are implied */
 
-    uint8_t hdr[16], body[96];
-    size_t h = 0, b = 0;
+    unsigned body = 0;
     for (int i = 0; i < ncols; i++) {
-        if (null[i]) {
-            hdr[h++] = 0;
-            continue;
+        if (present >> i & 1) {
+            w[i] = int_type_w(val[i], &type[i]);
+        } else {
+            type[i] = 0;
+            w[i] = 0;
         }
-        size_t w;
-        hdr[h++] = (uint8_t)int_type(val[i], &w);
-        put_be(body + b, val[i], w);
-        b += w;
+        body += w[i];
     }
-    /* record = header size varint (1 byte: h+1 < 128) + types + body */
-    size_t rec = 1 + h + b;
-    size_t o = put_varint(buf, rec);
-    o += put_varint(buf + o, (uint64_t)ev->seq);
-    buf[o++] = (uint8_t)(h + 1);
-    memcpy(buf + o, hdr, h);
-    o += h;
-    memcpy(buf + o, body, b);
-    return o + b;
+    /* record = header size (1 byte: ncols + 1 < 128) + types + body */
+    size_t o = put_varint_fast(buf, 1 + (unsigned)ncols + body);
+    o += put_varint_fast(buf + o, (uint64_t)ev->seq);
+    buf[o++] = (uint8_t)(ncols + 1);
+    memcpy(buf + o, type, 11); /* 11 bytes: the ones past ncols are overwritten */
+    o += (size_t)ncols;
+    for (int i = 0; i < ncols; i++) {
+        if (w[i]) put_be_fast(buf + o, (uint64_t)val[i], w[i]);
+        o += w[i];
+    }
+    return o;
 }
 
 static void page_reset(mt_evstore_t *s)
