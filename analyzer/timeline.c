@@ -42,7 +42,7 @@
 #define DEFAULT_POINTS 100
 #define MAX_POINTS 1000000
 
-enum { C_TIME, C_TS, C_SEQ, C_HEAP, C_BLOCKS, C_MAPPED, C_ARENA, C_RSS, NCOLS };
+enum { C_TIME, C_TS, C_SEQ, C_HEAP, C_BLOCKS, C_MAPPED, C_ARENA, C_RSS, C_PYOBJ, C_PYMEM, C_PYRAW, C_PYARENA, NCOLS };
 
 static const mt_tcol_t cols[NCOLS] = {
     [C_TIME] = {"time (ms)", "time_ms", MT_TCOL_REAL, 3, 0},
@@ -53,7 +53,14 @@ static const mt_tcol_t cols[NCOLS] = {
     [C_MAPPED] = {"mapped", "mapped_bytes", MT_TCOL_BYTES, 0, 0},
     [C_ARENA] = {"arenas", "arena_bytes", MT_TCOL_BYTES, 0, 0},
     [C_RSS] = {"rss", "rss_bytes", MT_TCOL_BYTES, 0, 0},
+    [C_PYOBJ] = {"pyobj", "pyobj_bytes", MT_TCOL_BYTES, 0, 0},
+    [C_PYMEM] = {"pymem", "pymem_bytes", MT_TCOL_BYTES, 0, 0},
+    [C_PYRAW] = {"pymem_raw", "pymem_raw_bytes", MT_TCOL_BYTES, 0, 0},
+    [C_PYARENA] = {"pyarenas", "pyarena_bytes", MT_TCOL_BYTES, 0, 0},
 };
+
+/* the CPython domains followed, in column order */
+static const int py_dom[4] = {MT_DOM_pyobj, MT_DOM_pymem, MT_DOM_pymem_raw, MT_DOM_pyarena};
 
 void mt_usage_timeline(FILE *out)
 {
@@ -85,7 +92,8 @@ void mt_usage_timeline(FILE *out)
             "                 one at the end of the trace\n"
             "  --csv          RFC 4180 CSV: a header row, then one row per point:\n"
             "                 time_ms,ts_ns,seq,heap_bytes,heap_blocks,mapped_bytes,\n"
-            "                 arena_bytes,rss_bytes  (empty fields where text shows \"-\")\n"
+            "                 arena_bytes,rss_bytes,pyobj_bytes,pymem_bytes,pymem_raw_bytes,\n"
+            "                 pyarena_bytes  (empty fields where text shows \"-\")\n"
             "  -h, --help     this text\n"
             "\n"
             "Exit status: 0 done, 1 the trace cannot be read, 2 usage error.\n"
@@ -100,6 +108,7 @@ typedef struct {
     int64_t seq;                /* last event applied; -1: none */
     int64_t heap_bytes, heap_blocks, mapped_bytes, arena_bytes;
     int64_t rss_bytes;          /* -1: no sample yet */
+    int64_t py_bytes[4];        /* live bytes of the py_dom layers */
 } point_t;
 
 /* What the pass keeps. */
@@ -110,6 +119,9 @@ struct mt_timeline {
     point_t prev;               /* the state after the previous event */
     int64_t arena_bytes, arena_max, arena_max_seq, arena_max_ts;
     int has_arena;
+    /* CPython: one heap model per domain, made at its first event */
+    mt_heap_t *py[4];
+    int has_py;
     /* rss */
     mt_stmt_t *rss;             /* samples and process ends, by time */
     int rss_row;                /* the statement holds a row not yet applied */
@@ -186,6 +198,19 @@ int mt_timeline_visit(void *arg, const mt_db_event_t *ev, const mt_heap_delta_t 
         int rc = emit_until(tl, ev->ts);
         if (rc) return rc;
     }
+    int dom = mt_kind_domain(ev->kind);
+    for (int k = 0; k < 4; k++) {
+        if (dom != py_dom[k]) continue;
+        if (!tl->py[k]) {
+            int rc = mt_heap_create(&tl->py[k]);
+            if (rc) return rc;
+            mt_heap_set_layer(tl->py[k], dom);
+            tl->has_py = 1;
+        }
+        int rc = mt_heap_feed(tl->py[k], ev, NULL);
+        if (rc) return rc;
+        tl->prev.py_bytes[k] = mt_heap_stats(tl->py[k])->live_bytes;
+    }
     if (ev->kind == MT_KIND_PYM_BASE + PYM_EV_arena_alloc || ev->kind == MT_KIND_PYM_BASE + PYM_EV_arena_free) {
         tl->has_arena = 1;
         tl->arena_bytes += ev->kind == MT_KIND_PYM_BASE + PYM_EV_arena_alloc ? ev->size : -ev->size;
@@ -245,7 +270,7 @@ int mt_timeline_finish(mt_timeline_t *tl) { return emit_until(tl, INT64_MAX); }
 int mt_timeline_empty(const mt_timeline_t *tl)
 {
     const mt_heap_stats_t *hs = tl->hs;
-    return hs->allocs == 0 && hs->maps == 0 && !tl->has_arena && !tl->has_rss;
+    return hs->allocs == 0 && hs->maps == 0 && !tl->has_arena && !tl->has_rss && !tl->has_py;
 }
 
 int mt_timeline_table(const mt_timeline_t *tl, mt_table_t **out)
@@ -255,6 +280,8 @@ int mt_timeline_table(const mt_timeline_t *tl, mt_table_t **out)
     memcpy(tcols, cols, sizeof tcols);
     int64_t step = tl->interval ? tl->interval : tl->duration / (int64_t)tl->n;
     for (int64_t unit = 1000; tcols[C_TIME].decimals < 6 && step < unit; unit /= 10) tcols[C_TIME].decimals++;
+    /* the CPython columns: always in CSV (empty without them), in text only when there */
+    for (int c = C_PYOBJ; c <= C_PYARENA && !tl->has_py; c++) tcols[c].only = MT_TCOL_ONLY_CSV;
     mt_table_t *t;
     int rc = mt_table_create_copy(tcols, NCOLS, &t);
     if (rc) return rc;
@@ -273,6 +300,7 @@ int mt_timeline_table(const mt_timeline_t *tl, mt_table_t **out)
         mt_table_int(t, C_MAPPED, p->mapped_bytes);
         if (tl->has_arena) mt_table_int(t, C_ARENA, p->arena_bytes);
         if (p->rss_bytes >= 0) mt_table_int(t, C_RSS, p->rss_bytes);
+        for (int k = 0; k < 4 && tl->has_py; k++) mt_table_int(t, C_PYOBJ + k, p->py_bytes[k]);
     }
     *out = t;
     return 0;
@@ -282,6 +310,7 @@ void mt_timeline_destroy(mt_timeline_t *tl)
 {
     if (!tl) return;
     mt_stmt_finalize(tl->rss);
+    for (int k = 0; k < 4; k++) mt_heap_destroy(tl->py[k]);
     mt_keymap_free(&tl->rss_ix);
     free(tl->rss_cur);
     free(tl->pts);

@@ -70,7 +70,8 @@ int mt_export_collapse(mt_stackfmt_t *sf, int64_t stack, char **out);
  *                                   called by another visitor after each event
  *   mt_timeline_finish(tl)          after the last event
  *   mt_timeline_table(tl, &t)       columns time_ms,ts_ns,seq,heap_bytes,
- *                                   heap_blocks,mapped_bytes,arena_bytes,rss_bytes
+ *                                   heap_blocks,mapped_bytes,arena_bytes,rss_bytes,
+ *                                   pyobj_bytes,pymem_bytes,pymem_raw_bytes,pyarena_bytes
  *
  * create returns 0, MT_ENOMEM or a database error; visit and finish the
  * same; table 0 or MT_ENOMEM (no rows when mt_timeline_empty). */
