@@ -9,13 +9,21 @@
 #   -a bundled    trace with --allocator=bundled, and in the last column the
 #                 bundled allocator untraced (libmemtrace_pym_malloc.so)
 #                 against glibc's malloc instead of heaptrack
-#   WORKLOAD      churn grow threads mmapper py_lists py_lists_malloc
-#                 (default: all of them; py_* need /usr/bin/python3.11)
+#   WORKLOAD      the shared ones: churn grow threads mmapper py_lists
+#                 py_lists_malloc (py_* need /usr/bin/python3.11); this
+#                 project's (bench/workloads): cppmap (C++ std::map and
+#                 std::string), pairs1 and pairs4 (the same malloc/free
+#                 pairs per thread with 1 and 4 threads: the cost per event
+#                 should not grow with threads)
+#                 (default: all of them)
 #
 # Prints one table: median wall time untraced and traced, the traced/untraced
-# ratio (median [min-max] over the pairs), trace size per event
-# (database bytes / meta.events), and, when heaptrack is installed, its ratio
-# measured in the same rounds (untraced, memtrace, heaptrack in turn).
+# ratio (median [min-max] over the pairs), memtrace's added time per event
+# ((traced - untraced) / events, medians), trace size per event (database
+# bytes / meta.events), the count shim's ratio (a preload library that only
+# counts calls: the floor of any interposer) and, when heaptrack is
+# installed, its ratio, all measured in the same rounds (untraced, memtrace,
+# shim, heaptrack in turn).
 # Workloads and the count shim are built from ../shared/bench in a temporary
 # directory; nothing is written to the shared directory.
 set -euo pipefail
@@ -41,7 +49,7 @@ shift $((OPTIND - 1))
 [[ $PAIRS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: -n wants a positive count, not '$PAIRS'" >&2; exit 2; }
 [[ $ALLOC == libc || $ALLOC == bundled ]] || { echo "run.sh: -a wants libc or bundled, not '$ALLOC'" >&2; exit 2; }
 WORKLOADS=("$@")
-((${#WORKLOADS[@]})) || WORKLOADS=(churn grow threads mmapper py_lists py_lists_malloc)
+((${#WORKLOADS[@]})) || WORKLOADS=(churn grow threads mmapper py_lists py_lists_malloc cppmap pairs1 pairs4)
 
 MEMTRACE=$BUILD/memtrace
 [[ -x $MEMTRACE ]] || { echo "run.sh: $MEMTRACE not built (run: bash scripts/setup.sh)" >&2; exit 1; }
@@ -60,6 +68,9 @@ trap 'rm -rf "$TMP"' EXIT
 cp -r "$BENCH_SRC/workloads" "$TMP/workloads"
 make -s -C "$TMP/workloads" >/dev/null
 gcc -O2 -shared -fPIC -o "$TMP/count_shim.so" "$BENCH_SRC/tools/count_shim.c" -ldl
+# this project's workloads
+g++ -O2 -g -o "$TMP/workloads/cppmap" "$ROOT/bench/workloads/cppmap.cpp"
+gcc -O2 -g -fno-omit-frame-pointer -pthread -o "$TMP/workloads/pairs" "$ROOT/bench/workloads/pairs.c"
 
 # cmd_of NAME: sets CMD (array) and CMD_ENV (array of VAR=value)
 cmd_of() {
@@ -68,6 +79,9 @@ cmd_of() {
     churn | grow | threads | mmapper) CMD=("$TMP/workloads/$1") ;;
     py_lists) CMD=("$PYTHON" "$TMP/workloads/py_lists.py") ;;
     py_lists_malloc) CMD=("$PYTHON" "$TMP/workloads/py_lists.py"); CMD_ENV=(PYTHONMALLOC=malloc) ;;
+    cppmap) CMD=("$TMP/workloads/cppmap") ;;
+    pairs1) CMD=("$TMP/workloads/pairs" 1 500000) ;;
+    pairs4) CMD=("$TMP/workloads/pairs" 4 500000) ;;
     *) echo "run.sh: unknown workload '$1'" >&2; exit 2 ;;
     esac
 }
@@ -96,6 +110,7 @@ ratio() { awk -v t="$1" -v u="$2" 'BEGIN { printf "%.4f", t / u }'; }
 
 run_untraced() { env "${CMD_ENV[@]}" "${CMD[@]}"; }
 run_memtrace() { env "${CMD_ENV[@]}" "$MEMTRACE" -q --allocator="$ALLOC" -o "$TMP/trace.db" "${CMD[@]}"; }
+run_shim() { env "${CMD_ENV[@]}" LD_PRELOAD="$TMP/count_shim.so" COUNT_SHIM_OUT=/dev/null "${CMD[@]}"; }
 # the bundled allocator as the program's malloc, untraced
 run_pym() { env "${CMD_ENV[@]}" LD_PRELOAD="$PYM_MALLOC" "${CMD[@]}"; }
 # heaptrack's interpreter can exhaust memory (it does on churn): cap it
@@ -112,17 +127,18 @@ for w in "${WORKLOADS[@]}"; do
         continue
     fi
     echo "== $w: 1 warm-up + $PAIRS pairs" >&2
-    untraced=() traced=() ratios=() ht_ratios=() pym_ratios=()
+    untraced=() traced=() ratios=() ht_ratios=() pym_ratios=() shim_ratios=()
     ht_ok=${HEAPTRACK:+1}
     status=ok
     for ((i = 0; i <= PAIRS; i++)); do
-        tu=0 tt=0 th=0
+        tu=0 tt=0 th=0 ts=0
         timed tu run_untraced || { status="untraced run failed"; break; }
         timed tt run_memtrace || { status="memtrace failed (exit $?)"; break; }
+        timed ts run_shim || { status="the count shim failed"; break; }
         if [[ -n $ht_ok ]]; then timed th run_heaptrack || ht_ok=""; fi
         if [[ $ALLOC == bundled ]]; then timed th run_pym || { status="the untraced bundled allocator failed"; break; }; fi
         ((i == 0)) && continue # warm-up
-        untraced+=("$tu") traced+=("$tt") ratios+=("$(ratio "$tt" "$tu")")
+        untraced+=("$tu") traced+=("$tt") ratios+=("$(ratio "$tt" "$tu")") shim_ratios+=("$(ratio "$ts" "$tu")")
         [[ -n $ht_ok ]] && ht_ratios+=("$(ratio "$th" "$tu")")
         [[ $ALLOC == bundled ]] && pym_ratios+=("$(ratio "$th" "$tu")")
         echo "   pair $i: untraced $tu s, memtrace $tt s${ht_ok:+, heaptrack $th s}${pym_ratios:+, bundled untraced $th s}" >&2
@@ -137,6 +153,9 @@ for w in "${WORKLOADS[@]}"; do
     events=$(sqlite3 -readonly "$TMP/trace.db" "SELECT value FROM meta WHERE key = 'events'")
     bytes=$(stat -c %s "$TMP/trace.db")
     bpe=$(awk -v b="$bytes" -v e="$events" 'BEGIN { if (e > 0) printf "%.1f", b / e; else print "-" }')
+    nspe=$(awk -v t="$tm" -v u="$um" -v e="$events" 'BEGIN { if (e > 0) printf "%.0f", (t - u) * 1e9 / e; else print "-" }')
+    read -r sm smin smax < <(stats "${shim_ratios[@]}")
+    shim=$(printf '%.2fx [%.2f-%.2f]' "$sm" "$smin" "$smax")
     ht="-"
     if [[ $ALLOC == bundled ]]; then
         read -r hm hmin hmax < <(stats "${pym_ratios[@]}")
@@ -149,8 +168,8 @@ for w in "${WORKLOADS[@]}"; do
         read -r hm hmin hmax < <(stats "${ht_ratios[@]}")
         ht=$(printf '%.2fx [%.2f-%.2f]' "$hm" "$hmin" "$hmax")
     fi
-    ROWS+=("$(printf '%s|%.3f|%.3f|%.2fx [%.2f-%.2f]|%s|%s|%s' "$w" "$um" "$tm" "$rm" "$rmin" "$rmax" \
-        "$events" "$bpe" "$ht")")
+    ROWS+=("$(printf '%s|%.3f|%.3f|%.2fx [%.2f-%.2f]|%s|%s|%s|%s|%s' "$w" "$um" "$tm" "$rm" "$rmin" "$rmax" \
+        "$nspe" "$events" "$bpe" "$shim" "$ht")")
 done
 
 echo
@@ -159,13 +178,13 @@ echo "$PAIRS pairs per workload after 1 warm-up; ratio = traced / untraced wall 
 echo
 last="heaptrack ratio median [min-max]"
 [[ $ALLOC == bundled ]] && last="bundled allocator untraced / glibc, median [min-max]"
-echo "| workload | untraced s (median) | memtrace s (median) | memtrace ratio median [min-max] | events | db bytes/event | $last |"
-echo "|---|---|---|---|---|---|---|"
+echo "| workload | untraced s (median) | memtrace s (median) | memtrace ratio median [min-max] | ns/event added | events | db bytes/event | count shim ratio | $last |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for r in "${ROWS[@]}"; do
     IFS='|' read -r -a f <<<"$r"
     if ((${#f[@]} == 2)); then
-        echo "| ${f[0]} | ${f[1]} | | | | | |"
+        echo "| ${f[0]} | ${f[1]} | | | | | | | |"
     else
-        echo "| ${f[0]} | ${f[1]} | ${f[2]} | **${f[3]}** | ${f[4]} | ${f[5]} | ${f[6]} |"
+        echo "| ${f[0]} | ${f[1]} | ${f[2]} | **${f[3]}** | ${f[4]} | ${f[5]} | ${f[6]} | ${f[7]} | ${f[8]} |"
     fi
 done
