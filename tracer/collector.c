@@ -78,6 +78,7 @@ struct mt_collector {
     int child_reaped;
     int child_status;
     int64_t child_maxrss; /* bytes, from wait4 */
+    int64_t child_cpu_ns; /* user + system time, from wait4 */
     int64_t next_thread_id;
     uint32_t next_stack_id; /* stacks.id are dense and start at 1: small ids, small rows */
     int64_t events, markers, since_commit;
@@ -470,6 +471,8 @@ static void reap(mt_collector_t *c)
             c->child_reaped = 1;
             c->child_status = status;
             c->child_maxrss = (int64_t)ru.ru_maxrss * 1024;
+            c->child_cpu_ns = ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+                              ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
         }
         if (c->nreaped == c->capreaped) {
             size_t cap = c->capreaped ? 2 * c->capreaped : 16;
@@ -915,6 +918,7 @@ int mt_collector_finish(mt_collector_t *c, mt_collector_stats_t *st)
     st->threads = c->next_thread_id;
     st->child_status = c->child_status;
     st->child_maxrss = c->child_maxrss;
+    st->child_cpu_ns = c->child_cpu_ns;
     if (c->child_reaped && WIFSIGNALED(c->child_status) && !st->incomplete) {
         st->incomplete = 1;
         snprintf(st->reason, sizeof st->reason, "program killed by signal %d (%s)", WTERMSIG(c->child_status),

@@ -36,6 +36,7 @@ typedef struct {
     int64_t python_processes; /* processes that ran a CPython interpreter */
     int child_status;  /* wait status of the launched program */
     int64_t child_maxrss; /* its peak resident set, bytes (0: unknown) */
+    int64_t child_cpu_ns; /* its user + system time (0: unknown) */
     int incomplete;    /* some process ended without a clean exit */
     char reason[256];  /* why incomplete */
 } mt_collector_stats_t;

@@ -459,6 +459,7 @@ int mt_cmd_run(int argc, char **argv)
         mt_db_meta_set_int(db, "events", st.events);
         mt_db_meta_set_int(db, "collector_waits", st.chunk_waits);
         if (st.child_maxrss) mt_db_meta_set_int(db, "max_rss_bytes", st.child_maxrss);
+        if (st.child_cpu_ns) mt_db_meta_set_int(db, "cpu_ns", st.child_cpu_ns);
         mt_db_meta_set_int(db, "complete", !st.incomplete);
         if (st.incomplete) mt_db_meta_set_text(db, "incomplete_reason", st.reason);
         if ((opt.flags & MT_OPT_PY_ON) && st.python_processes == 0)
