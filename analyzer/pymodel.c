@@ -354,7 +354,8 @@ int mt_pymodel_interpreters(mt_db_t *db, int64_t **procs, mt_pymodel_geom_t **ge
     size_t cap = 0;
     int rc = mt_stmt_prepare(db,
                              "SELECT process_id, arena_size, pool_size, size_classes, allocator FROM python"
-                             " WHERE arena_size > 0 AND pool_size > 0 ORDER BY process_id",
+                             " WHERE allocator IN ('pymalloc', 'pymalloc_debug') AND arena_size > 0 AND pool_size > 0"
+                             " ORDER BY process_id",
                              &st);
     while (!rc && (rc = mt_stmt_step(st)) == 1) {
         rc = 0;

@@ -126,7 +126,7 @@ typedef struct {
 int mt_pymodel_replay(mt_pymodel_t *m, mt_db_t *db, const mt_pymodel_replay_opts_t *opts);
 
 /* The interpreters of `db` whose allocator is pymalloc (a python row with
- * an arena size), ascending by process: processes.id into *procs and their
+ * allocator pymalloc or pymalloc_debug and an arena size), ascending by process: processes.id into *procs and their
  * geometry into *geoms, both malloc'ed (free them; NULL when *n is 0).
  * Returns 0, MT_ENOMEM or a database error. */
 int mt_pymodel_interpreters(mt_db_t *db, int64_t **procs, mt_pymodel_geom_t **geoms, size_t *n);
