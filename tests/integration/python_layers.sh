@@ -8,7 +8,8 @@
 #   - pymalloc rebuilt from the events equals sys._debugmallocstats and
 #     sys.getallocatedblocks, in the default mode and with PYTHONMALLOC=debug,
 #     in `memtrace python` and in `memtrace layout` (pools and blocks per
-#     class, arenas) at the moment the statistics were taken;
+#     class, arenas) at the moment the statistics were taken, also with the
+#     bundled allocator serving malloc (layout's default is then bundled);
 #   - PYTHONMALLOC=malloc: the wrappers go in again after pre-initialisation
 #     and every PyMem/PyObject call is exactly one C library call beneath;
 #   - Python frames name the script's lines; the start of the user's code is
@@ -68,19 +69,26 @@ check_pymalloc() { # DB LABEL
     assert_eq "$2: layout --by classes at the statistics (seq $at) = pymalloc_stats (class|pools|blocks)" \
         "$(q "$1" "SELECT size_class || '|' || pools || '|' || blocks_used FROM pymalloc_stats
                    WHERE pools > 0 ORDER BY size_class")" \
-        "$("$MEMTRACE" layout --at "$at" --by classes --csv "$1" | awk -F, 'NR > 1 { print $3 "|" $6 + $7 "|" $9 }')"
-    csv=$("$MEMTRACE" layout --at "$at" --by arenas --csv "$1")
+        "$("$MEMTRACE" layout --allocator pymalloc --at "$at" --by classes --csv "$1" |
+           awk -F, 'NR > 1 { print $3 "|" $6 + $7 "|" $9 }')"
+    csv=$("$MEMTRACE" layout --allocator pymalloc --at "$at" --by arenas --csv "$1")
     assert_eq "$2: layout's arenas at the statistics = arenas_current" "$(q "$1" "SELECT arenas_current FROM python")" \
         "$(tail -n +2 <<<"$csv" | wc -l | tr -d ' ')"
     assert_eq "$2: pools per arena: 64, 63 when not aligned to 16 KiB" "" \
         "$(awk -F, 'NR > 1 && $5 + $6 + $7 + $8 != ($3 % 16384 ? 63 : 64)' <<<"$csv")"
     assert_eq "$2: layout's pools in use at the statistics = the sum of pymalloc_stats.pools" \
         "$(q "$1" "SELECT sum(pools) FROM pymalloc_stats")" "$(awk -F, 'NR > 1 { n += $4 } END { print n }' <<<"$csv")"
-    assert_eq "$2: --allocator pymalloc gives the same classes" \
-        "$("$MEMTRACE" layout --at "$at" --by classes --csv "$1")" \
-        "$("$MEMTRACE" layout --allocator pymalloc --at "$at" --by classes --csv "$1")"
 }
 check_pymalloc grow.db "grow.py"
+assert_eq "grow.py: without bundled-allocator events, layout shows pymalloc" \
+    "$("$MEMTRACE" layout --allocator pymalloc --by classes --csv grow.db)" \
+    "$("$MEMTRACE" layout --by classes --csv grow.db)"
+# both allocators: the bundled one serves malloc, pymalloc maps its arenas
+trace both.db --allocator=bundled "$PYTHON" grow.py
+assert_eq "bundled + pymalloc: exit status" 0 "$RC"
+check_pymalloc both.db "bundled + pymalloc"
+assert_eq "bundled + pymalloc: layout shows the bundled allocator by default" "bundled allocator layout" \
+    "$("$MEMTRACE" layout both.db | head -1 | cut -d' ' -f1-3)"
 
 # ---- threads: four threads allocate, frames per thread ----
 cat >thr.py <<'EOF2'
