@@ -161,12 +161,17 @@ static pool_t *pool_of(mt_pymodel_t *m, uint64_t addr)
     return i < (uint64_t)a->npools ? &a->pools[i] : NULL;
 }
 
+static void block_end(mt_pymodel_t *m, int dom, uint64_t addr, int *cls);
+
 /* A new live object/memory block at addr; keep: the class a realloc in
- * place keeps, -1 none.  Not a pymalloc block unless inside a live arena. */
+ * place keeps, -1 none.  Not a pymalloc block unless inside a live arena.
+ * A block still live at addr (its free was not recorded) ends first. */
 static int block_add(mt_pymodel_t *m, int dom, uint64_t addr, int64_t size, int keep)
 {
     size_t pos;
     if (!arena_find(m, addr, &pos)) return 0;
+    int stale;
+    block_end(m, dom, addr, &stale);
     int64_t eff = size + m->pad; /* what pymalloc itself was asked for */
     int cls = keep >= 0 ? keep : (int)((eff > 0 ? eff - 1 : 0) >> m->shift);
     if (cls >= MT_PYMODEL_MAX_CLASSES) cls = MT_PYMODEL_MAX_CLASSES - 1;

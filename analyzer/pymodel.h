@@ -24,6 +24,8 @@
  *                                            down to; a realloc in place
  *                                            keeps the block's class
  *     its free                               the pool's count - 1
+ *     an allocation at a live block's        that block ends first (its
+ *     address                                free was not recorded)
  *
  * A pool's state follows its count: used (0 < blocks < capacity), full
  * (blocks = capacity), empty (0 blocks, but it served a class since its

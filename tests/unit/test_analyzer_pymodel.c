@@ -3,7 +3,8 @@
  * pools (64, or 63 when the arena is not pool-aligned), size classes with
  * and without the debug hooks' pad, a realloc in place keeping its class, a
  * moving realloc, pool states (used, full, empty, uncarved), blocks outside
- * every arena, an arena returned, and geometries that are not pymalloc's.
+ * every arena, an allocation over a block whose free was not recorded, an
+ * arena returned, and geometries that are not pymalloc's.
  * Every expected number is worked out in a comment.
  */
 #include <setjmp.h>
@@ -153,6 +154,12 @@ static void test_debug_pad(void **state)
     assert_int_equal(t.class_pools[1], 1);
     assert_int_equal(t.class_pools[2], 1);
     assert_int_equal(mt_pymodel_pool_capacity(m, 2), 340); /* 16336 / 48 */
+    feed(m, MT_EV_obj_malloc, A + 64, 40, 0);            /* again, its free not recorded: class 3 replaces it */
+    mt_pymodel_totals(m, &t);
+    assert_int_equal(t.blocks, 2);
+    assert_int_equal(t.class_used[1], 0);
+    assert_int_equal(t.class_used[3], 1);
+    assert_int_equal(t.pools, 2);                        /* pool 0 keeps one block */
     mt_pymodel_destroy(m);
 }
 
