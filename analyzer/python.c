@@ -7,11 +7,8 @@
  *
  * Place in the pipeline: analyzer subcommand (entry point in mt_analyzer.h).
  * One pass over event_data in seq order for the chosen process keeps, per
- * layer, the live blocks (address -> size) and counters; for pymalloc, the
- * live arenas (arena_alloc events of the interpreter's arena size) and, for
- * every live object/memory block inside an arena, its size class and pool
- * (address rounded down to the pool size; a realloc in place keeps the
- * block's class).  Snapshots are taken when the pass crosses the start of
+ * layer, the live blocks (address -> size) and counters, and feeds the
+ * pymalloc model (pymodel.h: arenas, pools, size classes).  Snapshots are taken when the pass crosses the start of
  * the user's code (marker py_user_code), pymalloc's own statistics
  * (python.stats_seq), the atexit marker and the end.  GC runs come from
  * gc_events; list growth from the realloc chains of the pymem layer
@@ -25,6 +22,7 @@
 #include "mt_error.h"
 #include "mt_event.h"
 #include "mt_util.h"
+#include "pymodel.h"
 #include "table.h"
 
 #include <inttypes.h>
@@ -149,7 +147,7 @@ static int read_info(mt_db_t *db, int64_t pid, pyinfo_t *pi, int *rcp)
 /* ---- the model ---- */
 
 #define NDOM MT_DOM_COUNT
-#define MAX_CLASSES 64
+#define MAX_CLASSES MT_PYMODEL_MAX_CLASSES
 
 typedef struct {
     int64_t allocs, frees, requested, live_bytes, live_blocks, peak_bytes;
@@ -183,90 +181,20 @@ static const char *const reason_names[NREASONS] = {
 
 typedef struct {
     pyinfo_t *pi;
-    int shift;                 /* size-class alignment shift */
-    int64_t pad;               /* debug hooks: bytes they add around each block */
+    mt_pymodel_t *py;          /* pymalloc (pymodel.h); NULL: the interpreter does not use it */
     layer_t layer[NDOM];
     mt_keymap_t blocks;        /* (domain, addr) -> block index + 1 */
     int64_t *bsize;
-    int16_t *bclass;           /* size class, -1: not a pymalloc block */
     uint32_t *bfree;           /* free indices */
     size_t nb, capb, nfree;
-    uint64_t *arenas;          /* live arena bases, sorted */
-    size_t narenas, caparenas;
-    int64_t arenas_total, arenas_freed, arenas_high, arena_freed_bytes;
-    mt_keymap_t pools;         /* (pool, 0) -> live blocks, (pool, 1) -> class + 1 */
-    int64_t pools_live;
-    int64_t class_used[MAX_CLASSES];
-    int64_t used_bytes;        /* sum of class sizes of live pymalloc blocks */
     int64_t reasons[NREASONS][2]; /* calls, bytes */
     int64_t py_peak;           /* max pymem + pyobj live bytes */
     snap_t pt[NPOINTS];
     int64_t point_seq[NPOINTS];
 } model_t;
 
-static int arena_find(const model_t *m, uint64_t addr, size_t *pos)
-{
-    size_t lo = 0, hi = m->narenas;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (m->arenas[mid] <= addr) lo = mid + 1;
-        else hi = mid;
-    }
-    *pos = lo; /* insertion point */
-    return lo > 0 && addr < m->arenas[lo - 1] + (uint64_t)m->pi->arena_size;
-}
-
-static int arena_add(model_t *m, uint64_t base)
-{
-    if (m->narenas == m->caparenas) {
-        size_t cap = m->caparenas ? 2 * m->caparenas : 64;
-        uint64_t *p = realloc(m->arenas, cap * sizeof *p);
-        if (!p) return MT_ENOMEM;
-        m->arenas = p;
-        m->caparenas = cap;
-    }
-    size_t pos;
-    arena_find(m, base, &pos);
-    memmove(m->arenas + pos + 1, m->arenas + pos, (m->narenas - pos) * sizeof *m->arenas);
-    m->arenas[pos] = base;
-    m->narenas++;
-    m->arenas_total++;
-    if ((int64_t)m->narenas > m->arenas_high) m->arenas_high = (int64_t)m->narenas;
-    return 0;
-}
-
-static void arena_remove(model_t *m, uint64_t base)
-{
-    size_t pos;
-    if (!arena_find(m, base, &pos) || m->arenas[pos - 1] != base) return;
-    memmove(m->arenas + pos - 1, m->arenas + pos, (m->narenas - pos) * sizeof *m->arenas);
-    m->narenas--;
-    m->arenas_freed++;
-    m->arena_freed_bytes += m->pi->arena_size;
-}
-
-static int pool_adjust(model_t *m, uint64_t pool, int cls, int delta)
-{
-    uint32_t n = mt_keymap_get(&m->pools, (int64_t)pool, 0);
-    if (delta > 0) {
-        if (!n) {
-            int rc = mt_keymap_put(&m->pools, (int64_t)pool, 1, (uint32_t)cls + 1);
-            if (rc) return rc;
-            m->pools_live++;
-        }
-        return mt_keymap_put(&m->pools, (int64_t)pool, 0, n + 1);
-    }
-    if (n <= 1) {
-        mt_keymap_del(&m->pools, (int64_t)pool, 0);
-        mt_keymap_del(&m->pools, (int64_t)pool, 1);
-        if (n) m->pools_live--;
-        return 0;
-    }
-    return mt_keymap_put(&m->pools, (int64_t)pool, 0, n - 1);
-}
-
 /* A new live block of domain `dom`. */
-static int block_add(model_t *m, int dom, uint64_t addr, int64_t size, int keep_class)
+static int block_add(model_t *m, int dom, uint64_t addr, int64_t size)
 {
     uint32_t ix;
     if (m->nfree) {
@@ -277,9 +205,6 @@ static int block_add(model_t *m, int dom, uint64_t addr, int64_t size, int keep_
             int64_t *s = realloc(m->bsize, cap * sizeof *s);
             if (!s) return MT_ENOMEM;
             m->bsize = s;
-            int16_t *c = realloc(m->bclass, cap * sizeof *c);
-            if (!c) return MT_ENOMEM;
-            m->bclass = c;
             uint32_t *f = realloc(m->bfree, cap * sizeof *f);
             if (!f) return MT_ENOMEM;
             m->bfree = f;
@@ -290,17 +215,6 @@ static int block_add(model_t *m, int dom, uint64_t addr, int64_t size, int keep_
     int rc = mt_keymap_put(&m->blocks, dom, (int64_t)addr, ix + 1);
     if (rc) return rc;
     m->bsize[ix] = size;
-    int cls = -1;
-    size_t pos;
-    if ((dom == MT_DOM_pyobj || dom == MT_DOM_pymem) && m->pi->arena_size && arena_find(m, addr, &pos)) {
-        int64_t eff = size + m->pad; /* what pymalloc itself was asked for */
-        cls = keep_class >= 0 ? keep_class : (int)((eff > 0 ? eff - 1 : 0) >> m->shift);
-        if (cls >= MAX_CLASSES) cls = MAX_CLASSES - 1;
-        m->class_used[cls]++;
-        m->used_bytes += (int64_t)(cls + 1) << m->shift;
-        if ((rc = pool_adjust(m, addr & ~(uint64_t)(m->pi->pool_size - 1), cls, +1))) return rc;
-    }
-    m->bclass[ix] = (int16_t)cls;
     layer_t *l = &m->layer[dom];
     l->live_bytes += size;
     l->live_blocks++;
@@ -308,26 +222,17 @@ static int block_add(model_t *m, int dom, uint64_t addr, int64_t size, int keep_
     return 0;
 }
 
-/* Ends the live block at addr; returns its class (-1 none) through *cls. */
-static int block_end(model_t *m, int dom, uint64_t addr, int *cls)
+/* Ends the live block at addr. */
+static void block_end(model_t *m, int dom, uint64_t addr)
 {
-    *cls = -1;
     uint32_t v = mt_keymap_del(&m->blocks, dom, (int64_t)addr);
-    if (!v) return 0; /* allocated before the wrappers went in */
+    if (!v) return; /* allocated before the wrappers went in */
     uint32_t ix = v - 1;
     layer_t *l = &m->layer[dom];
     l->live_bytes -= m->bsize[ix];
     l->live_blocks--;
     l->frees++;
-    *cls = m->bclass[ix];
-    if (*cls >= 0) {
-        m->class_used[*cls]--;
-        m->used_bytes -= (int64_t)(*cls + 1) << m->shift;
-        int rc = pool_adjust(m, addr & ~(uint64_t)(m->pi->pool_size - 1), *cls, -1);
-        if (rc) return rc;
-    }
     m->bfree[m->nfree++] = ix;
-    return 0;
 }
 
 static void snapshot(model_t *m, int p, int64_t seq, int64_t ts)
@@ -340,21 +245,19 @@ static void snapshot(model_t *m, int p, int64_t seq, int64_t ts)
         s->live[d] = m->layer[d].live_bytes;
         s->blocks[d] = m->layer[d].live_blocks;
     }
-    s->arenas = (int64_t)m->narenas;
-    s->arenas_total = m->arenas_total;
-    s->arenas_freed = m->arenas_freed;
-    s->arenas_high = m->arenas_high;
-    s->arena_bytes = (int64_t)m->narenas * m->pi->arena_size;
-    s->arena_freed_bytes = m->arena_freed_bytes;
-    s->used_bytes = m->used_bytes;
-    s->pools = m->pools_live;
-    memcpy(s->class_used, m->class_used, sizeof s->class_used);
-    memset(s->class_pools, 0, sizeof s->class_pools);
-    if (p != P_STATS) return;
-    for (size_t i = 0; m->pools.bits && i < (size_t)1 << m->pools.bits; i++) {
-        const mt_kslot_t *k = &m->pools.slots[i];
-        if (k->val && k->b == 1 && k->val - 1 < MAX_CLASSES) s->class_pools[k->val - 1]++;
-    }
+    mt_pymodel_totals_t t;
+    memset(&t, 0, sizeof t);
+    if (m->py) mt_pymodel_totals(m->py, &t);
+    s->arenas = t.arenas;
+    s->arenas_total = t.arenas_total;
+    s->arenas_freed = t.arenas_freed;
+    s->arenas_high = t.arenas_high;
+    s->arena_bytes = t.arenas * m->pi->arena_size;
+    s->arena_freed_bytes = t.arena_freed_bytes;
+    s->used_bytes = t.used_bytes;
+    s->pools = t.pools;
+    memcpy(s->class_used, t.class_used, sizeof s->class_used);
+    memcpy(s->class_pools, t.class_pools, sizeof s->class_pools);
 }
 
 static int reason_of_libc(int via)
@@ -372,7 +275,7 @@ static int feed(model_t *m, int kind, int via, uint64_t addr, int64_t size, uint
     int dom = mt_kind_domain(kind);
     unsigned fl = mt_kind_flags(kind);
     if (dom < 0 || dom >= NDOM || failed || !(fl & (MT_KF_ALLOC | MT_KF_FREE))) return 0;
-    int rc = 0, cls = -1;
+    int rc = 0;
     int alloc = (fl & MT_KF_ALLOC) != 0, resize = alloc && (fl & MT_KF_FREE);
     layer_t *l = &m->layer[dom];
     if (alloc) {
@@ -387,21 +290,13 @@ static int feed(model_t *m, int kind, int via, uint64_t addr, int64_t size, uint
             m->reasons[r][1] += size > 0 ? size : 0;
         }
     }
-    if (dom == MT_DOM_os) { /* mappings by start address (exact munmaps) */
-        if ((fl & MT_KF_FREE) && (rc = block_end(m, dom, resize ? old : addr, &cls))) return rc;
-        if (alloc && addr) rc = block_add(m, dom, addr, size, -1);
-        return rc;
-    }
+    if (m->py && (rc = mt_pymodel_feed(m->py, kind, addr, size, old, failed))) return rc;
+    /* mappings by start address (exact munmaps), blocks by address */
     if (fl & MT_KF_FREE) {
         uint64_t victim = resize ? old : addr;
-        if (victim && (rc = block_end(m, dom, victim, &cls))) return rc;
-        if (dom == MT_DOM_pyarena && !resize) arena_remove(m, addr);
+        if (victim) block_end(m, dom, victim);
     }
-    if (alloc && addr) {
-        if (dom == MT_DOM_pyarena && size == m->pi->arena_size && (rc = arena_add(m, addr))) return rc;
-        /* a realloc in place keeps the block's size class (pymalloc) */
-        rc = block_add(m, dom, addr, size, resize && addr == old ? cls : -1);
-    }
+    if (alloc && addr) rc = block_add(m, dom, addr, size);
     return rc;
 }
 
@@ -459,11 +354,9 @@ static int replay(mt_db_t *db, model_t *m, const char *progress)
 static void model_free(model_t *m)
 {
     mt_keymap_free(&m->blocks);
-    mt_keymap_free(&m->pools);
     free(m->bsize);
-    free(m->bclass);
     free(m->bfree);
-    free(m->arenas);
+    mt_pymodel_destroy(m->py);
 }
 
 /* ---- sections ---- */
@@ -695,17 +588,17 @@ static int sec_pymalloc(ctx_t *x)
         mt_stmt_finalize(st);
         rc = rc < 0 ? rc : 0;
     }
-    for (int k = 0; !rc && k < MAX_CLASSES && k < pi->classes; k++) {
+    for (int k = 0; !rc && x->m->py && k < MAX_CLASSES && k < pi->classes; k++) {
         if (!s->class_used[k] && !theirs_used[k] && !s->class_pools[k] && !theirs_pools[k]) continue;
         char name[64];
         if ((rc = mt_table_row(t))) break;
-        snprintf(name, sizeof name, "class %d (%d bytes): blocks used", k, (k + 1) << x->m->shift);
+        snprintf(name, sizeof name, "class %d (%d bytes): blocks used", k, (int)mt_pymodel_block_size(x->m->py, k));
         mt_table_text(t, 0, name);
         mt_table_int(t, 1, s->class_used[k]);
         mt_table_int(t, 2, theirs_used[k]);
         mt_table_text(t, 3, s->class_used[k] == theirs_used[k] ? "yes" : "NO");
         if ((rc = mt_table_row(t))) break;
-        snprintf(name, sizeof name, "class %d (%d bytes): pools", k, (k + 1) << x->m->shift);
+        snprintf(name, sizeof name, "class %d (%d bytes): pools", k, (int)mt_pymodel_block_size(x->m->py, k));
         mt_table_text(t, 0, name);
         mt_table_int(t, 1, s->class_pools[k]);
         mt_table_int(t, 2, theirs_pools[k]);
@@ -992,11 +885,12 @@ int mt_cmd_python(int argc, char **argv)
         goto out;
     }
     m.pi = &pi;
-    m.shift = pi.classes == 64 ? 3 : 4;
-    /* PYTHONMALLOC=debug: each block carries two words before it and one
-     * after (Objects/obmalloc.c), and our wrapper sits above the hooks */
-    size_t al = strlen(pi.allocator);
-    if (al > 6 && !strcmp(pi.allocator + al - 6, "_debug")) m.pad = 3 * 8;
+    if (pi.arena_size > 0) {
+        mt_pymodel_geom_t g = {.arena_size = pi.arena_size, .pool_size = pi.pool_size, .classes = pi.classes};
+        snprintf(g.allocator, sizeof g.allocator, "%s", pi.allocator);
+        if ((rc = mt_pymodel_create(&g, pi.process, &m.py)) && rc != MT_EINVAL) goto fail;
+        rc = 0; /* a geometry that is not pymalloc's: no pymalloc model */
+    }
     m.point_seq[P_PEAK] = -1;
     m.point_seq[P_END] = -1;
     m.point_seq[P_STATS] = pi.stats_seq;

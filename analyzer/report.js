@@ -388,41 +388,32 @@
           T.gc, 'gc-table', 'No garbage collector runs were recorded in this trace.');
   }
 
-  /* ---- the heap layout map ---- */
-  function layout() {
-    var s = section('layout', 'Heap layout', 'The arenas of the bundled allocator at a moment of the run, one row per arena, one cell per 16 KiB pool, coloured by how full it is. Move the slider to change the moment.');
-    var t = T.layout, lay = {};
-    T.layers.rows.forEach(function (r) { lay[r[1]] = r[3]; });
-    var py = el('p', {id: 'pymalloc-note', 'class': 'nodata'},
-                lay.pyarena ? 'pymalloc: ' + fmtCount(lay.pyarena) + ' arena events recorded; its pool map is not drawn here yet ' +
-                              '(memtrace python rebuilds its pools: section pymalloc).'
-                            : 'pymalloc: no data in this trace.');
-    if (!t.rows.length) {
-      noData(s, 'Bundled allocator: no data (the trace has no events of the bundled allocator; record with memtrace run --allocator=bundled).');
-      s.appendChild(py);
-      return;
-    }
+  /* ---- the heap layout maps: the bundled allocator's, pymalloc's ---- */
+  /* One map of the rows of one allocator: a slider over the moments that
+   * have arenas (ids `prefix`-slider, -time, -grid), one line per arena,
+   * one cell per pool. */
+  function poolMap(s, t, rows, prefix) {
     var ci = {m: col(t, 'moment'), time: col(t, 'time_ms'), pid: col(t, 'pid'), arena: col(t, 'arena'), pools: col(t, 'pools'),
               blocks: col(t, 'blocks_used'), bytes: col(t, 'bytes_in_use')};
     /* the moments that have arenas, in order (before the first arena there is nothing to draw) */
     var byMoment = {}, moments = [];
-    t.rows.forEach(function (r) {
+    rows.forEach(function (r) {
       if (!byMoment[r[ci.m]]) { byMoment[r[ci.m]] = []; moments.push(r[ci.m]); }
       byMoment[r[ci.m]].push(r);
     });
     moments.sort(function (a, b) { return a - b; });
     var last = moments.length - 1;
-    var slider = el('input', {id: 'layout-slider', type: 'range', min: 0, max: last, value: last, step: 1});
-    var label = el('span', {id: 'layout-time'});
+    var slider = el('input', {id: prefix + '-slider', type: 'range', min: 0, max: last, value: last, step: 1});
+    var label = el('span', {id: prefix + '-time'});
     s.appendChild(el('div', {'class': 'controls'}, [el('label', null, ['moment ', slider]), label]));
-    var grid = el('div', {id: 'layout-grid', 'class': 'grid'});
+    var grid = el('div', {id: prefix + '-grid', 'class': 'grid'});
     s.appendChild(grid);
     var names = {'-': 'uncarved', e: 'empty', F: 'full'};
     function draw() {
-      var rows = byMoment[moments[Number(slider.value)]];
-      label.textContent = ' ' + fmtMs(rows[0][ci.time]) + ': ' + rows.length + ' arena' + (rows.length === 1 ? '' : 's');
+      var rs = byMoment[moments[Number(slider.value)]];
+      label.textContent = ' ' + fmtMs(rs[0][ci.time]) + ': ' + rs.length + ' arena' + (rs.length === 1 ? '' : 's');
       while (grid.firstChild) grid.removeChild(grid.firstChild);
-      rows.forEach(function (r) {
+      rs.forEach(function (r) {
         var line = el('div', {'class': 'arena'});
         line.appendChild(el('span', {'class': 'alabel'}, 'pid ' + r[ci.pid] + ' 0x' + Number(r[ci.arena]).toString(16)));
         var map = r[ci.pools];
@@ -437,12 +428,33 @@
     }
     slider.addEventListener('input', draw);
     draw();
+  }
+
+  function layout() {
+    var s = section('layout', 'Heap layout', 'The arenas of the bundled allocator and of CPython\'s pymalloc at a moment of the run, one row per arena, one cell per 16 KiB pool, coloured by how full it is. Move a slider to change the moment.');
+    var t = T.layout, lay = {}, ai = col(t, 'allocator');
+    T.layers.rows.forEach(function (r) { lay[r[1]] = r[3]; });
+    var bundled = t.rows.filter(function (r) { return r[ai] === 'bundled'; });
+    var pym = t.rows.filter(function (r) { return r[ai] === 'pymalloc'; });
+    if (bundled.length) {
+      s.appendChild(el('h3', null, 'Bundled allocator'));
+      poolMap(s, t, bundled, 'layout');
+    } else {
+      noData(s, 'Bundled allocator: no data (the trace has no events of the bundled allocator; record with memtrace run --allocator=bundled).');
+    }
+    if (pym.length) {
+      s.appendChild(el('h3', null, 'pymalloc'));
+      poolMap(s, t, pym, 'pylayout');
+    }
     var legend = el('div', {'class': 'legend'});
     [['pu', 'uncarved'], ['pe', 'empty'], ['p0', 'used, few blocks'], ['p5', 'used, half'], ['p9', 'used, nearly full'], ['pF', 'full']].forEach(function (x) {
       legend.appendChild(el('span', null, [el('span', {'class': 'pool ' + x[0]}), ' ' + x[1] + ' ']));
     });
-    s.appendChild(legend);
-    s.appendChild(py);
+    if (bundled.length || pym.length) s.appendChild(legend);
+    s.appendChild(el('p', {id: 'pymalloc-note', 'class': 'nodata'},
+                     pym.length ? 'pymalloc: rebuilt from the interpreter\'s object, memory and arena events (memtrace layout --allocator pymalloc); a pool\'s class is that of its blocks, its capacity (pool size - 48) / block size.'
+                     : lay.pyarena ? 'pymalloc: ' + fmtCount(lay.pyarena) + ' arena events recorded, but the interpreter did not use pymalloc (no pool map).'
+                     : 'pymalloc: no data in this trace.'));
   }
 
   function processes() {

@@ -8,6 +8,7 @@
 #include "layout_model.h"
 #include "mt_error.h"
 #include "mt_event.h"
+#include "pymodel.h"
 #include "sites.h"
 #include "views.h"
 
@@ -60,12 +61,13 @@ static const mt_tcol_t flame_cols[FL_N] = {
     [FL_LEAKED] = {"leaked", "leaked_bytes", MT_TCOL_BYTES, 0, 0},
 };
 
-enum { LO_SNAP, LO_TIME, LO_TS, LO_PROC, LO_PID, LO_ARENA, LO_POOLS, LO_USED, LO_FULL, LO_EMPTY, LO_BLOCKS,
-       LO_BYTES, LO_N };
+enum { LO_SNAP, LO_TIME, LO_TS, LO_ALLOC, LO_PROC, LO_PID, LO_ARENA, LO_POOLS, LO_USED, LO_FULL, LO_EMPTY,
+       LO_BLOCKS, LO_BYTES, LO_N };
 static const mt_tcol_t layout_cols[LO_N] = {
     [LO_SNAP] = {"moment", "moment", MT_TCOL_INT, 0, 0},
     [LO_TIME] = {"time (ms)", "time_ms", MT_TCOL_REAL, 3, 0},
     [LO_TS] = {"ts", "ts_ns", MT_TCOL_ID, 0, MT_TCOL_ONLY_CSV},
+    [LO_ALLOC] = {"allocator", "allocator", MT_TCOL_TEXT, 0, 0},
     [LO_PROC] = {"process", "process_id", MT_TCOL_ID, 0, MT_TCOL_ONLY_CSV},
     [LO_PID] = {"pid", "pid", MT_TCOL_ID, 0, 0},
     [LO_ARENA] = {"arena", "arena", MT_TCOL_ADDR, 0, 0},
@@ -161,10 +163,14 @@ typedef struct {
     int64_t calls, failed, bytes;
 } tally_t;
 
+typedef struct pymaps pymaps_t; /* pymalloc's maps (the heap layout map, below) */
+static int pymaps_visit(pymaps_t *pm, const mt_db_event_t *ev);
+
 typedef struct {
     mt_sites_t *sites;
     mt_chains_t *chains;
     mt_timeline_t *tl;
+    pymaps_t *py;  /* NULL: no interpreter uses pymalloc */
     tally_t dom[MT_DOM_COUNT];
 } pass_t;
 
@@ -182,6 +188,7 @@ static int pass_visit(void *arg, const mt_db_event_t *ev, const mt_heap_delta_t 
     int rc = mt_sites_visit(p->sites, ev, d);
     if (!rc) rc = mt_chains_visit(p->chains, ev, d);
     if (!rc) rc = mt_timeline_visit(p->tl, ev, d);
+    if (!rc && p->py) rc = pymaps_visit(p->py, ev);
     return rc;
 }
 
@@ -377,6 +384,7 @@ out:
 typedef struct {
     const mt_cli_t *c;
     mt_table_t *t;
+    const char *allocator;            /* "bundled" or "pymalloc" */
     int64_t at[MT_REPORT_SNAPSHOTS];  /* the moments, ns */
     int next;
     int64_t arenas_end, bytes_end;    /* at the last snapshot */
@@ -396,32 +404,35 @@ static char pool_char(const mt_layout_pool_t *p)
     return (char)('0' + (tenth > 9 ? 9 : tenth < 0 ? 0 : tenth));
 }
 
-/* Rows of moment k: one per mapped arena (at most MT_REPORT_MAX_ARENAS per
- * process). */
-static int snapshot(snap_t *s, int k, const mt_layout_t *m)
+#define MAX_POOLS_PER_ARENA 1024 /* cells of one arena's map */
+
+/* Rows of moment k from an allocator's lists (both ordered by process,
+ * arena, pool): one per arena (at most MT_REPORT_MAX_ARENAS per process);
+ * npools[i]: the pools of arena i (NULL: PYM_POOLS_PER_ARENA each). */
+static int snap_rows(snap_t *s, int k, const mt_layout_arena_t *a, size_t na, const mt_layout_pool_t *p,
+                     size_t np, const int *npools)
 {
-    mt_layout_arena_t *a = NULL;
-    mt_layout_pool_t *p = NULL;
-    size_t na = 0, np = 0, j = 0;
-    int rc = mt_layout_arenas(m, &a, &na);
-    if (!rc) rc = mt_layout_pools(m, &p, &np);
+    size_t j = 0;
+    int rc = 0;
     int64_t proc = -1, shown = 0, bytes = 0;
+    char map[MAX_POOLS_PER_ARENA + 1];
     for (size_t i = 0; i < na && !rc; i++) {
         bytes += a[i].bytes_in_use;
         if (a[i].process != proc) proc = a[i].process, shown = 0;
         if (shown++ >= MT_REPORT_MAX_ARENAS) continue;
-        char map[PYM_POOLS_PER_ARENA + 1];
-        memset(map, '-', PYM_POOLS_PER_ARENA);
-        map[PYM_POOLS_PER_ARENA] = 0;
-        /* pools come ordered by process, arena, pool, as arenas do */
+        int n = npools ? npools[i] : PYM_POOLS_PER_ARENA;
+        if (n > MAX_POOLS_PER_ARENA) n = MAX_POOLS_PER_ARENA;
+        memset(map, '-', (size_t)n);
+        map[n] = 0;
         while (j < np && (p[j].process < a[i].process || (p[j].process == a[i].process && p[j].arena < a[i].arena)))
             j++;
         for (; j < np && p[j].process == a[i].process && p[j].arena == a[i].arena; j++)
-            if (p[j].index >= 0 && p[j].index < PYM_POOLS_PER_ARENA) map[p[j].index] = pool_char(&p[j]);
+            if (p[j].index >= 0 && p[j].index < n) map[p[j].index] = pool_char(&p[j]);
         if ((rc = mt_table_row(s->t))) break;
         mt_table_int(s->t, LO_SNAP, k);
         mt_table_real(s->t, LO_TIME, (double)s->at[k] / 1e6);
         mt_table_int(s->t, LO_TS, s->at[k]);
+        if ((rc = mt_table_text(s->t, LO_ALLOC, s->allocator))) break;
         mt_table_int(s->t, LO_PROC, a[i].process);
         int64_t pid = mt_cli_pid(s->c, a[i].process);
         if (pid >= 0) mt_table_int(s->t, LO_PID, pid);
@@ -435,6 +446,18 @@ static int snapshot(snap_t *s, int k, const mt_layout_t *m)
     }
     s->arenas_end = (int64_t)na;
     s->bytes_end = bytes;
+    return rc;
+}
+
+/* Rows of moment k: the bundled allocator's arenas. */
+static int snapshot(snap_t *s, int k, const mt_layout_t *m)
+{
+    mt_layout_arena_t *a = NULL;
+    mt_layout_pool_t *p = NULL;
+    size_t na = 0, np = 0;
+    int rc = mt_layout_arenas(m, &a, &na);
+    if (!rc) rc = mt_layout_pools(m, &p, &np);
+    if (!rc) rc = snap_rows(s, k, a, na, p, np, NULL);
     free(a);
     free(p);
     return rc;
@@ -450,29 +473,133 @@ static int snap_before(void *arg, const mt_layout_event_t *ev, const mt_layout_t
     return 0;
 }
 
-/* The map at MT_REPORT_SNAPSHOTS moments evenly spread over the trace, the
- * last at its end.  *kept: bytes the allocator kept free at the end (arena
- * bytes - bytes in blocks in use). */
-static int layout_table(mt_db_t *db, const mt_cli_t *c, int64_t duration, int run, int64_t *kept,
-                        mt_table_t **out)
+/* Rows of moment k: one interpreter's pymalloc arenas. */
+static int py_snapshot(snap_t *s, int k, const mt_pymodel_t *m)
 {
-    snap_t s = {.c = c};
-    mt_layout_t *m = NULL;
-    int rc = mt_table_create(layout_cols, LO_N, &s.t);
-    for (int k = 0; k < MT_REPORT_SNAPSHOTS; k++) s.at[k] = duration * (k + 1) / MT_REPORT_SNAPSHOTS;
-    if (!rc && run) {
-        mt_layout_replay_opts_t o = {.at_seq = -1, .at_ts = -1, .before = snap_before, .arg = &s};
-        if (!(rc = mt_layout_create(&m))) rc = mt_layout_replay(m, db, &o);
-        for (; !rc && s.next < MT_REPORT_SNAPSHOTS; s.next++) rc = snapshot(&s, s.next, m);
-        *kept = s.arenas_end * (int64_t)PYM_ARENA_SIZE - s.bytes_end;
+    mt_layout_arena_t *a = NULL;
+    mt_layout_pool_t *p = NULL;
+    int *npools = NULL;
+    size_t na = 0, np = 0;
+    int rc = mt_pymodel_arenas(m, &a, &na, &npools);
+    if (!rc) rc = mt_pymodel_pools(m, &p, &np);
+    if (!rc) rc = snap_rows(s, k, a, na, p, np, npools);
+    free(a);
+    free(p);
+    free(npools);
+    return rc;
+}
+
+/* pymalloc's maps, fed by the pass: a model per interpreter that uses it,
+ * all snapshotted at each moment the pass crosses. */
+struct pymaps {
+    snap_t s;
+    int64_t *procs;           /* processes.id of each interpreter */
+    mt_pymodel_t **m;
+    size_t n;
+    mt_keymap_t threads;      /* threads.id -> processes.id + 1 */
+    int64_t cached_thread;    /* the last event's thread, and its model (n: none) */
+    size_t cached;
+};
+
+static void pymaps_close(pymaps_t *pm)
+{
+    if (!pm) return;
+    for (size_t i = 0; i < pm->n; i++) mt_pymodel_destroy(pm->m[i]);
+    free(pm->m);
+    free(pm->procs);
+    mt_keymap_free(&pm->threads);
+    free(pm);
+}
+
+/* The models of the interpreters of db that use pymalloc, their rows going
+ * to t at the moments `at`; *out NULL when there is none.  Returns 0,
+ * MT_ENOMEM or a database error. */
+static int pymaps_open(mt_db_t *db, const mt_cli_t *c, mt_table_t *t, const int64_t *at, pymaps_t **out)
+{
+    *out = NULL;
+    mt_pymodel_geom_t *geoms = NULL;
+    pymaps_t *pm = calloc(1, sizeof *pm);
+    if (!pm) return MT_ENOMEM;
+    pm->s = (snap_t){.c = c, .t = t, .allocator = "pymalloc"};
+    memcpy(pm->s.at, at, sizeof pm->s.at);
+    pm->cached_thread = -1;
+    size_t n = 0;
+    int rc = mt_pymodel_interpreters(db, &pm->procs, &geoms, &n);
+    if (!rc && n && !(pm->m = calloc(n, sizeof *pm->m))) rc = MT_ENOMEM;
+    for (size_t i = 0; !rc && i < n; i++) {
+        int e = mt_pymodel_create(&geoms[i], pm->procs[i], &pm->m[pm->n]);
+        if (e == MT_EINVAL) continue; /* not pymalloc's geometry: no map */
+        if (e) rc = e;
+        else pm->procs[pm->n++] = pm->procs[i];
     }
-    mt_layout_destroy(m);
-    if (rc) {
-        mt_table_destroy(s.t);
+    free(geoms);
+    mt_stmt_t *st;
+    if (!rc && pm->n && !(rc = mt_stmt_prepare(db, "SELECT id, process_id FROM threads", &st))) {
+        while ((rc = mt_stmt_step(st)) == 1) {
+            int64_t proc = mt_stmt_int(st, 1);
+            rc = proc >= 0 && proc < UINT32_MAX - 1 ? mt_keymap_put(&pm->threads, mt_stmt_int(st, 0), 0, (uint32_t)proc + 1)
+                                                   : 0;
+            if (rc) break;
+        }
+        mt_stmt_finalize(st);
+        if (rc > 0) rc = 0;
+    }
+    if (rc || !pm->n) {
+        pymaps_close(pm);
         return rc;
     }
-    *out = s.t;
+    *out = pm;
     return 0;
+}
+
+/* Rows of the moments before ts (all of them when ts < 0). */
+static int pymaps_moments(pymaps_t *pm, int64_t ts)
+{
+    for (; pm->s.next < MT_REPORT_SNAPSHOTS && (ts < 0 || ts > pm->s.at[pm->s.next]); pm->s.next++)
+        for (size_t i = 0; i < pm->n; i++) {
+            int rc = py_snapshot(&pm->s, pm->s.next, pm->m[i]);
+            if (rc) return rc;
+        }
+    return 0;
+}
+
+static int pymaps_visit(pymaps_t *pm, const mt_db_event_t *ev)
+{
+    int rc = pymaps_moments(pm, ev->ts);
+    if (rc) return rc;
+    if (ev->thread != pm->cached_thread) {
+        int64_t proc = (int64_t)mt_keymap_get(&pm->threads, ev->thread, 0) - 1;
+        pm->cached_thread = ev->thread;
+        for (pm->cached = 0; pm->cached < pm->n && pm->procs[pm->cached] != proc; pm->cached++) {
+        }
+    }
+    if (pm->cached == pm->n) return 0;
+    return mt_pymodel_feed(pm->m[pm->cached], ev->kind, ev->addr, ev->size < 0 ? 0 : ev->size, ev->old_addr,
+                           ev->failed);
+}
+
+/* The moments of the map: MT_REPORT_SNAPSHOTS evenly spread over the
+ * trace, the last at its end. */
+static void layout_moments(int64_t duration, int64_t *at)
+{
+    for (int k = 0; k < MT_REPORT_SNAPSHOTS; k++) at[k] = duration * (k + 1) / MT_REPORT_SNAPSHOTS;
+}
+
+/* The bundled allocator's map at the moments, appended to t (pymalloc's,
+ * fed by the pass, come first).  *kept: bytes the bundled allocator kept
+ * free at the end (arena bytes - bytes in blocks in use). */
+static int layout_table(mt_db_t *db, const mt_cli_t *c, int64_t duration, int64_t *kept, mt_table_t *t)
+{
+    snap_t s = {.c = c, .t = t, .allocator = "bundled"};
+    mt_layout_t *m = NULL;
+    layout_moments(duration, s.at);
+    mt_layout_replay_opts_t o = {.at_seq = -1, .at_ts = -1, .before = snap_before, .arg = &s};
+    int rc = mt_layout_create(&m);
+    if (!rc) rc = mt_layout_replay(m, db, &o);
+    for (; !rc && s.next < MT_REPORT_SNAPSHOTS; s.next++) rc = snapshot(&s, s.next, m);
+    *kept = s.arenas_end * (int64_t)PYM_ARENA_SIZE - s.bytes_end;
+    mt_layout_destroy(m);
+    return rc;
 }
 
 /* ---- the summary ----------------------------------------------------------- */
@@ -567,8 +694,14 @@ int mt_report_build(mt_db_t *db, const mt_cli_t *c, const mt_report_opts_t *o, m
         (rc = mt_timeline_create(db, r->duration_ns, points, 0, &p.tl)))
         goto out;
     mt_timeline_attach(p.tl, mt_heap_stats(h));
+    int64_t at[MT_REPORT_SNAPSHOTS];
+    layout_moments(r->duration_ns, at);
+    if ((rc = mt_table_create(layout_cols, LO_N, &r->t[MT_RT_layout])) ||
+        (rc = pymaps_open(db, c, r->t[MT_RT_layout], at, &p.py)))
+        goto out;
     mt_heap_replay_opts_t ro = {.visit = pass_visit, .arg = &p, .progress = c->progress};
-    if ((rc = mt_heap_replay(h, db, &ro)) || (rc = mt_timeline_finish(p.tl)) || (rc = mt_chains_finish(p.chains)))
+    if ((rc = mt_heap_replay(h, db, &ro)) || (rc = mt_timeline_finish(p.tl)) || (rc = mt_chains_finish(p.chains)) ||
+        (p.py && (rc = pymaps_moments(p.py, -1))))
         goto out;
     r->heap = *mt_heap_stats(h);
     r->events = r->heap.events;
@@ -596,7 +729,7 @@ int mt_report_build(mt_db_t *db, const mt_cli_t *c, const mt_report_opts_t *o, m
 
     /* the rest */
     int has_layout = p.dom[MT_DOM_bundled].calls > 0;
-    if ((rc = layout_table(db, c, r->duration_ns, has_layout, &kept, &r->t[MT_RT_layout]))) goto out;
+    if (has_layout && (rc = layout_table(db, c, r->duration_ns, &kept, r->t[MT_RT_layout]))) goto out;
     if ((rc = query_table(db, process_sql, process_cols, sizeof process_cols / sizeof process_cols[0],
                           &r->t[MT_RT_processes])))
         goto out;
@@ -613,6 +746,7 @@ out:
     mt_sites_destroy(p.sites);
     mt_chains_destroy(p.chains);
     mt_timeline_destroy(p.tl);
+    pymaps_close(p.py);
     if (rc) mt_report_destroy(r);
     else *out = r;
     return rc;

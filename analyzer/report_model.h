@@ -12,11 +12,14 @@
  * How it is read:
  *   the pass    ONE streaming pass over event_data (mt_heap_replay) whose
  *               visitor feeds the sites model (sites.h), the realloc chain
- *               model (chains.h), the timeline sampler (views.h) and a
- *               count of calls and bytes per layer (domain);
+ *               model (chains.h), the timeline sampler (views.h), the
+ *               pymalloc models (pymodel.h) and a count of calls and bytes
+ *               per layer (domain);
  *   layout      when the pass saw events of the bundled allocator, one
  *               replay of them (layout_model.h) that snapshots the arenas
- *               and pools at MT_REPORT_SNAPSHOTS moments;
+ *               and pools at MT_REPORT_SNAPSHOTS moments; pymalloc's
+ *               (pymodel.h, a model per interpreter that uses it) are fed
+ *               by the pass and snapshotted at the same moments;
  *   the rest    small queries: meta, processes, threads, markers,
  *               gc_events (with the stack of each collection's trigger).
  * The flame graph is a tree of the heap sites' collapsed stacks (the frame
@@ -54,7 +57,7 @@
     X(top, "allocation sites by bytes (memtrace top)")                               \
     X(growth, "realloc chains, by the stack of the realloc (memtrace growth)")       \
     X(gc, "garbage collector runs, with the allocation that triggered each")         \
-    X(layout, "the bundled allocator's arenas and pools at moments of the run")
+    X(layout, "the bundled allocator's and pymalloc's arenas and pools at moments of the run")
 
 typedef enum {
 #define X(name, what) MT_RT_##name,

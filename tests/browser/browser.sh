@@ -16,6 +16,9 @@
 #             collector runs in their table and on the chart, CPython markers
 #   bundled   tests/programs/known_allocs under --allocator=bundled: the
 #             layout map has its arena, 64 pools
+#   py        a real CPython run (py_lists under python3.11, when installed):
+#             GC runs, markers, layer boxes, and pymalloc's pool map with
+#             one cell per pool that `memtrace layout` rebuilds at the end
 #   churn     the churn workload (4,000,000 events): the page is written in
 #             under 5 s, is under 5 MB, and is drawn in under 2 s
 #
@@ -199,6 +202,22 @@ if [[ -e py.html ]]; then
     assert_eq "py: layer boxes with calls = layers.csv domains with calls" \
         "$(csvq py-csv/layers.csv 'sum(int(r["calls"]) > 0 for r in rows)')" \
         "$(fact py layer_boxes_with_calls)"
+    # pymalloc's pool map: at the last moment (the end) one cell per pool of
+    # layout.csv's pymalloc rows, which are the arenas and pools `memtrace
+    # layout` rebuilds at the end
+    last='[r for r in rows if r["allocator"] == "pymalloc" and int(r["moment"]) == max(int(x["moment"]) for x in rows)]'
+    cells=$(csvq py-csv/layout.csv "sum(len(r['pools']) for r in $last)")
+    assert_eq "py: pymalloc cells at the end = pools of memtrace layout --allocator pymalloc" \
+        "$("$MEMTRACE" layout --allocator pymalloc --by arenas --csv py.db |
+           awk -F, 'NR > 1 { n += $5 + $6 + $7 + $8 } END { print n }')" "$cells"
+    assert_eq "py: pymalloc arenas on the map at the last moment" "$(csvq py-csv/layout.csv "len($last)")" \
+        "$(fact py pylayout_arenas)"
+    assert_eq "py: pymalloc cells on the map = pools of layout.csv" "$cells" "$(fact py pylayout_pools)"
+    assert_eq "py: pymalloc slider positions = its moments with arenas" \
+        "$(csvq py-csv/layout.csv 'len({r["moment"] for r in rows if r["allocator"] == "pymalloc"})')" \
+        "$(fact py pylayout_moments)"
+    assert_eq "py: no bundled map" "0 0" "$(fact py layout_arenas) $(fact py layout_pools)"
+    assert_true "py: the pymalloc note" grep -q '^pymalloc: rebuilt from' <<<"$(fact py pymalloc)"
 fi
 
 # ---- churn: the bar ------------------------------------------------------------

@@ -90,21 +90,24 @@ const PROBE = `(() => {
     r.hover = text('#tip');
     overlay.dispatchEvent(new MouseEvent('mouseleave'));
   }
-  // the layout slider: its first moment, then its last
-  const slider = document.querySelector('#layout-slider');
-  if (slider) {
-    r.layout_moments = Number(slider.max) + 1;
-    slider.value = 0;
-    slider.dispatchEvent(new Event('input'));
-    r.layout_first = text('#layout-time');
-    slider.value = slider.max;
-    slider.dispatchEvent(new Event('input'));
-    r.layout_last = text('#layout-time');
+  // the layout sliders (bundled: layout, pymalloc: pylayout): the first
+  // moment, then the last, and the map drawn at the last
+  for (const m of ['layout', 'pylayout']) {
+    const slider = document.querySelector('#' + m + '-slider');
+    if (slider) {
+      r[m + '_moments'] = Number(slider.max) + 1;
+      slider.value = 0;
+      slider.dispatchEvent(new Event('input'));
+      r[m + '_first'] = text('#' + m + '-time');
+      slider.value = slider.max;
+      slider.dispatchEvent(new Event('input'));
+      r[m + '_last'] = text('#' + m + '-time');
+    }
+    r[m + '_arenas'] = q('#' + m + '-grid .arena').length;
+    r[m + '_pools'] = q('#' + m + '-grid .pool').length;
   }
   for (const t of ['leaks', 'temporary', 'top', 'growth', 'gc', 'processes'])
     r[t + '_rows'] = q('#' + t + '-table tbody tr').length;
-  r.layout_arenas = q('#layout-grid .arena').length;
-  r.layout_pools = q('#layout-grid .pool').length;
   r.nodata = q('.nodata').length;
   r.verdict = text('#verdict');
   r.complete = text('#complete');

@@ -6,7 +6,10 @@
 #   - GC: collections per generation equal gc.get_stats() deltas; 50
 #     explicit collections are 50 generation-2 collections;
 #   - pymalloc rebuilt from the events equals sys._debugmallocstats and
-#     sys.getallocatedblocks, in the default mode and with PYTHONMALLOC=debug;
+#     sys.getallocatedblocks, in the default mode and with PYTHONMALLOC=debug,
+#     in `memtrace python` and in `memtrace layout` (pools and blocks per
+#     class, arenas) at the moment the statistics were taken, also with the
+#     bundled allocator serving malloc (layout's default is then bundled);
 #   - PYTHONMALLOC=malloc: the wrappers go in again after pre-initialisation
 #     and every PyMem/PyObject call is exactly one C library call beneath;
 #   - Python frames name the script's lines; the start of the user's code is
@@ -58,8 +61,34 @@ check_pymalloc() { # DB LABEL
     csv=$("$MEMTRACE" python --csv --section pymalloc "$1")
     assert_eq "$2: pymalloc figures that differ from the interpreter's" "" "$(awk -F, 'NR > 1 && $4 != "yes"' <<<"$csv")"
     assert_true "$2: per-class rows compared" test "$(grep -c '^class' <<<"$csv")" -gt 10
+    # memtrace layout at the statistics moment: pools and blocks per class
+    # = pymalloc_stats, arenas = arenas_current, each arena's pools =
+    # arena_size / pool_size, one fewer when its base is not pool-aligned
+    local at
+    at=$(q "$1" "SELECT stats_seq FROM python")
+    assert_eq "$2: layout --by classes at the statistics (seq $at) = pymalloc_stats (class|pools|blocks)" \
+        "$(q "$1" "SELECT size_class || '|' || pools || '|' || blocks_used FROM pymalloc_stats
+                   WHERE pools > 0 ORDER BY size_class")" \
+        "$("$MEMTRACE" layout --allocator pymalloc --at "$at" --by classes --csv "$1" |
+           awk -F, 'NR > 1 { print $3 "|" $6 + $7 "|" $9 }')"
+    csv=$("$MEMTRACE" layout --allocator pymalloc --at "$at" --by arenas --csv "$1")
+    assert_eq "$2: layout's arenas at the statistics = arenas_current" "$(q "$1" "SELECT arenas_current FROM python")" \
+        "$(tail -n +2 <<<"$csv" | wc -l | tr -d ' ')"
+    assert_eq "$2: pools per arena: 64, 63 when not aligned to 16 KiB" "" \
+        "$(awk -F, 'NR > 1 && $5 + $6 + $7 + $8 != ($3 % 16384 ? 63 : 64)' <<<"$csv")"
+    assert_eq "$2: layout's pools in use at the statistics = the sum of pymalloc_stats.pools" \
+        "$(q "$1" "SELECT sum(pools) FROM pymalloc_stats")" "$(awk -F, 'NR > 1 { n += $4 } END { print n }' <<<"$csv")"
 }
 check_pymalloc grow.db "grow.py"
+assert_eq "grow.py: without bundled-allocator events, layout shows pymalloc" \
+    "$("$MEMTRACE" layout --allocator pymalloc --by classes --csv grow.db)" \
+    "$("$MEMTRACE" layout --by classes --csv grow.db)"
+# both allocators: the bundled one serves malloc, pymalloc maps its arenas
+trace both.db --allocator=bundled "$PYTHON" grow.py
+assert_eq "bundled + pymalloc: exit status" 0 "$RC"
+check_pymalloc both.db "bundled + pymalloc"
+assert_eq "bundled + pymalloc: layout shows the bundled allocator by default" "bundled allocator layout" \
+    "$("$MEMTRACE" layout both.db | head -1 | cut -d' ' -f1-3)"
 
 # ---- threads: four threads allocate, frames per thread ----
 cat >thr.py <<'EOF2'
@@ -177,6 +206,17 @@ assert_eq "--python=off: no Python domain event, no python row" "0|0" \
 rc=0
 "$MEMTRACE" python off.db >o 2>e || rc=$?
 assert_eq "memtrace python on a trace without Python: exit 1, one line" "1|1" "$rc|$(nlines e)"
+rc=0
+"$MEMTRACE" layout --allocator pymalloc off.db >o 2>e || rc=$?
+assert_eq "layout --allocator pymalloc without Python: exit 0, one line on stderr, nothing on stdout" "0|1|0" \
+    "$rc|$(nlines e)|$(wc -c <o | tr -d ' ')"
+rc=0
+"$MEMTRACE" layout --allocator jemalloc grow.db >o 2>e || rc=$?
+assert_eq "layout --allocator jemalloc: usage error, exit 2" 2 "$rc"
+# PYTHONMALLOC=malloc: no pymalloc arena, so no layout
+rc=0
+"$MEMTRACE" layout mal.db >o 2>e || rc=$?
+assert_eq "layout of a PYTHONMALLOC=malloc run: exit 0, one line on stderr" "0|1" "$rc|$(nlines e)"
 
 # ---- embedding: the shared libpython linked in, and opened with dlopen ----
 if [[ -n ${LIBPYTHON:-} && -x $PROGS/pyembed ]]; then

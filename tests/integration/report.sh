@@ -8,6 +8,9 @@
 #                 leak_one, 20 blocks of 48 bytes freed (keep_temporaries)
 #   known_allocs  under --allocator=bundled: 32 pools of one arena, every
 #                 block freed, so the arena (1 MiB) is all kept free at the end
+#   py            a real python3.11 run (when installed): every moment of
+#                 pymalloc's map equals `memtrace layout --allocator pymalloc
+#                 --time` at that moment, pool by pool
 #   grow          the grow workload (when built): realloc chains
 # The CSV files are read with Python's csv module (RFC 4180).
 set -euo pipefail
@@ -28,6 +31,34 @@ same_as_view() {
     shift 2
     "$MEMTRACE" "$@" >"$WORK/view.csv"
     assert_true "$label: $(basename "$file") = memtrace $*" cmp -s "$file" "$WORK/view.csv"
+}
+
+# map_check CSV DB ALLOCATOR: every moment of the allocator's rows of
+# layout.csv against `memtrace layout --allocator ALLOCATOR --time` at that
+# moment, arena by arena and pool by pool (the arenas and their pools from
+# --by arenas, the pools' states and fill from --by pools); prints the
+# moments that differ and the moments
+map_check() {
+    python3 - "$1" "$MEMTRACE" "$2" "$3" <<'EOF'
+import csv, subprocess, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1], newline="")) if r["allocator"] == sys.argv[4]]
+bad, moments = 0, sorted({r["moment"] for r in rows}, key=int)
+def layout(by, at):
+    out = subprocess.run([sys.argv[2], "layout", "--allocator", sys.argv[4], "--csv", "--by", by, "--time", at, sys.argv[3]],
+                         capture_output=True, text=True, check=True).stdout
+    return list(csv.DictReader(out.splitlines()))
+for m in moments:
+    mine = {(r["process_id"], r["arena"]): r["pools"] for r in rows if r["moment"] == m}
+    ts = [r["ts_ns"] for r in rows if r["moment"] == m][0]
+    at = "%d.%06d" % divmod(int(ts), 1000000)
+    theirs = {(a["process_id"], a["arena"]): ["-"] * sum(int(a[k]) for k in ("pools_used", "pools_full", "pools_empty", "pools_uncarved"))
+              for a in layout("arenas", at)}
+    for p in layout("pools", at):
+        st, used, cap = p["state"], int(p["blocks_used"]), int(p["capacity"])
+        theirs[(p["process_id"], p["arena"])][int(p["pool_index"])] = {"empty": "e", "full": "F"}.get(st, str(min(9, used * 10 // cap)))
+    bad += mine != {k: "".join(v) for k, v in theirs.items()}
+print(bad, len(moments))
+EOF
 }
 
 # ---- leak: exact numbers ------------------------------------------------
@@ -136,30 +167,28 @@ assert_eq "bundled: retained = the arena kept free at the end" 1048576 \
     "$(csvq ka-csv/summary.csv "{r['key']: r['value'] for r in rows}['retained_bytes']")"
 assert_eq "bundled: the last moment's map" "$(printf 'e%.0s' $(seq 32))$(printf -- '-%.0s' $(seq 32)),0,32" \
     "$(csvq ka-csv/layout.csv '",".join(rows[-1][k] for k in ("pools", "blocks_used", "pools_empty"))')"
-# every moment's map = `memtrace layout --time` at that moment, pool by pool
-layout_check=$(python3 - ka-csv/layout.csv "$MEMTRACE" ka.db <<'EOF'
-import csv, subprocess, sys
-rows = list(csv.DictReader(open(sys.argv[1], newline="")))
-bad, moments = 0, sorted({r["moment"] for r in rows}, key=int)
-for m in moments:
-    mine = {(r["process_id"], r["arena"]): r["pools"] for r in rows if r["moment"] == m}
-    ts = [r["ts_ns"] for r in rows if r["moment"] == m][0]
-    out = subprocess.run([sys.argv[2], "layout", "--csv", "--time", "%d.%06d" % divmod(int(ts), 1000000), sys.argv[3]],
-                         capture_output=True, text=True, check=True).stdout
-    theirs = {}
-    for p in csv.DictReader(out.splitlines()):
-        key = (p["process_id"], p["arena"])
-        s = theirs.setdefault(key, ["-"] * 64)
-        st, used, cap = p["state"], int(p["blocks_used"]), int(p["capacity"])
-        s[int(p["pool_index"])] = {"empty": "e", "full": "F"}.get(st, str(min(9, used * 10 // cap)))
-    theirs = {k: "".join(v) for k, v in theirs.items()}
-    bad += mine != theirs
-print(bad, len(moments))
-EOF
-)
+layout_check=$(map_check ka-csv/layout.csv ka.db bundled)
 # (the arena appears a few moments in, when the program's first malloc runs)
 assert_eq "bundled: maps that differ from memtrace layout --time" 0 "${layout_check% *}"
 assert_true "bundled: at least 10 moments with the arena (${layout_check#* })" test "${layout_check#* }" -ge 10
+
+# ---- a real CPython run: pymalloc's map ------------------------------------
+PYTHON=${PYTHON:-/usr/bin/python3.11}
+if [[ -x $PYTHON ]]; then
+    printf 'd = {}\nfor i in range(20000):\n    d[i] = str(i) * 3\nd = None\nl = [bytes(64) for i in range(5000)]\n' >py.py
+    PYTHONHASHSEED=0 "$MEMTRACE" -q -o py.db "$PYTHON" py.py
+    "$MEMTRACE" report --csv py-csv --html py.html py.db
+    assert_eq "py: layout.csv holds pymalloc's map only" "pymalloc" \
+        "$(csvq py-csv/layout.csv '" ".join(sorted({r["allocator"] for r in rows}))')"
+    py_check=$(map_check py-csv/layout.csv py.db pymalloc)
+    assert_eq "py: pymalloc maps that differ from memtrace layout --time" 0 "${py_check% *}"
+    assert_true "py: at least 10 moments with arenas (${py_check#* })" test "${py_check#* }" -ge 10
+    assert_eq "py: the page embeds the same layout rows" "$(csvq py-csv/layout.csv 'len(rows)')" "$(python3 -c 'import json, re, sys
+d = json.loads(re.search(r"id=\"mt-data\">(.*?)</script>", open(sys.argv[1]).read(), re.S).group(1))
+print(len(d["tables"]["layout"]["rows"]))' py.html)"
+else
+    echo "note: $PYTHON not installed: pymalloc's map not tested"
+fi
 
 # ---- grow: realloc chains -------------------------------------------------
 if [[ -x ${WORKLOADS:-}/grow ]]; then
