@@ -26,6 +26,7 @@
 
 #include "cli.h"
 #include "layout_model.h"
+#include "pymodel.h"
 #include "mt_error.h"
 #include "mt_event.h"
 #include "mt_util.h"
@@ -35,7 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SYNOPSIS "[--points N] [--at SEQ] [--by time|pools|stacks|arenas] [--top N] [--csv] DB"
+#define SYNOPSIS "[--allocator bundled|pymalloc] [--points N] [--at SEQ] [--by time|pools|stacks|arenas] [--top N] [--csv] DB"
 #define DEFAULT_POINTS 20
 #define MAX_POINTS 100000
 
@@ -114,6 +115,10 @@ void mt_usage_retained(FILE *out)
             "  mapped         os layer: bytes mapped by mmap/mremap, not unmapped\n"
             "\n"
             "The allocator's columns are \"-\" when the trace has no allocator events.\n"
+            "On a CPython trace they are pymalloc's (its arenas, pools and blocks, rebuilt\n"
+            "from the interpreter's domains: analyzer/pymodel.h), with the interpreter's\n"
+            "arena and pool sizes, and the pinning blocks are its object and memory\n"
+            "blocks.\n"
             "\n"
             "Pinning, at the end of the trace (or after --at SEQ): pools in use that\n"
             "hold few blocks (1 or 2, or under 10%% of the pool's capacity) keep their\n"
@@ -125,6 +130,8 @@ void mt_usage_retained(FILE *out)
             "one line says so.\n"
             "\n"
             "Options:\n"
+            "  --allocator A  bundled or pymalloc (default: the bundled allocator when the\n"
+            "                 trace has its events, else pymalloc when it ran CPython)\n"
             "  --points N     N points, 1 to %d (default %d)\n"
             "  --at SEQ       pinning after the event numbered SEQ (default: the end)\n"
             "  --by WHAT      the table CSV prints: time (default), pools, stacks or\n"
@@ -168,6 +175,7 @@ typedef struct {
     mt_heap_block_t *blocks;
     size_t nblocks, cap;
     int oom;
+    mt_heap_t *py[2];                 /* pymalloc: the pyobj and pymem layers' live blocks */
 } pass_t;
 
 static void copy_block(void *arg, const mt_heap_block_t *b)
@@ -191,7 +199,11 @@ static int snapshot(pass_t *p)
 {
     p->snapped = 1;
     p->nblocks = 0;
-    mt_heap_foreach_live(p->h, copy_block, p);
+    if (p->py[0]) { /* pymalloc's blocks are the object and memory domains' */
+        for (int k = 0; k < 2; k++) mt_heap_foreach_live(p->py[k], copy_block, p);
+    } else {
+        mt_heap_foreach_live(p->h, copy_block, p);
+    }
     return p->oom ? MT_ENOMEM : 0;
 }
 
@@ -212,7 +224,52 @@ static int visit(void *arg, const mt_db_event_t *ev, const mt_heap_delta_t *d)
     p->prev.seq = ev->seq;
     p->prev.heap = p->hs->live_bytes;
     p->prev.mapped = p->hs->mapped_bytes;
+    int dom = mt_kind_domain(ev->kind);
+    for (int k = 0; p->py[0] && k < 2; k++) {
+        if (dom != (k ? MT_DOM_pymem : MT_DOM_pyobj)) continue;
+        int rc = mt_heap_feed(p->py[k], ev, NULL);
+        if (rc) return rc;
+    }
     if (!p->snapped && p->snap_seq >= 0 && ev->seq >= p->snap_seq) return snapshot(p);
+    return 0;
+}
+
+/* Tells models fed by hand (mt_heap_feed) which process each thread is in,
+ * as mt_heap_replay does for its own. */
+static int register_threads(mt_db_t *db, mt_heap_t **hs, int n)
+{
+    mt_stmt_t *st;
+    int rc = mt_stmt_prepare(db, "SELECT id, process_id FROM threads", &st);
+    while (!rc && (rc = mt_stmt_step(st)) == 1) {
+        rc = 0;
+        for (int k = 0; k < n && !rc; k++) rc = mt_heap_set_thread(hs[k], mt_stmt_int(st, 0), mt_stmt_int(st, 1));
+    }
+    mt_stmt_finalize(st);
+    return rc < 0 ? rc : 0;
+}
+
+/* pymalloc's columns of a point: its totals now, added to the point (one
+ * model per interpreter). */
+static void py_totals(const mt_pymodel_t *m, const mt_pymodel_geom_t *g, point_t *pt)
+{
+    mt_pymodel_totals_t t;
+    mt_pymodel_totals(m, &t);
+    pt->arena += t.arenas * g->arena_size;
+    pt->pool += t.pools * g->pool_size;
+    pt->block += t.used_bytes;
+}
+
+typedef struct {
+    point_t *pts;
+    size_t n, next;
+    const mt_pymodel_geom_t *g;
+} py_sampler_t;
+
+static int py_sample_before(void *arg, int64_t seq, int64_t ts, const mt_pymodel_t *m)
+{
+    (void)seq;
+    py_sampler_t *ps = arg;
+    for (; ps->next < ps->n && ts > ps->pts[ps->next].t; ps->next++) py_totals(m, ps->g, &ps->pts[ps->next]);
     return 0;
 }
 
@@ -328,13 +385,14 @@ int mt_cmd_retained(int argc, char **argv)
     static const char *const by_names[NBY] = {"time", "pools", "stacks", "arenas"};
     mt_cli_t c = {.cmd = "retained", .synopsis = SYNOPSIS, .usage = mt_usage_retained, .has_csv = 1,
                   .has_top = 1};
-    const char *points_arg = NULL, *at_arg = NULL, *by_arg = NULL;
+    const char *points_arg = NULL, *at_arg = NULL, *by_arg = NULL, *alloc_arg = NULL;
     const mt_cli_opt_t opts[] = {
         {"--points", NULL, 1, &points_arg},
         {"--at", NULL, 1, &at_arg},
         {"--by", NULL, 1, &by_arg},
+        {"--allocator", NULL, 1, &alloc_arg},
     };
-    int status = mt_cli_parse(&c, argc, argv, opts, 3);
+    int status = mt_cli_parse(&c, argc, argv, opts, 4);
     if (status >= 0) return status;
     int64_t npoints = DEFAULT_POINTS, at = -1;
     int by = BY_TIME;
@@ -347,6 +405,8 @@ int mt_cmd_retained(int argc, char **argv)
         }
         if (by == NBY) return mt_cli_usage_error(&c, "--by wants time, pools, stacks or arenas, not '%s'", by_arg);
     }
+    if (alloc_arg && strcmp(alloc_arg, "bundled") && strcmp(alloc_arg, "pymalloc"))
+        return mt_cli_usage_error(&c, "--allocator wants bundled or pymalloc, not '%s'", alloc_arg);
     status = 1;
 
     mt_db_t *db = NULL;
@@ -359,6 +419,11 @@ int mt_cmd_retained(int argc, char **argv)
     mt_table_t *tt = NULL, *tp = NULL, *ts = NULL, *ta = NULL;
     mt_stackfmt_t *sf = NULL;
     char *alloc = NULL;
+    mt_pymodel_t *pym = NULL;
+    int64_t *pyprocs = NULL, *pool_block = NULL; /* pool_block: pymalloc's block size per pool */
+    mt_pymodel_geom_t *pygeoms = NULL;
+    int *arena_pools = NULL;                     /* pymalloc: pools per arena */
+    size_t npy = 0;
     mt_tcol_t tcols[NT];
     pass_t p = {.prev = {.seq = -1}, .snap_seq = -1};
     size_t npools = 0, narenas = 0, npins = 0, ngroups = 0;
@@ -370,6 +435,15 @@ int mt_cmd_retained(int argc, char **argv)
     if ((rc = mt_db_meta_get_text(db, "allocator", &alloc))) goto fail;
     int bundled = !alloc || !strcmp(alloc, "bundled") ? has_allocator(db, &rc) : 0;
     if (rc) goto fail;
+    /* pymalloc: the trace's interpreters that use it, chosen by --allocator
+     * or when the bundled allocator left no events */
+    if ((rc = mt_pymodel_interpreters(db, &pyprocs, &pygeoms, &npy))) goto fail;
+    int py = npy > 0 && (alloc_arg ? !strcmp(alloc_arg, "pymalloc") : !bundled);
+    if (alloc_arg && !strcmp(alloc_arg, "pymalloc")) bundled = 0;
+    int have_alloc = bundled || py;
+    /* the geometry: the bundled allocator's, or the (first) interpreter's */
+    int64_t pool_size = py ? pygeoms[0].pool_size : (int64_t)PYM_POOL_SIZE;
+    int64_t arena_size = py ? pygeoms[0].arena_size : (int64_t)PYM_ARENA_SIZE;
     int64_t snap = -1; /* the last event at or before --at */
     if (at >= 0 && (rc = last_seq_before(db, at, &snap))) goto fail;
 
@@ -386,6 +460,11 @@ int mt_cmd_retained(int argc, char **argv)
     p.hs = mt_heap_stats(h);
     p.snap_seq = snap;
     p.snapped = at >= 0 && snap < 0; /* nothing before --at: no live block */
+    for (int k = 0; py && k < 2; k++) {
+        if ((rc = mt_heap_create(&p.py[k]))) goto fail;
+        mt_heap_set_layer(p.py[k], k ? MT_DOM_pymem : MT_DOM_pyobj);
+    }
+    if (py && (rc = register_threads(db, p.py, 2))) goto fail;
     mt_heap_replay_opts_t ho = {.visit = visit, .arg = &p, .progress = c.progress};
     if ((rc = mt_heap_replay(h, db, &ho))) goto fail;
     emit_until(&p, INT64_MAX);
@@ -402,6 +481,19 @@ int mt_cmd_retained(int argc, char **argv)
         mt_layout_destroy(m);
         m = NULL;
     }
+    for (size_t k = 0; py && k < npy; k++) {
+        py_sampler_t ps = {p.pts, p.n, 0, &pygeoms[k]};
+        mt_pymodel_replay_opts_t po = {.at_seq = -1, .at_ts = -1, .before = py_sample_before, .arg = &ps};
+        if ((rc = mt_pymodel_create(&pygeoms[k], pyprocs[k], &pym))) {
+            if (rc != MT_EINVAL) goto fail;
+            rc = 0; /* not pymalloc's geometry: no rows */
+            continue;
+        }
+        if ((rc = mt_pymodel_replay(pym, db, &po))) goto fail;
+        for (; ps.next < ps.n; ps.next++) py_totals(pym, &pygeoms[k], &ps.pts[ps.next]);
+        mt_pymodel_destroy(pym);
+        pym = NULL;
+    }
 
     /* pinning */
     int64_t pin_pools = 0, pin_blocks = 0, traced = 0, inuse_pools = 0, pin_arenas = 0;
@@ -410,6 +502,48 @@ int mt_cmd_retained(int argc, char **argv)
         if ((rc = mt_layout_create(&m)) || (rc = mt_layout_replay(m, db, &lo)) ||
             (rc = mt_layout_pools(m, &pools, &npools)) || (rc = mt_layout_arenas(m, &arenas, &narenas)))
             goto fail;
+    }
+    for (size_t k = 0; py && k < npy; k++) {
+        /* each interpreter's pools and arenas at the moment, appended */
+        mt_pymodel_replay_opts_t po = {.at_seq = at, .at_ts = -1};
+        mt_layout_pool_t *pv = NULL;
+        mt_layout_arena_t *av = NULL;
+        int *np = NULL;
+        size_t npv = 0, nav = 0;
+        if ((rc = mt_pymodel_create(&pygeoms[k], pyprocs[k], &pym))) {
+            if (rc != MT_EINVAL) goto fail;
+            rc = 0;
+            continue;
+        }
+        if (!(rc = mt_pymodel_replay(pym, db, &po)) && !(rc = mt_pymodel_pools(pym, &pv, &npv)))
+            rc = mt_pymodel_arenas(pym, &av, &nav, &np);
+        mt_layout_pool_t *pg = rc ? NULL : realloc(pools, (npools + npv + 1) * sizeof *pools);
+        if (pg) pools = pg;
+        mt_layout_arena_t *ag = rc || !pg ? NULL : realloc(arenas, (narenas + nav + 1) * sizeof *arenas);
+        if (ag) arenas = ag;
+        int64_t *bg = rc || !ag ? NULL : realloc(pool_block, (npools + npv + 1) * sizeof *pool_block);
+        if (bg) pool_block = bg;
+        int *ng = rc || !bg ? NULL : realloc(arena_pools, (narenas + nav + 1) * sizeof *arena_pools);
+        if (ng) arena_pools = ng;
+        if (!rc && !ng) rc = MT_ENOMEM;
+        if (!rc) {
+            for (size_t i = 0; i < npv; i++) {
+                pool_block[npools] = mt_pymodel_block_size(pym, pv[i].size_class);
+                pools[npools++] = pv[i];
+            }
+            for (size_t i = 0; i < nav; i++) {
+                arena_pools[narenas] = np ? np[i] : (int)(pygeoms[k].arena_size / pygeoms[k].pool_size);
+                arenas[narenas++] = av[i];
+            }
+        }
+        free(pv);
+        free(av);
+        free(np);
+        mt_pymodel_destroy(pym);
+        pym = NULL;
+        if (rc) goto fail;
+    }
+    if (have_alloc) {
         if (p.nblocks) qsort(p.blocks, p.nblocks, sizeof *p.blocks, block_cmp);
         if (p.nblocks && !(pins = malloc(p.nblocks * sizeof *pins))) {
             rc = MT_ENOMEM;
@@ -432,7 +566,8 @@ int mt_cmd_retained(int argc, char **argv)
         pin_blocks += q->blocks_used;
         int64_t found = 0;
         for (size_t k = lower_bound(p.blocks, p.nblocks, q->process, q->pool);
-             k < p.nblocks && p.blocks[k].process == q->process && p.blocks[k].addr < q->pool + PYM_POOL_SIZE; k++) {
+             k < p.nblocks && p.blocks[k].process == q->process && p.blocks[k].addr < q->pool + (uint64_t)pool_size;
+             k++) {
             pins[npins++] = (pin_t){p.blocks[k].stack, (int64_t)i, p.blocks[k].size};
             found++;
         }
@@ -445,7 +580,7 @@ int mt_cmd_retained(int argc, char **argv)
         mt_table_int(tp, P_POOL, (int64_t)q->pool);
         mt_table_int(tp, P_INDEX, q->index);
         mt_table_int(tp, P_CLASS, q->size_class);
-        mt_table_int(tp, P_BLOCK, (int64_t)PYM_CLASS_SIZE(q->size_class));
+        mt_table_int(tp, P_BLOCK, py ? pool_block[i] : (int64_t)PYM_CLASS_SIZE(q->size_class));
         mt_table_int(tp, P_USED, q->blocks_used);
         mt_table_int(tp, P_CAP, q->capacity);
         mt_table_int(tp, P_FOUND, found);
@@ -468,7 +603,7 @@ int mt_cmd_retained(int argc, char **argv)
     for (size_t i = 0; i < ngroups && (!c.top || (int64_t)i < c.top); i++) {
         if ((rc = mt_table_row(ts))) goto fail;
         mt_table_int(ts, S_POOLS, groups[i].pools);
-        mt_table_int(ts, S_POOLB, groups[i].pools * (int64_t)PYM_POOL_SIZE);
+        mt_table_int(ts, S_POOLB, groups[i].pools * pool_size);
         mt_table_int(ts, S_BLOCKS, groups[i].blocks);
         mt_table_int(ts, S_BYTES, groups[i].bytes);
         mt_table_int(ts, S_STACK, groups[i].stack);
@@ -476,7 +611,7 @@ int mt_cmd_retained(int argc, char **argv)
     for (size_t i = 0; i < narenas; i++) {
         const mt_layout_arena_t *a = &arenas[i];
         int64_t inuse = a->pools_used + a->pools_full;
-        if (!FEW(inuse, PYM_POOLS_PER_ARENA)) continue;
+        if (!FEW(inuse, py ? arena_pools[i] : PYM_POOLS_PER_ARENA)) continue;
         pin_arenas++;
         if ((rc = mt_table_row(ta))) goto fail;
         int64_t pid = mt_cli_pid(&c, a->process);
@@ -494,7 +629,7 @@ int mt_cmd_retained(int argc, char **argv)
         mt_table_real(tt, T_TIME, (double)pt->t / 1e6);
         if (pt->seq >= 0) mt_table_int(tt, T_SEQ, pt->seq);
         mt_table_int(tt, T_HEAP, pt->heap);
-        if (bundled) {
+        if (have_alloc) {
             mt_table_int(tt, T_ARENA, pt->arena);
             mt_table_int(tt, T_POOL, pt->pool);
             mt_table_int(tt, T_BLOCK, pt->block);
@@ -508,28 +643,33 @@ int mt_cmd_retained(int argc, char **argv)
 
     char a[64], b[64], d[64];
     char none[512];
-    snprintf(none, sizeof none,
-             "no allocator events in %s: it was recorded with the %s allocator; record with "
-             "--allocator=bundled to see what pins its pools and arenas",
-             c.path, alloc && strcmp(alloc, "bundled") ? alloc : "C library's");
+    if (alloc_arg && !strcmp(alloc_arg, "pymalloc"))
+        snprintf(none, sizeof none, "no pymalloc in %s: no process ran a CPython interpreter with pymalloc",
+                 c.path);
+    else
+        snprintf(none, sizeof none,
+                 "no allocator events in %s: it was recorded with the %s allocator; record with "
+                 "--allocator=bundled (or trace a CPython program: pymalloc) to see what pins pools and arenas",
+                 c.path, alloc && strcmp(alloc, "bundled") ? alloc : "C library's");
     if (c.csv) {
         mt_table_t *t = by == BY_POOLS ? tp : by == BY_STACKS ? ts : by == BY_ARENAS ? ta : tt;
         if ((rc = mt_table_write(t, sf, 1, stdout, NULL))) goto fail;
-        if (!bundled && by != BY_TIME) fprintf(stderr, "memtrace retained: %s\n", none);
+        if (!have_alloc && by != BY_TIME) fprintf(stderr, "memtrace retained: %s\n", none);
     } else {
         printf("memory freed but kept in %s: %s point%s over %.3f ms\n\n", c.path,
                mt_fmt_count(a, sizeof a, npoints), mt_cli_plural(npoints), (double)duration / 1e6);
         if ((rc = mt_table_write(tt, NULL, 0, stdout, "  "))) goto fail;
         printf("\n");
-        if (!bundled) {
+        if (!have_alloc) {
             printf("pinning: %s\n", none);
         } else {
+            printf("allocator: %s\n", py ? "pymalloc (CPython)" : "bundled");
             if (at >= 0) printf("pinning after seq %s", mt_fmt_count(a, sizeof a, at));
             else printf("pinning at the end of the trace");
             printf(": %s of %s pool%s in use hold few blocks (1 or 2, or under 10%% of capacity): %s kept by "
                    "%s block%s\n",
                    mt_fmt_count(a, sizeof a, pin_pools), mt_fmt_count(b, sizeof b, inuse_pools),
-                   mt_cli_plural(inuse_pools), mt_cli_bytes(d, sizeof d, pin_pools * (int64_t)PYM_POOL_SIZE),
+                   mt_cli_plural(inuse_pools), mt_cli_bytes(d, sizeof d, pin_pools * pool_size),
                    mt_fmt_count(none, sizeof none, pin_blocks), mt_cli_plural(pin_blocks));
             if (pin_pools) {
                 printf("\n");
@@ -544,17 +684,17 @@ int mt_cmd_retained(int argc, char **argv)
                     char e[64];
                     printf("  %s pool%s (%s) pinned by %s block%s (%s byte%s requested) from:\n",
                            mt_fmt_count(a, sizeof a, groups[i].pools), mt_cli_plural(groups[i].pools),
-                           mt_fmt_bytes(b, sizeof b, (double)(groups[i].pools * (int64_t)PYM_POOL_SIZE)),
+                           mt_fmt_bytes(b, sizeof b, (double)(groups[i].pools * pool_size)),
                            mt_fmt_count(d, sizeof d, groups[i].blocks), mt_cli_plural(groups[i].blocks),
                            mt_fmt_count(e, sizeof e, groups[i].bytes), mt_cli_plural(groups[i].bytes));
                     if ((rc = mt_stackfmt_print(sf, groups[i].stack, MT_TABLE_FRAMES, stdout, "      "))) goto fail;
                 }
                 if (!ngroups) printf("  (none: no live allocation lies in those pools)\n");
             }
-            printf("\narenas kept mapped by few pools in use (1 or 2, or under 10%% of 64): %s of %s",
+            printf("\narenas kept mapped by few pools in use (1 or 2, or under 10%% of their pools): %s of %s",
                    mt_fmt_count(a, sizeof a, pin_arenas), mt_fmt_count(b, sizeof b, (int64_t)narenas));
             if (pin_arenas) {
-                printf(", %s held\n\n", mt_cli_bytes(d, sizeof d, pin_arenas * (int64_t)PYM_ARENA_SIZE));
+                printf(", %s held\n\n", mt_cli_bytes(d, sizeof d, pin_arenas * arena_size));
                 if ((rc = mt_table_write(ta, NULL, 0, stdout, "  "))) goto fail;
             } else {
                 printf("\n");
@@ -580,6 +720,12 @@ out:
     free(alloc);
     mt_layout_destroy(m);
     mt_heap_destroy(h);
+    for (int k = 0; k < 2; k++) mt_heap_destroy(p.py[k]);
+    mt_pymodel_destroy(pym);
+    free(pyprocs);
+    free(pygeoms);
+    free(pool_block);
+    free(arena_pools);
     mt_db_close(db);
     mt_cli_free(&c);
     return status;

@@ -112,6 +112,17 @@ assert_eq "threads: the 4 x 20000 strings made at thr.py:5, each in its own thre
                  AND e.stack IN (SELECT stack_id FROM stack_frames WHERE function = 'PyUnicode_New')")"
 check_pymalloc thr.db "threads"
 
+# ---- retained: what pymalloc keeps, and which blocks pin its pools ----
+stats_seq=$(q grow.db "SELECT stats_seq FROM python")
+"$MEMTRACE" retained --csv --by pools --at "$stats_seq" grow.db >pins.csv
+assert_true "retained: pymalloc pools pinned by few blocks at the statistics moment" test "$(tail -n +2 pins.csv | wc -l)" -gt 0
+assert_eq "retained: every pinning block is matched with its live allocation (traced = used)" 0 \
+    "$(awk -F, 'NR > 1 && $9 != $11' pins.csv | wc -l | tr -d ' ')"
+assert_eq "retained: arena bytes at the end = live arenas x arena size" \
+    "$(q grow.db "SELECT (SELECT count(*) FROM event_data WHERE kind = 27 AND size = 1048576)
+                        - (SELECT count(*) FROM event_data WHERE kind = 28 AND size = 1048576)")" \
+    "$("$MEMTRACE" retained --csv --points 1 grow.db | awk -F, 'NR == 2 { print $4 / 1048576 }')"
+
 # ---- GC ----
 cat >gc50.py <<'EOF'
 import gc
