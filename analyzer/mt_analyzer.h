@@ -24,6 +24,7 @@ int mt_cmd_retained(int argc, char **argv);
 int mt_cmd_python(int argc, char **argv);
 int mt_cmd_gc(int argc, char **argv);
 int mt_cmd_derive(int argc, char **argv);
+int mt_cmd_maps(int argc, char **argv);
 int mt_cmd_report(int argc, char **argv);
 
 /* Usage text of each subcommand (for `memtrace help CMD` and errors). */
@@ -42,6 +43,7 @@ void mt_usage_retained(FILE *out);
 void mt_usage_python(FILE *out);
 void mt_usage_gc(FILE *out);
 void mt_usage_derive(FILE *out);
+void mt_usage_maps(FILE *out);
 
 /* Builds the derived tables a statement names (lifetimes) when the trace
  * lacks them (analyzer/derive.c).  Returns 0, or 1 after a message. */

@@ -34,6 +34,7 @@ static const command_t commands[] = {
     {"retained", mt_cmd_retained, mt_usage_retained, "memory freed but kept, per layer, over time, and what pins it"},
     {"python", mt_cmd_python, mt_usage_python, "CPython's layers: domains, arenas, GC runs, growth, start-up"},
     {"gc", mt_cmd_gc, mt_usage_gc, "CPython's garbage collections with the allocations that triggered them"},
+    {"maps", mt_cmd_maps, mt_usage_maps, "the OS layer's mappings at one moment, and what each is"},
     {"derive", mt_cmd_derive, mt_usage_derive, "store derived tables (block lifetimes) in a trace for SQL"},
     {"report", mt_cmd_report, mt_usage_report, "one HTML page with charts and a flame graph, and CSV files of every view"},
 };
