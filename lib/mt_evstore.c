@@ -349,6 +349,12 @@ static int place(mt_evstore_t *s, int64_t seq, const mt_evrow_t *ev)
     }
     slot_t *sl = &s->ring[(uint64_t)seq & (RING_SIZE - 1)];
     if (sl->seq != RING_EMPTY) return ev ? put_late(s, ev) : 0; /* duplicate seq: keep it anyway */
+    if (seq == s->base) { /* in order (the usual case): no copy through the ring */
+        int rc = ev ? append(s, ev) : 0;
+        if (rc) return rc;
+        s->base++;
+        return drain_ready(s);
+    }
     sl->seq = seq;
     sl->skip = ev == NULL;
     if (ev) sl->ev = *ev;
