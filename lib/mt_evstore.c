@@ -125,7 +125,7 @@ size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
     null[8] = ev->pool == 0;
     val[9] = (int64_t)ev->sclass - 1;
     null[9] = ev->sclass == 0;
-    val[10] = ev->via;
+    val[10] = ev->via - 1;
     null[10] = ev->via == 0;
     int ncols = 11;
     while (ncols > 4 && null[ncols - 1]) ncols--; /* trailing NULLs are implied */

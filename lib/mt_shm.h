@@ -46,7 +46,10 @@
 #ifndef MT_SHM_H
 #define MT_SHM_H
 
+#include <fcntl.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "pym.h"
 
@@ -75,6 +78,21 @@ enum { MT_UNWIND_AUTO = 0, MT_UNWIND_FP = 1, MT_UNWIND_DWARF = 2 };
 
 #define MT_OPT_FREE_STACKS 1u /* also unwind at free() (off by default) */
 #define MT_OPT_BUNDLED 2u     /* the bundled allocator serves malloc (--allocator=bundled) */
+#define MT_OPT_OS_SYSCALLS 4u /* --os=syscalls: the launcher records mmap, munmap, mremap,
+                               * brk and madvise as system calls (tracer/ptrace.c); the
+                               * preload library leaves them alone and tells the launcher,
+                               * through MT_MADV_MEMTRACE calls, where its per-thread
+                               * call state lives */
+
+/* --os=syscalls: a madvise with this advice never reaches any real advice;
+ * the launcher's seccomp filter stops on it and reads the arguments
+ * (the kernel then fails it with EINVAL).  syscall(SYS_madvise, a, b,
+ * MT_MADV_MEMTRACE, op):
+ *   op MT_HELLO_TLS:    a, b = offsets from the thread pointer of the
+ *                       preload's per-thread words t_in_hook and t_serving
+ *   op MT_HELLO_REGION: a = index of the region this image just created */
+#define MT_MADV_MEMTRACE 0x4d54
+enum { MT_HELLO_TLS = 1, MT_HELLO_REGION = 2 };
 
 typedef struct {
     uint64_t magic;
@@ -129,6 +147,14 @@ typedef struct {
  * serves, 0 at top level (a malloc inside PyMem_RawMalloc: pymem_raw). */
 #define MT_RF_VIA_SHIFT 8
 #define MT_RF_VIA_GET(f) (((unsigned)(f) >> MT_RF_VIA_SHIFT) & 15u)
+/* In the 4-bit field 0 means top level, so the libc domain (code 0) is
+ * written as 15: an mmap that glibc's malloc makes while serving a malloc
+ * call.  The collector stores it as via = 0 (see docs/schema.md). */
+#define MT_RF_VIA_LIBC 15u
+/* Not a via code: the preload library's t_serving value while it maps or
+ * unmaps memory of its own (region, per-thread state, libunwind's caches),
+ * which the system-call tracer leaves out. */
+#define MT_SERVING_OWN 14u
 
 typedef struct {
     uint64_t start, end; /* text/data address range covered */
@@ -185,6 +211,36 @@ typedef struct {
      MT_PAGE_ROUND((uint64_t)(slots) * sizeof(mt_trie_slot_t)) +               \
      MT_PAGE_ROUND((uint64_t)(slots) * sizeof(uint32_t)) +                     \
      (uint64_t)(nchunks) * MT_CHUNK_SIZE)
+
+/* Fills the offsets and sizes of a region of `nchunks` chunks and `slots`
+ * trie slots (a power of two), in the order of the diagram above. */
+static inline void mt_region_layout(mt_region_t *r, uint32_t nchunks, uint32_t slots)
+{
+    r->nchunks = nchunks;
+    r->trie_slots = slots;
+    r->mod_off = MT_PAGE_ROUND(sizeof(mt_region_t));
+    r->trie_off = r->mod_off + MT_PAGE_ROUND((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t));
+    r->log_off = r->trie_off + MT_PAGE_ROUND((uint64_t)slots * sizeof(mt_trie_slot_t));
+    r->chunk_off = r->log_off + MT_PAGE_ROUND((uint64_t)slots * sizeof(uint32_t));
+    r->total_size = MT_REGION_SIZE(nchunks, slots);
+}
+
+/* Reads a small file (/proc/PID/cmdline) into buf, NUL-terminated, for a
+ * region's header: the preload library fills its own (hook context: no
+ * allocation), the launcher's tracer those of the processes it makes
+ * regions for.  *len (when not NULL) gets the bytes read. */
+static inline void mt_read_small_file(const char *path, char *buf, size_t cap, uint32_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t got = 0;
+    if (fd >= 0) {
+        ssize_t k;
+        while (got < cap - 1 && (k = read(fd, buf + got, cap - 1 - got)) > 0) got += (size_t)k;
+        close(fd);
+    }
+    buf[got] = 0;
+    if (len) *len = (uint32_t)got;
+}
 
 static inline mt_chunk_t *mt_region_chunk(mt_region_t *r, uint32_t i)
 {

@@ -199,7 +199,7 @@ CREATE TABLE gc_events (
 CREATE VIEW events AS
 SELECT e.seq, e.ts AS ts_ns, p.pid, t.tid, k.name AS kind, d.name AS domain,
        e.addr, e.size, e.old_addr, e.stack AS stack_id, e.failed,
-       e.thread AS thread_id, t.process_id
+       e.thread AS thread_id, t.process_id, e.via
 FROM event_data e
 JOIN threads t ON t.id = e.thread
 JOIN processes p ON p.id = t.process_id

@@ -176,7 +176,8 @@ static int store_record(mt_collector_t *c, region_t *g, int64_t thread, const mt
         e.addr = rec->addr;
         e.size = mt_kind_sizeless(rec->kind) ? -1 : (int64_t)rec->size;
         e.failed = (rec->flags & MT_RF_FAILED) != 0;
-        e.via = MT_RF_VIA_GET(rec->flags);
+        unsigned via = MT_RF_VIA_GET(rec->flags); /* 0: top level, MT_RF_VIA_LIBC: domain 0 */
+        e.via = via == 0 ? 0 : via == MT_RF_VIA_LIBC ? 1 : (int)via + 1;
         if (rec->kind >= MT_KIND_PYM_BASE) {
             /* bundled-allocator event: old_addr carries the pool, stack the
              * size class + 1 (mt_shm.h) */
@@ -419,16 +420,30 @@ static char proc_state(pid_t pid)
     return p && p[1] == ' ' ? p[2] : 0;
 }
 
+/* The next ended child: from wait4, or from the tracer thread that waits
+ * for them (cfg.reaped).  Returns its pid, or 0 when there is none. */
+static pid_t next_reaped(mt_collector_t *c, int *status, int64_t *maxrss)
+{
+    if (c->cfg.reaped) {
+        pid_t p;
+        return c->cfg.reaped(c->cfg.reap_ctx, &p, status, maxrss) ? p : 0;
+    }
+    struct rusage ru;
+    pid_t p = wait4(-1, status, WNOHANG, &ru);
+    *maxrss = (int64_t)ru.ru_maxrss * 1024;
+    return p > 0 ? p : 0;
+}
+
 static void reap(mt_collector_t *c)
 {
     int status;
     pid_t p;
-    struct rusage ru;
-    while ((p = wait4(-1, &status, WNOHANG, &ru)) > 0) {
+    int64_t maxrss;
+    while ((p = next_reaped(c, &status, &maxrss)) > 0) {
         if (p == c->cfg.child) {
             c->child_reaped = 1;
             c->child_status = status;
-            c->child_maxrss = (int64_t)ru.ru_maxrss * 1024;
+            c->child_maxrss = maxrss;
         }
         if (c->nreaped == c->capreaped) {
             size_t cap = c->capreaped ? 2 * c->capreaped : 16;
@@ -441,8 +456,9 @@ static void reap(mt_collector_t *c)
     }
 }
 
-static int no_children_left(void)
+static int no_children_left(mt_collector_t *c)
 {
+    if (c->cfg.children_left) return !c->cfg.children_left(c->cfg.reap_ctx);
     siginfo_t si;
     memset(&si, 0, sizeof si);
     return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD;
@@ -528,7 +544,7 @@ int mt_collector_run(mt_collector_t *c, volatile int *stop)
             c->since_commit = 0;
         }
         if (*stop >= 2) break;
-        if (c->child_reaped && no_children_left()) {
+        if (c->child_reaped && no_children_left(c)) {
             int open_regions = 0;
             scan_dir(c);
             for (size_t i = 0; i < c->nregions; i++) open_regions += !c->regions[i].closed;

@@ -112,15 +112,45 @@ typedef struct {
 } tstate_t;
 
 static __thread int t_in_hook __attribute__((tls_model("initial-exec")));
+/* --os=syscalls: while the real allocator serves a call of the program, the
+ * via code (mt_shm.h: MT_RF_VIA_LIBC, or MT_DOM_os for sbrk) that the
+ * launcher's system-call tracer gives the mmap/brk it makes;
+ * MT_SERVING_OWN while memtrace maps memory of its own (not recorded);
+ * 0 otherwise.  The launcher reads it and t_in_hook from the stopped thread
+ * (MT_HELLO_TLS). */
+static __thread uint8_t t_serving __attribute__((tls_model("initial-exec")));
+static int g_os_syscalls; /* MT_OPT_OS_SYSCALLS: the mapping hooks record nothing */
 static __thread tstate_t *t_state __attribute__((tls_model("initial-exec")));
 
 /* ---- raw system calls (never through our own hooks) ---- */
 
+/* Mappings of memtrace's own: marked for the launcher's system-call tracer,
+ * which leaves them out (MT_SERVING_OWN). */
 static void *raw_mmap(void *a, size_t l, int p, int f, int fd, off_t o)
 {
-    return (void *)syscall(SYS_mmap, a, l, p, f, fd, o);
+    uint8_t s = t_serving;
+    t_serving = MT_SERVING_OWN;
+    void *r = (void *)syscall(SYS_mmap, a, l, p, f, fd, o);
+    t_serving = s;
+    return r;
 }
-static int raw_munmap(void *a, size_t l) { return (int)syscall(SYS_munmap, a, l); }
+static int raw_munmap(void *a, size_t l)
+{
+    uint8_t s = t_serving;
+    t_serving = MT_SERVING_OWN;
+    int r = (int)syscall(SYS_munmap, a, l);
+    t_serving = s;
+    return r;
+}
+
+/* --os=syscalls: a message to the launcher's tracer (MT_MADV_MEMTRACE in
+ * mt_shm.h); without one, a call that fails with EINVAL. */
+static void hello(uint64_t op, uint64_t a, uint64_t b)
+{
+    int e = errno; /* the program's, whatever call brought us here */
+    syscall(SYS_madvise, a, b, MT_MADV_MEMTRACE, op);
+    errno = e;
+}
 
 static inline uint64_t now_ns(void)
 {
@@ -605,19 +635,6 @@ static void scan_modules(void)
     spin_unlock(&g_region->mod_lock);
 }
 
-static void read_small_file(const char *path, char *buf, size_t cap, uint32_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    size_t got = 0;
-    if (fd >= 0) {
-        ssize_t k;
-        while (got < cap - 1 && (k = read(fd, buf + got, cap - 1 - got)) > 0) got += (size_t)k;
-        close(fd);
-    }
-    buf[got] = 0;
-    if (len) *len = (uint32_t)got;
-}
-
 /* Creates this process image's region file and maps it.  Returns 0 or -1.
  * hook context: no allocation (open/ftruncate/mmap system calls only). */
 static int create_region(int32_t parent_index, uint32_t flags)
@@ -661,17 +678,11 @@ static int create_region(int32_t parent_index, uint32_t flags)
     r->ppid = getppid();
     r->parent_region = parent_index;
     r->flags = flags;
-    r->nchunks = nchunks;
     r->start_ns = now_ns();
-    r->mod_off = MT_PAGE_ROUND(sizeof(mt_region_t));
-    r->trie_off = r->mod_off + MT_PAGE_ROUND((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t));
-    r->log_off = r->trie_off + MT_PAGE_ROUND((uint64_t)MT_TRIE_SLOTS * sizeof(mt_trie_slot_t));
-    r->chunk_off = r->log_off + MT_PAGE_ROUND((uint64_t)MT_TRIE_SLOTS * sizeof(uint32_t));
-    r->total_size = total;
-    r->trie_slots = MT_TRIE_SLOTS;
+    mt_region_layout(r, nchunks, MT_TRIE_SLOTS);
     ssize_t k = readlink("/proc/self/exe", r->exe, sizeof r->exe - 1);
     r->exe[k > 0 ? k : 0] = 0;
-    read_small_file("/proc/self/cmdline", r->cmdline, sizeof r->cmdline, &r->cmdline_len);
+    mt_read_small_file("/proc/self/cmdline", r->cmdline, sizeof r->cmdline, &r->cmdline_len);
     g_region = r;
     __atomic_store_n(&r->magic, MT_REGION_MAGIC, __ATOMIC_RELEASE);
     return 0;
@@ -723,6 +734,10 @@ static void init_tracing(void)
     int ok = 0, execed = 0;
     const char *dir = getenv(MT_ENV_DIR);
     if (dir && strlen(dir) < MT_PATH_MAX - 32) {
+        /* first, before this library maps anything: which of the calls
+         * that follow are ours (the options are not read yet) */
+        hello(MT_HELLO_TLS, (uint64_t)((char *)&t_in_hook - (char *)__builtin_thread_pointer()),
+              (uint64_t)((char *)&t_serving - (char *)__builtin_thread_pointer()));
         strcpy(g_dir, dir);
         char path[MT_PATH_MAX + 16];
         strcpy(path, dir);
@@ -737,8 +752,10 @@ static void init_tracing(void)
                 if (g_depth > MT_MAX_DEPTH) g_depth = MT_MAX_DEPTH;
                 g_opt_flags = g_session->opt.flags;
                 g_unwind = g_session->opt.unwind;
+                g_os_syscalls = (g_opt_flags & MT_OPT_OS_SYSCALLS) != 0;
                 execed = earlier_image();
                 ok = create_region(-1, execed ? MT_RG_EXECED : 0) == 0;
+                if (ok && g_os_syscalls) hello(MT_HELLO_REGION, g_region->index, 0);
             }
         }
     }
@@ -788,7 +805,13 @@ static tstate_t *thread_state(void)
     t->tid = (int32_t)syscall(SYS_gettid);
     t->region = g_region;
     pthread_attr_t attr;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) { /* allocates: untraced, we hold the guard */
+    /* its malloc is a new thread's first: the C library makes the thread's
+     * arena here, for the program's call that brought us (--os=syscalls) */
+    uint8_t serving = t_serving;
+    t_serving = MT_RF_VIA_LIBC;
+    int got = pthread_getattr_np(pthread_self(), &attr);
+    t_serving = serving;
+    if (got == 0) { /* allocates: untraced, we hold the guard */
         void *addr;
         size_t size;
         if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
@@ -829,6 +852,7 @@ static void atfork_child(void)
         t->tid = (int32_t)syscall(SYS_gettid);
     }
     if (create_region((int32_t)parent->index, MT_RG_FORKED) == 0) {
+        if (g_os_syscalls) hello(MT_HELLO_REGION, g_region->index, 0);
         if (t) t->region = g_region;
         raw_munmap(parent, parent->total_size);
         scan_modules();
@@ -959,8 +983,10 @@ static void pym_event(void *ctx, int kind, uintptr_t arena, uintptr_t pool, uint
 #define ALLOC_HOOK(kind, call, size_expr)                              \
     int re = t_in_hook;                                                \
     tstate_t *t = enter();                                             \
+    if (t) t_serving = MT_RF_VIA_LIBC;                                 \
     void *p = call;                                                    \
     if (t) {                                                           \
+        t_serving = 0;                                                 \
         record(t, next_seq(), kind, p, size_expr, NULL, p == NULL, 1); \
         leave();                                                       \
     }                                                                  \
@@ -1000,6 +1026,7 @@ EXPORT int posix_memalign(void **out, size_t al, size_t n)
     int re = t_in_hook;
     tstate_t *t = enter();
     int rc;
+    if (t) t_serving = MT_RF_VIA_LIBC;
     if (real_posix_memalign && !use_pym(re)) {
         rc = real_posix_memalign(out, al, n);
     } else if (al < sizeof(void *) || (al & (al - 1))) {
@@ -1010,6 +1037,7 @@ EXPORT int posix_memalign(void **out, size_t al, size_t n)
         if (p) *out = p;
     }
     if (t) {
+        t_serving = 0;
         record(t, next_seq(), MT_EV_posix_memalign, rc ? NULL : *out, n, NULL, rc != 0, 1);
         leave();
     }
@@ -1025,7 +1053,9 @@ EXPORT void free(void *p)
     tstate_t *t = enter();
     if (t) {
         record(t, next_seq(), MT_EV_free, p, 0, NULL, 0, g_opt_flags & MT_OPT_FREE_STACKS);
+        t_serving = MT_RF_VIA_LIBC;
         srv_free(p); /* inside the guard: the bundled allocator's events are recorded */
+        t_serving = 0;
         leave();
         return;
     }
@@ -1036,8 +1066,10 @@ EXPORT void *realloc(void *old, size_t n)
 {
     int re = t_in_hook;
     tstate_t *t = enter();
+    if (t) t_serving = MT_RF_VIA_LIBC;
     void *p = srv_realloc(re, old, n);
     if (t) {
+        t_serving = 0;
         /* realloc(p, 0) frees p and returns NULL: not a failure */
         int failed = p == NULL && !(old && n == 0);
         record(t, next_seq(), MT_EV_realloc, p, n, old, failed, 1);
@@ -1053,6 +1085,7 @@ EXPORT void *reallocarray(void *old, size_t a, size_t b)
     int re = t_in_hook;
     tstate_t *t = enter();
     void *p;
+    if (t) t_serving = MT_RF_VIA_LIBC;
     if (real_reallocarray && !use_pym(re)) {
         p = real_reallocarray(old, a, b);
     } else if (total == SIZE_MAX) {
@@ -1062,6 +1095,7 @@ EXPORT void *reallocarray(void *old, size_t a, size_t b)
         p = srv_realloc(re, old, total);
     }
     if (t) {
+        t_serving = 0;
         record(t, next_seq(), MT_EV_reallocarray, p, total, old, p == NULL && !(old && total == 0), 1);
         leave();
     }
@@ -1092,11 +1126,25 @@ static int from_unwinder(const void *caller)
     return a >= g_unw_lo && a < g_unw_hi;
 }
 
+/* enter() for the mapping hooks: with --os=syscalls the launcher records
+ * the system call itself, so the hook records nothing and the call runs
+ * outside the recursion guard (the tracer counts it as the program's). */
+static inline tstate_t *os_enter(void)
+{
+    tstate_t *t = enter();
+    if (t && g_os_syscalls) {
+        leave();
+        return NULL;
+    }
+    return t;
+}
+
 /* mmap and mmap64: one body; `caller` tells libunwind's own calls apart. */
 static void *do_mmap(void *a, size_t l, int prot, int fl, int fd, off_t off, const void *caller)
 {
-    tstate_t *t = from_unwinder(caller) ? NULL : enter();
-    void *p = raw_mmap(a, l, prot, fl, fd, off);
+    int own = from_unwinder(caller);
+    tstate_t *t = own ? NULL : os_enter();
+    void *p = own ? raw_mmap(a, l, prot, fl, fd, off) : (void *)syscall(SYS_mmap, a, l, prot, fl, fd, off);
     if ((unsigned long)p > -4096UL) {
         errno = -(int)(long)p;
         p = MAP_FAILED;
@@ -1120,9 +1168,10 @@ EXPORT void *mmap64(void *a, size_t l, int prot, int fl, int fd, off_t off)
 
 EXPORT int munmap(void *a, size_t l)
 {
-    tstate_t *t = from_unwinder(__builtin_return_address(0)) ? NULL : enter();
+    int own = from_unwinder(__builtin_return_address(0));
+    tstate_t *t = own ? NULL : os_enter();
     uint64_t seq = t ? next_seq() : 0;
-    long rc = syscall(SYS_munmap, a, l);
+    long rc = own ? raw_munmap(a, l) : syscall(SYS_munmap, a, l);
     if (t) {
         record(t, seq, MT_EV_munmap, a, l, NULL, rc != 0, 1);
         leave();
@@ -1139,7 +1188,7 @@ EXPORT void *mremap(void *old, size_t oldlen, size_t len, int fl, ...)
         want = va_arg(ap, void *);
         va_end(ap);
     }
-    tstate_t *t = enter();
+    tstate_t *t = os_enter();
     void *p = (void *)syscall(SYS_mremap, old, oldlen, len, fl, want);
     if ((unsigned long)p > -4096UL) {
         errno = -(int)(long)p;
@@ -1154,7 +1203,7 @@ EXPORT void *mremap(void *old, size_t oldlen, size_t len, int fl, ...)
 
 EXPORT int brk(void *a)
 {
-    tstate_t *t = enter();
+    tstate_t *t = os_enter();
     if (!real_brk) real_brk = dlsym(RTLD_NEXT, "brk");
     int rc = real_brk(a);
     if (t) {
@@ -1168,8 +1217,10 @@ EXPORT void *sbrk(intptr_t incr)
 {
     tstate_t *t = enter();
     if (!real_sbrk) real_sbrk = dlsym(RTLD_NEXT, "sbrk");
+    if (t) t_serving = MT_DOM_os; /* its brk system call serves this sbrk */
     void *p = real_sbrk(incr);
     if (t) {
+        t_serving = 0;
         record(t, next_seq(), MT_EV_sbrk, p == (void *)-1 ? NULL : p, (uint64_t)(int64_t)incr, NULL,
                p == (void *)-1, 1);
         leave();

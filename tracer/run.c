@@ -17,6 +17,7 @@
 #include "mt_collector.h"
 #include "mt_db.h"
 #include "mt_error.h"
+#include "mt_ptrace.h"
 #include "mt_run.h"
 #include "mt_shm.h"
 #include "mt_util.h"
@@ -69,6 +70,14 @@ void mt_usage_run(FILE *out)
             "                         them, DWARF (libunwind) elsewhere; fp: frame\n"
             "                         pointers only (fast, wrong through code built\n"
             "                         without them); dwarf: libunwind only\n"
+            "      --os=HOW           how the OS layer (mmap, munmap, mremap, brk, madvise)\n"
+            "                         is recorded: syscalls (default): as system calls,\n"
+            "                         with ptrace and a seccomp filter, the C library's\n"
+            "                         own calls and the loader's included; hooks: only\n"
+            "                         the calls made through the library's functions\n"
+            "      --mode=MODE        preload (default): the preload library records the\n"
+            "                         heap; ptrace: no preload library, the OS layer only\n"
+            "                         (chosen by itself for statically linked programs)\n"
             "      --rss-interval MS  sample resident memory every MS milliseconds\n"
             "                         (default %d, 0 = never)\n"
             "  -q, --quiet            do not print the closing line\n"
@@ -205,14 +214,17 @@ static char *join_args(char **argv)
     return s;
 }
 
-/* Child side: wait for the go byte, then exec.  On failure, writes errno to
- * the error pipe and exits 127. */
+/* Child side: wait for the go byte, then exec (with the preload library
+ * unless `preload` is NULL; under the seccomp filter when `filter`).  On
+ * failure, writes errno to the error pipe and exits 127. */
 static void child_exec(int go_fd, int err_fd, const char *prog, char **argv, const char *preload,
-                       const char *dir)
+                       const char *dir, int filter)
 {
     char c;
     if (read(go_fd, &c, 1) != 1) _exit(127);
     close(go_fd);
+    int e;
+    if (!preload) goto exec;
     const char *old = getenv("LD_PRELOAD");
     char *pre = malloc(strlen(preload) + (old ? strlen(old) : 0) + 2);
     if (!pre) _exit(127);
@@ -223,10 +235,14 @@ static void child_exec(int go_fd, int err_fd, const char *prog, char **argv, con
     }
     setenv("LD_PRELOAD", pre, 1);
     setenv(MT_ENV_DIR, dir, 1);
+exec:
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    /* last: from here on the memory calls stop for the tracer */
+    if (filter && (e = -mt_ptrace_install_filter()) != 0) goto fail;
     execv(prog, argv);
-    int e = errno;
+    e = errno;
+fail:;
     ssize_t w = write(err_fd, &e, sizeof e);
     (void)w;
     _exit(127);
@@ -242,6 +258,8 @@ int mt_cmd_run(int argc, char **argv)
         {"unwind", required_argument, NULL, 'u'},
         {"allocator", required_argument, NULL, 'a'},
         {"rss-interval", required_argument, NULL, 'r'},
+        {"os", required_argument, NULL, 'O'},
+        {"mode", required_argument, NULL, 'M'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -251,6 +269,7 @@ int mt_cmd_run(int argc, char **argv)
     static const char *const unwind_names[] = {"auto", "fp", "dwarf"};
     long rss_ms = DEFAULT_RSS_MS;
     int quiet = 0;
+    int os_syscalls = 1, ptrace_only = 0;
     int ch;
     optind = 1;
     opterr = 0;
@@ -297,6 +316,20 @@ int mt_cmd_run(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'O':
+            if (!strcmp(optarg, "syscalls") || !strcmp(optarg, "hooks")) os_syscalls = optarg[0] == 's';
+            else {
+                fprintf(stderr, "memtrace: --os must be syscalls or hooks, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'M':
+            if (!strcmp(optarg, "preload") || !strcmp(optarg, "ptrace")) ptrace_only = optarg[1] == 't';
+            else {
+                fprintf(stderr, "memtrace: --mode must be preload or ptrace, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case 'q': quiet = 1; break;
         case 'h': mt_usage_run(stdout); return 0;
         default:
@@ -317,8 +350,15 @@ int mt_cmd_run(int argc, char **argv)
                 rc == MT_ENOENT ? "no such program" : "not an executable file (permission denied)");
         return 127;
     }
+    if (!ptrace_only && mt_elf_is_static(prog) == 1) {
+        fprintf(stderr, "memtrace: %s is statically linked: the preload library cannot work there; recording "
+                        "with ptrace (--mode=ptrace: the OS layer only)\n", pargv[0]);
+        ptrace_only = 1;
+    }
+    if (ptrace_only) os_syscalls = 1;
+    else if (os_syscalls) opt.flags |= MT_OPT_OS_SYSCALLS;
     char preload[PATH_MAX];
-    if (find_preload(preload, sizeof preload)) {
+    if (!ptrace_only && find_preload(preload, sizeof preload)) {
         fprintf(stderr, "memtrace: cannot find libmemtrace_preload.so next to memtrace (set MEMTRACE_PRELOAD)\n");
         return 1;
     }
@@ -345,11 +385,24 @@ int mt_cmd_run(int argc, char **argv)
     if (child == 0) {
         close(go[1]);
         close(errp[0]);
-        child_exec(go[0], errp[1], prog, pargv, preload, dir);
+        child_exec(go[0], errp[1], prog, pargv, ptrace_only ? NULL : preload, dir, os_syscalls);
     }
     close(go[0]);
     close(errp[1]);
     g_child = child;
+    mt_ptracer_t *tracer = NULL;
+    if (os_syscalls) {
+        /* seized before it may exec: its filter stops need us */
+        mt_ptracer_cfg_t pcfg = {dir, session, MT_PT_RUN, !ptrace_only, opt.stack_depth};
+        char perr[256];
+        if (mt_ptracer_start(&pcfg, child, &tracer, perr, sizeof perr) != 0) {
+            fprintf(stderr, "memtrace: %s (run with --os=hooks to record without ptrace)\n", perr);
+            kill(child, SIGKILL);
+            waitpid(child, NULL, 0);
+            remove_session(dir);
+            return 1;
+        }
+    }
 
     char defname[PATH_MAX];
     if (!output) {
@@ -364,7 +417,8 @@ int mt_cmd_run(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "memtrace: %s\n", err);
         kill(child, SIGKILL);
-        waitpid(child, NULL, 0);
+        if (tracer) mt_ptracer_join(tracer, NULL);
+        else waitpid(child, NULL, 0);
         remove_session(dir);
         return 1;
     }
@@ -377,6 +431,8 @@ int mt_cmd_run(int argc, char **argv)
     mt_db_meta_set_int(db, "stack_depth", opt.stack_depth);
     mt_db_meta_set_text(db, "unwind", unwind_names[opt.unwind]);
     mt_db_meta_set_text(db, "allocator", opt.flags & MT_OPT_BUNDLED ? "bundled" : "libc");
+    mt_db_meta_set_text(db, "mode", ptrace_only ? "ptrace" : "preload");
+    mt_db_meta_set_text(db, "os_capture", os_syscalls ? "syscalls" : "hooks");
     mt_db_meta_set_int(db, "complete", 0); /* until recording has ended well */
     mt_db_meta_set_int(db, "start_unix", (int64_t)time(NULL));
 
@@ -396,14 +452,20 @@ int mt_cmd_run(int argc, char **argv)
     close(errp[0]);
     if (k == (ssize_t)sizeof child_errno) {
         fprintf(stderr, "memtrace: cannot execute %s: %s\n", prog, strerror(child_errno));
-        waitpid(child, NULL, 0);
+        if (tracer) mt_ptracer_join(tracer, NULL);
+        else waitpid(child, NULL, 0);
         mt_db_close(db);
         unlink(output);
         remove_session(dir);
         return 127;
     }
 
-    mt_collector_cfg_t cfg = {dir, session, db, child, (unsigned)rss_ms};
+    mt_collector_cfg_t cfg = {dir, session, db, child, (unsigned)rss_ms, NULL, NULL, NULL};
+    if (tracer) {
+        cfg.reaped = mt_ptracer_reaped;
+        cfg.children_left = mt_ptracer_children_left;
+        cfg.reap_ctx = tracer;
+    }
     mt_collector_t *col = NULL;
     mt_collector_stats_t st;
     memset(&st, 0, sizeof st);
@@ -415,10 +477,16 @@ int mt_cmd_run(int argc, char **argv)
         session->collector_pid = -1;
     }
     int status = 0;
+    mt_ptracer_stats_t pst;
+    memset(&pst, 0, sizeof pst);
     if (rc) {
         /* database broken: wait for the program, do not kill it */
-        waitpid(child, &status, 0);
+        if (tracer) mt_ptracer_join(tracer, &pst);
+        else waitpid(child, &status, 0);
+        tracer = NULL;
     } else {
+        if (tracer) mt_ptracer_join(tracer, &pst); /* it has ended: the collector saw every exit */
+        tracer = NULL;
         rc = mt_collector_finish(col, &st);
         status = st.child_status;
         if (rc) fprintf(stderr, "memtrace: finishing %s failed: %s (%s)\n", output, mt_strerror(rc), mt_db_errmsg(db));
@@ -433,10 +501,11 @@ int mt_cmd_run(int argc, char **argv)
         mt_db_meta_set_int(db, "duration_ns", (int64_t)(end - session->start_ns));
         mt_db_meta_set_int(db, "events", st.events);
         mt_db_meta_set_int(db, "collector_waits", st.chunk_waits);
+        if (os_syscalls) mt_db_meta_set_int(db, "os_own_calls", pst.own);
         if (st.child_maxrss) mt_db_meta_set_int(db, "max_rss_bytes", st.child_maxrss);
         mt_db_meta_set_int(db, "complete", !st.incomplete);
         if (st.incomplete) mt_db_meta_set_text(db, "incomplete_reason", st.reason);
-        if (st.processes == 0)
+        if (st.processes == 0 && !os_syscalls)
             fprintf(stderr,
                     "memtrace: warning: no traced process reported in: %s is statically linked, set-user-ID, "
                     "or cleared LD_PRELOAD\n",
