@@ -170,6 +170,7 @@ typedef struct image {
     writer_t *w;            /* the tracer's chunks in the region, one per thread */
     size_t nw, capw;
     uint64_t brk;           /* the program break after the last brk call, 0: unknown */
+    uint64_t heap_start;    /* where the brk heap begins (start_brk), 0: unknown */
     uint64_t start_ns;
     int ended;
     char exe[MT_PATH_MAX];
@@ -271,9 +272,17 @@ static int task_ids(pid_t tid, pid_t *tgid, pid_t *ppid)
     return 0;
 }
 
-/* exe and cmdline of a process, now. */
+/* exe, cmdline and the start of the brk heap of a process, now. */
 static void image_identity(image_t *img)
 {
+    char stat[1024];
+    char spath[64];
+    snprintf(spath, sizeof spath, "/proc/%d/stat", (int)img->pid);
+    mt_read_small_file(spath, stat, sizeof stat, NULL);
+    const char *p = strrchr(stat, ')');
+    /* field 47 is start_brk; p points before field 3 */
+    for (int field = 2; p && field < 47; field++) p = strchr(p + 1, ' ');
+    if (p) img->heap_start = strtoull(p + 1, NULL, 10);
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/exe", (int)img->pid);
     ssize_t k = readlink(path, img->exe, sizeof img->exe - 1);
@@ -512,6 +521,7 @@ static image_t *new_image(mt_ptracer_t *t, pid_t pid, pid_t ppid, image_t *paren
         img->off_in_hook = parent->off_in_hook;
         img->off_serving = parent->off_serving;
         img->brk = parent->brk;
+        img->heap_start = parent->heap_start;
         if (parent->r) img->parent_index = (int32_t)parent->r->index;
         memcpy(img->exe, parent->exe, sizeof img->exe);
         memcpy(img->cmdline, parent->cmdline, sizeof img->cmdline);
@@ -617,11 +627,9 @@ static void sys_entry(mt_ptracer_t *t, task_t *k, const struct user_regs_struct 
         if (!returns_memory_advice(k->a[2])) return;
     }
     read_call_state(k->img, k->tid, regs->fs_base, k);
-    if (k->own) {
-        t->st.own++;
-        return;
-    }
-    k->followed = 1;
+    if (k->own) t->st.own++;
+    if (k->own && k->nr != SYS_brk) return;
+    k->followed = 1; /* memtrace's own brk too: the break it leaves is the program's next start */
     k->seq = k->nr == SYS_munmap || k->nr == SYS_madvise
                  ? __atomic_fetch_add(&t->cfg.session->seq, 1, __ATOMIC_RELAXED)
                  : 0;
@@ -634,6 +642,10 @@ static void sys_exit(mt_ptracer_t *t, task_t *k, const struct user_regs_struct *
     k->followed = 0;
     image_t *img = k->img;
     int64_t ret = (int64_t)regs->rax;
+    if (k->own) { /* a brk of memtrace's own (sys_entry): only the break moves */
+        if (k->nr == SYS_brk) img->brk = (uint64_t)ret;
+        return;
+    }
     int failed = ret < 0 && ret > -4096;
     mt_rec_t r;
     memset(&r, 0, sizeof r);
@@ -665,7 +677,8 @@ static void sys_exit(mt_ptracer_t *t, task_t *k, const struct user_regs_struct *
         r.kind = MT_EV_brk;
         r.addr = now;
         r.old_addr = before;
-        r.size = before ? now - before : 0;
+        if (!img->heap_start) img->heap_start = now; /* the first call is a probe */
+        r.size = now >= img->heap_start ? now - img->heap_start : 0;
         img->brk = now;
         break;
     }

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# os_layer.sh - the OS layer recorded as system calls (--os=syscalls, the
+# default; --mode=ptrace; static programs), checked against what the
+# programs are known to do:
+#
+#   osmaps (tests/programs/osmaps.c): each of 5 malloc(1 MiB) is served by an
+#     mmap of 1 MiB + 4 KiB made inside it (via = libc, the sequence number
+#     just before the malloc's, the block 16 bytes into the mapping), each
+#     free by a munmap just after it; a thread's 256 KiB stack is one mmap of
+#     the creating thread, outside any malloc; the program's own mmap,
+#     madvise(MADV_DONTNEED) and munmap are top level, with their arguments;
+#   mmapper (the shared workload): its 100 mmap, 200 mremap, 100 munmap and
+#     5 sbrk calls after main, exactly, and the 2 brk system calls of the two
+#     sbrk that move the break (via = os);
+#   static_allocs: statically linked, so traced with ptrace alone: the same
+#     system calls as strace counts;
+#   execer + known_allocs: each image has its own loader mappings.
+source "$(dirname "$0")/lib.sh"
+
+MIB=1048576
+CHUNK=$((MIB + 4096))
+
+# ---- osmaps ----
+trace os.db "$PROGS/osmaps"
+assert_eq "osmaps: exit status" 0 "$RC"
+assert_eq "osmaps: meta os_capture, complete" "syscalls|1" \
+    "$(q os.db "SELECT (SELECT value FROM meta WHERE key = 'os_capture'), (SELECT value FROM meta WHERE key = 'complete')")"
+assert_true "osmaps: memtrace's own calls were left out and counted" test "$(meta os.db os_own_calls)" -gt 0
+main=$(q os.db "SELECT seq FROM marker_names WHERE kind = 'main_enter'")
+assert_eq "osmaps: loader mappings before main" 1 "$(q os.db "SELECT count(*) > 3 FROM events WHERE kind = 'mmap' AND seq < $main")"
+assert_eq "osmaps: 5 mmaps of 1 MiB + 4 KiB inside malloc (via libc), each just before its malloc, the block 16 bytes in" \
+    "5|5" \
+    "$(q os.db "SELECT count(*), sum(m.kind = 'malloc' AND m.size = $MIB AND m.addr = o.addr + 16 AND m.thread_id = o.thread_id)
+                FROM events o JOIN events m ON m.seq = o.seq + 1
+                WHERE o.kind = 'mmap' AND o.via = 0 AND o.size = $CHUNK")"
+assert_eq "osmaps: 5 munmaps inside free (via libc), each just after its free" "5|5" \
+    "$(q os.db "SELECT count(*), sum(f.kind = 'free' AND f.addr = o.addr + 16 AND o.size = $CHUNK)
+                FROM events o JOIN events f ON f.seq = o.seq - 1
+                WHERE o.kind = 'munmap' AND o.via = 0 AND o.seq > $main")"
+assert_eq "osmaps: no other mapping call after main is via libc" 10 \
+    "$(q os.db "SELECT count(*) FROM events WHERE domain = 'os' AND via IS NOT NULL AND seq > $main")"
+# the thread's stack: 256 KiB + a guard page, mapped by main before the
+# thread ran; at its end the thread gives the unused stack back (madvise)
+stack=$((256 * 1024 + 4096))
+assert_eq "osmaps: one top-level mmap of the thread's stack, by the main thread, before the thread's first event" \
+    "1|1|1" \
+    "$(q os.db "SELECT count(*), sum(tid = pid), sum(seq < (SELECT min(first_seq) FROM threads t JOIN processes p
+                                                              ON p.id = t.process_id WHERE t.tid != p.pid))
+                FROM events WHERE kind = 'mmap' AND size = $stack AND via IS NULL AND seq > $main")"
+assert_eq "osmaps: the thread's own madvise lies in that stack" 1 \
+    "$(q os.db "SELECT count(*) FROM events a JOIN events s ON s.kind = 'mmap' AND s.size = $stack
+                WHERE a.kind = 'madvise' AND a.tid != a.pid AND a.addr >= s.addr AND a.addr + a.size <= s.addr + s.size")"
+assert_eq "osmaps: the program's mmap, madvise(DONTNEED, 64 KiB), munmap: top level, one address" \
+    "mmap|$MIB||1
+madvise|65536|4|1
+munmap|$MIB||1" \
+    "$(q os.db "WITH m AS (SELECT addr FROM events WHERE kind = 'mmap' AND size = $MIB AND via IS NULL AND seq > $main)
+                SELECT kind, size, old_addr, addr = (SELECT addr FROM m) FROM events
+                WHERE seq > (SELECT min(seq) FROM events WHERE kind = 'mmap' AND size = $MIB AND via IS NULL AND seq > $main) - 1
+                  AND kind IN ('mmap', 'madvise', 'munmap') AND tid = pid AND via IS NULL ORDER BY seq")"
+# the same program with the hooks alone: only its own two calls
+TRACE_OPTS=(--os=hooks)
+trace osh.db "$PROGS/osmaps"
+TRACE_OPTS=()
+assert_eq "osmaps --os=hooks: only the program's mmap and munmap" "mmap|1
+munmap|1" "$(q osh.db "SELECT kind, count(*) FROM events WHERE domain = 'os' GROUP BY kind ORDER BY kind")"
+
+# ---- mmapper ----
+if [[ -x ${WORKLOADS:-}/mmapper ]]; then
+    trace mm.db "$WORKLOADS/mmapper"
+    assert_eq "mmapper: exit status" 0 "$RC"
+    main=$(q mm.db "SELECT seq FROM marker_names WHERE kind = 'main_enter'")
+    assert_eq "mmapper: after main, top level: 100 mmap (128 KiB..1 MiB, multiples of 64 KiB), 200 mremap, 100 munmap" \
+        "mmap|100|100
+mremap|200|200
+munmap|100|100" \
+        "$(q mm.db "SELECT kind, count(*), sum(size % 65536 = 0 AND size BETWEEN 131072 AND 2 * $MIB) FROM events
+                    WHERE seq > $main AND via IS NULL AND kind IN ('mmap', 'mremap', 'munmap') GROUP BY kind ORDER BY kind")"
+    assert_eq "mmapper: every munmap ends a region the trace mapped (mmap or mremap)" 100 \
+        "$(q mm.db "SELECT count(*) FROM events u WHERE u.kind = 'munmap' AND u.seq > $main AND EXISTS
+                    (SELECT 1 FROM events m WHERE m.kind IN ('mmap', 'mremap') AND m.addr = u.addr AND m.seq < u.seq)")"
+    # brk: addr = the break after the call, old_addr = before, size = the
+    # brk heap's size after it
+    assert_eq "mmapper: 5 sbrk calls; its 2 brk system calls via os move the break +4 MiB, -4 MiB" \
+        "5|4194304,-4194304|2" \
+        "$(q mm.db "SELECT (SELECT count(*) FROM events WHERE kind = 'sbrk'),
+                           (SELECT group_concat(d) FROM (SELECT addr - old_addr AS d FROM events
+                                                          WHERE kind = 'brk' AND via = 1 ORDER BY seq)),
+                           (SELECT count(*) FROM events WHERE kind = 'brk' AND via = 1 AND size =
+                                   addr - (SELECT addr FROM events WHERE kind = 'brk' ORDER BY seq LIMIT 1))")"
+fi
+
+# ---- a static program ----
+RC=0
+"$MEMTRACE" -o st.db "$PROGS/static_allocs" >out 2>err || RC=$?
+assert_eq "static: exit status" 0 "$RC"
+assert_true "static: says it is statically linked and falls back to ptrace" grep -q "statically linked.*ptrace" err
+assert_eq "static: meta mode, os_capture, complete" "ptrace|syscalls|1" \
+    "$(q st.db "SELECT (SELECT value FROM meta WHERE key = 'mode'), (SELECT value FROM meta WHERE key = 'os_capture'),
+                       (SELECT value FROM meta WHERE key = 'complete')")"
+assert_eq "static: one process, exit 0, its executable" "1|0|static_allocs" \
+    "$(q st.db "SELECT count(*), exit_status, replace(exe, rtrim(exe, replace(exe, '/', '')), '') FROM processes")"
+assert_eq "static: 3 mmaps and 3 munmaps of 1 MiB + 4 KiB" "3|3" \
+    "$(q st.db "SELECT sum(kind = 'mmap'), sum(kind = 'munmap') FROM events WHERE size = $CHUNK")"
+if command -v strace >/dev/null; then
+    want=$(strace -f -qq -c -o strace.out -e trace=mmap,munmap,mremap,brk "$PROGS/static_allocs" && \
+           awk '$NF ~ /^(mmap|munmap|mremap|brk)$/ { print $NF "=" $(NF-1) }' strace.out | sort)
+    assert_eq "static: system calls = strace's" "$want" \
+        "$(q st.db "SELECT kind || '=' || count(*) FROM events GROUP BY kind ORDER BY kind")"
+fi
+
+# ---- exec: each image its own loader mappings ----
+trace ex.db "$PROGS/execer" "$PROGS/known_allocs"
+assert_eq "exec: exit status" 0 "$RC"
+assert_eq "exec: both images have mmap events of their own, in order" "2|1" \
+    "$(q ex.db "SELECT count(DISTINCT process_id),
+                       (SELECT max(seq) FROM events WHERE process_id = 1) < (SELECT min(seq) FROM events WHERE process_id = 2)
+                FROM events WHERE kind = 'mmap'")"
+finish
