@@ -544,6 +544,13 @@ int mt_collector_run(mt_collector_t *c, volatile int *stop)
             c->since_commit = 0;
         }
         if (*stop >= 2) break;
+        /* with a tracer that waits for the children, its end is the end:
+         * every process it followed has ended, or it detached from them
+         * (memtrace attach); the last drain below reads what is left */
+        if (c->cfg.reaped && no_children_left(c)) {
+            reap(c); /* exits pushed before the tracer ended */
+            break;
+        }
         if (c->child_reaped && no_children_left(c)) {
             int open_regions = 0;
             scan_dir(c);

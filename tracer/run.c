@@ -200,6 +200,18 @@ static mt_session_t *make_session(char *dir, size_t cap, const mt_options_t *opt
     return s;
 }
 
+/* The closing line: what was recorded, where. */
+static void print_closing(const mt_collector_stats_t *st, const char *output)
+{
+    char ev[32], sz[32];
+    struct stat sb;
+    double bytes = stat(output, &sb) == 0 ? (double)sb.st_size : 0;
+    fprintf(stderr, "memtrace: %s events from %lld process%s, %lld thread%s -> %s (%s)%s%s\n",
+            mt_fmt_count(ev, sizeof ev, st->events), (long long)st->processes, st->processes == 1 ? "" : "es",
+            (long long)st->threads, st->threads == 1 ? "" : "s", output, mt_fmt_bytes(sz, sizeof sz, bytes),
+            st->incomplete ? ", incomplete: " : "", st->incomplete ? st->reason : "");
+}
+
 static char *join_args(char **argv)
 {
     size_t len = 1;
@@ -516,17 +528,179 @@ int mt_cmd_run(int argc, char **argv)
     remove_session(dir);
     munmap(session, sizeof *session);
 
-    if (!quiet && !rc) {
-        char ev[32], sz[32];
-        struct stat sb;
-        double bytes = stat(output, &sb) == 0 ? (double)sb.st_size : 0;
-        fprintf(stderr, "memtrace: %s events from %lld process%s, %lld thread%s -> %s (%s)%s%s\n",
-                mt_fmt_count(ev, sizeof ev, st.events), (long long)st.processes, st.processes == 1 ? "" : "es",
-                (long long)st.threads, st.threads == 1 ? "" : "s", output, mt_fmt_bytes(sz, sizeof sz, bytes),
-                st.incomplete ? ", incomplete: " : "", st.incomplete ? st.reason : "");
-    }
+    if (!quiet && !rc) print_closing(&st, output);
     if (rc) return 1;
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     return 1;
+}
+
+/* ---- memtrace attach PID ---- */
+
+static mt_ptracer_t *volatile g_tracer;
+
+void mt_usage_attach(FILE *out)
+{
+    fprintf(out,
+            "usage: memtrace attach [OPTIONS] PID\n"
+            "\n"
+            "Records the OS layer of a running process - every mmap, munmap, mremap, brk\n"
+            "and memory-returning madvise of its threads, and of the processes it starts -\n"
+            "with ptrace, without restarting it (no preload library: no heap events).\n"
+            "Ctrl-C (SIGINT), SIGTERM or SIGHUP to memtrace detach and leave the process\n"
+            "running; recording also ends when the process does.  Every system call of the\n"
+            "process stops it while attached (no seccomp filter can be removed again), so\n"
+            "it runs slower until memtrace detaches (docs/os-layer.md).\n"
+            "\n"
+            "Options:\n"
+            "  -o, --output FILE      database to write (default: memtrace.attach.PID.db)\n"
+            "      --rss-interval MS  sample resident memory every MS milliseconds\n"
+            "                         (default %d, 0 = never)\n"
+            "  -q, --quiet            do not print the closing line\n"
+            "  -h, --help             show this text\n"
+            "\n"
+            "The trace has meta.mode = 'attach'; after a detach meta.complete is 0 and\n"
+            "meta.incomplete_reason says the process was left running.\n",
+            DEFAULT_RSS_MS);
+}
+
+static void on_attach_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+    if (g_tracer) mt_ptracer_detach(g_tracer); /* sets a flag: async-signal-safe */
+}
+
+int mt_cmd_attach(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"rss-interval", required_argument, NULL, 'r'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *output = NULL;
+    long rss_ms = DEFAULT_RSS_MS;
+    int quiet = 0, ch;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "+o:qh", longopts, NULL)) != -1) {
+        char *end;
+        switch (ch) {
+        case 'o': output = optarg; break;
+        case 'r':
+            rss_ms = strtol(optarg, &end, 10);
+            if (*end || rss_ms < 0 || rss_ms > 3600000) {
+                fprintf(stderr, "memtrace: --rss-interval must be milliseconds (0..3600000), not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'q': quiet = 1; break;
+        case 'h': mt_usage_attach(stdout); return 0;
+        default:
+            if (optopt) fprintf(stderr, "memtrace: option -%c: unknown or missing its value (see memtrace help attach)\n", optopt);
+            else fprintf(stderr, "memtrace: unknown option '%s' (see memtrace help attach)\n", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "memtrace: attach needs exactly one process id (usage: memtrace attach [OPTIONS] PID)\n");
+        return 2;
+    }
+    char *end;
+    long pidl = strtol(argv[optind], &end, 10);
+    if (*end || pidl <= 0 || pidl > 4194304) {
+        fprintf(stderr, "memtrace: attach: '%s' is not a process id\n", argv[optind]);
+        return 2;
+    }
+    pid_t pid = (pid_t)pidl;
+    if (pid == getpid() || (kill(pid, 0) != 0 && errno == ESRCH)) {
+        fprintf(stderr, "memtrace: attach: no process %d%s\n", (int)pid, pid == getpid() ? " to trace (that is memtrace)" : "");
+        return 1;
+    }
+    mt_options_t opt = {0, 0, MT_UNWIND_AUTO, 0};
+    char dir[PATH_MAX];
+    mt_session_t *session = make_session(dir, sizeof dir, &opt);
+    if (!session) {
+        fprintf(stderr, "memtrace: cannot create the session in %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    char defname[64];
+    if (!output) {
+        snprintf(defname, sizeof defname, "memtrace.attach.%d.db", (int)pid);
+        output = defname;
+    }
+    char err[512];
+    mt_db_t *db = NULL;
+    int rc = mt_db_create(output, &db, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "memtrace: %s\n", err);
+        remove_session(dir);
+        return 1;
+    }
+    mt_ptracer_t *tracer = NULL;
+    mt_ptracer_cfg_t pcfg = {dir, session, MT_PT_ATTACH, 0, 0};
+    if (mt_ptracer_start(&pcfg, pid, &tracer, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrace: attach: %s\n", err);
+        mt_db_close(db);
+        unlink(output);
+        remove_session(dir);
+        return 1;
+    }
+    g_tracer = tracer;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_attach_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "attach %d", (int)pid);
+    mt_db_meta_set_text(db, "command", cmd);
+    mt_db_meta_set_text(db, "memtrace_version", MT_VERSION_STRING);
+    mt_db_meta_set_int(db, "schema_version", MT_SCHEMA_VERSION);
+    mt_db_meta_set_int(db, "start_ns", (int64_t)session->start_ns);
+    mt_db_meta_set_int(db, "stack_depth", 0);
+    mt_db_meta_set_text(db, "mode", "attach");
+    mt_db_meta_set_text(db, "os_capture", "syscalls");
+    mt_db_meta_set_int(db, "complete", 0);
+    mt_db_meta_set_int(db, "start_unix", (int64_t)time(NULL));
+
+    mt_collector_cfg_t cfg = {dir, session, db, pid, (unsigned)rss_ms, mt_ptracer_reaped, mt_ptracer_children_left, tracer};
+    mt_collector_t *col = NULL;
+    mt_collector_stats_t st;
+    memset(&st, 0, sizeof st);
+    rc = mt_collector_new(&cfg, &col);
+    volatile int never = 0; /* the collector ends when the tracer has detached or the process ended */
+    if (!rc) rc = mt_collector_run(col, &never);
+    if (rc) {
+        fprintf(stderr, "memtrace: writing %s failed: %s (%s); detaching\n", output, mt_strerror(rc), mt_db_errmsg(db));
+        mt_ptracer_detach(tracer);
+    }
+    mt_ptracer_stats_t pst;
+    mt_ptracer_join(tracer, &pst);
+    g_tracer = NULL;
+    if (!rc) {
+        rc = mt_collector_finish(col, &st);
+        if (rc) fprintf(stderr, "memtrace: finishing %s failed: %s (%s)\n", output, mt_strerror(rc), mt_db_errmsg(db));
+    }
+    if (!rc) {
+        if (pst.detached) {
+            st.incomplete = 1;
+            snprintf(st.reason, sizeof st.reason, "detached from process %d, which kept running", (int)pid);
+        }
+        mt_db_meta_set_int(db, "duration_ns", (int64_t)(mono_ns() - session->start_ns));
+        mt_db_meta_set_int(db, "events", st.events);
+        mt_db_meta_set_int(db, "complete", !st.incomplete);
+        if (st.incomplete) mt_db_meta_set_text(db, "incomplete_reason", st.reason);
+    }
+    mt_collector_free(col);
+    mt_db_close(db);
+    remove_session(dir);
+    munmap(session, sizeof *session);
+    if (!quiet && !rc) print_closing(&st, output);
+    return rc ? 1 : 0;
 }
