@@ -155,6 +155,18 @@ typedef struct {
  * unmaps memory of its own (region, per-thread state, libunwind's caches),
  * which the system-call tracer leaves out. */
 #define MT_SERVING_OWN 14u
+/* The preload library's t_serving value while it makes a mapping call that
+ * its hook records itself (a file mmap, which cannot carry the tag below):
+ * the tracer leaves it out. */
+#define MT_SERVING_HOOKED 13u
+
+/* --os=syscalls: mapping calls the preload hooks record themselves carry
+ * this tag where the kernel ignores it, and the seccomp filter lets them
+ * run without a stop: munmap's third argument, mremap's sixth (both
+ * unused), and, for an anonymous mmap, the offset (ignored for anonymous
+ * mappings; page-aligned and far beyond any file). */
+#define MT_SYSCALL_TAG 0x4d54a77a9c0ffee1ull
+#define MT_SYSCALL_TAG_OFFSET 0x4d5400000000ull
 
 typedef struct {
     uint64_t start, end; /* text/data address range covered */
@@ -257,6 +269,45 @@ static inline mt_trie_slot_t *mt_region_trie(mt_region_t *r)
 static inline uint32_t *mt_region_log(mt_region_t *r)
 {
     return (uint32_t *)((char *)r + r->log_off);
+}
+
+/* Finds or inserts the stack trie node (parent, ip) of a region and returns
+ * its id, or 0 when the table is full (then MT_RG_TRIE_FULL is set).
+ * Lock-free (see the top of this file): the preload library's threads and
+ * the launcher's tracer insert into the same table.  hook context: no
+ * allocation. */
+static inline uint32_t mt_trie_insert(mt_region_t *r, uint32_t parent, uint64_t ip)
+{
+    mt_trie_slot_t *slots = mt_region_trie(r);
+    uint32_t mask = r->trie_slots - 1;
+    uint64_t x = ip * 31 + parent; /* the hash: one function for every writer */
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    uint32_t h = (uint32_t)x & mask;
+    for (unsigned probe = 0; probe < 4096; probe++, h = (h + 1) & mask) {
+        mt_trie_slot_t *s = &slots[h];
+        uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        if (st == 0) {
+            uint32_t expect = 0;
+            if (__atomic_compare_exchange_n(&s->state, &expect, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
+                s->ip = ip;
+                s->parent = parent;
+                __atomic_store_n(&s->state, 2, __ATOMIC_RELEASE);
+                uint32_t k = __atomic_fetch_add(&r->nnodes, 1, __ATOMIC_RELAXED);
+                if (k < r->trie_slots) __atomic_store_n(&mt_region_log(r)[k], h + 1, __ATOMIC_RELEASE);
+                return h + 1;
+            }
+            st = expect;
+        }
+        while (st == 1) {
+            __builtin_ia32_pause();
+            st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        }
+        if (s->ip == ip && s->parent == parent) return h + 1;
+    }
+    __atomic_or_fetch(&r->flags, MT_RG_TRIE_FULL, __ATOMIC_RELAXED);
+    return 0;
 }
 
 /* Environment variables from launcher to target */

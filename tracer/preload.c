@@ -234,39 +234,9 @@ static inline uint64_t mix(uint64_t x)
     return x;
 }
 
-/* Finds or inserts the trie node (parent, ip).  Returns its id, or 0 when
- * the table is full.  Lock-free (see mt_shm.h).  hook context: no allocation. */
-static uint32_t trie_node(uint32_t parent, uint64_t ip)
-{
-    mt_trie_slot_t *slots = mt_region_trie(g_region);
-    uint32_t mask = g_region->trie_slots - 1;
-    uint32_t h = (uint32_t)mix(ip * 31 + parent) & mask;
-    for (unsigned probe = 0; probe < 4096; probe++, h = (h + 1) & mask) {
-        mt_trie_slot_t *s = &slots[h];
-        uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-        if (st == 0) {
-            uint32_t expect = 0;
-            if (__atomic_compare_exchange_n(&s->state, &expect, 1, 0, __ATOMIC_ACQUIRE,
-                                            __ATOMIC_ACQUIRE)) {
-                s->ip = ip;
-                s->parent = parent;
-                __atomic_store_n(&s->state, 2, __ATOMIC_RELEASE);
-                uint32_t k = __atomic_fetch_add(&g_region->nnodes, 1, __ATOMIC_RELAXED);
-                if (k < g_region->trie_slots)
-                    __atomic_store_n(&mt_region_log(g_region)[k], h + 1, __ATOMIC_RELEASE);
-                return h + 1;
-            }
-            st = expect;
-        }
-        while (st == 1) {
-            __builtin_ia32_pause();
-            st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-        }
-        if (s->ip == ip && s->parent == parent) return h + 1;
-    }
-    __atomic_or_fetch(&g_region->flags, MT_RG_TRIE_FULL, __ATOMIC_RELAXED);
-    return 0;
-}
+/* Finds or inserts the trie node (parent, ip): mt_trie_insert (mt_shm.h),
+ * shared with the launcher's tracer.  hook context: no allocation. */
+static uint32_t trie_node(uint32_t parent, uint64_t ip) { return mt_trie_insert(g_region, parent, ip); }
 
 /* ---- unwinding ----
  *
@@ -1126,25 +1096,32 @@ static int from_unwinder(const void *caller)
     return a >= g_unw_lo && a < g_unw_hi;
 }
 
-/* enter() for the mapping hooks: with --os=syscalls the launcher records
- * the system call itself, so the hook records nothing and the call runs
- * outside the recursion guard (the tracer counts it as the program's). */
-static inline tstate_t *os_enter(void)
+/* With --os=syscalls the hooks still record the mapping calls the program
+ * makes through them (cheaper than a tracer stop) and make the system call
+ * with memtrace's tag (MT_SYSCALL_TAG in mt_shm.h), which the launcher's
+ * seccomp filter lets through without stopping; a call that cannot carry
+ * the tag (a file mmap) is marked MT_SERVING_HOOKED for the tracer, which
+ * then leaves it to the hook.  hook context: no allocation. */
+static long hooked_mmap(void *a, size_t l, int prot, int fl, int fd, off_t off)
 {
-    tstate_t *t = enter();
-    if (t && g_os_syscalls) {
-        leave();
-        return NULL;
-    }
-    return t;
+    if (!g_os_syscalls) return syscall(SYS_mmap, a, l, prot, fl, fd, off);
+    if ((fl & MAP_ANONYMOUS) && off == 0) /* the kernel ignores an anonymous mapping's offset */
+        return syscall(SYS_mmap, a, l, prot, fl, fd, (off_t)MT_SYSCALL_TAG_OFFSET);
+    uint8_t s = t_serving;
+    t_serving = MT_SERVING_HOOKED;
+    long r = syscall(SYS_mmap, a, l, prot, fl, fd, off);
+    t_serving = s;
+    return r;
 }
 
 /* mmap and mmap64: one body; `caller` tells libunwind's own calls apart. */
 static void *do_mmap(void *a, size_t l, int prot, int fl, int fd, off_t off, const void *caller)
 {
     int own = from_unwinder(caller);
-    tstate_t *t = own ? NULL : os_enter();
-    void *p = own ? raw_mmap(a, l, prot, fl, fd, off) : (void *)syscall(SYS_mmap, a, l, prot, fl, fd, off);
+    tstate_t *t = own ? NULL : enter();
+    void *p = own ? raw_mmap(a, l, prot, fl, fd, off)
+              : t ? (void *)hooked_mmap(a, l, prot, fl, fd, off)
+                  : (void *)syscall(SYS_mmap, a, l, prot, fl, fd, off);
     if ((unsigned long)p > -4096UL) {
         errno = -(int)(long)p;
         p = MAP_FAILED;
@@ -1169,9 +1146,11 @@ EXPORT void *mmap64(void *a, size_t l, int prot, int fl, int fd, off_t off)
 EXPORT int munmap(void *a, size_t l)
 {
     int own = from_unwinder(__builtin_return_address(0));
-    tstate_t *t = own ? NULL : os_enter();
+    tstate_t *t = own ? NULL : enter();
     uint64_t seq = t ? next_seq() : 0;
-    long rc = own ? raw_munmap(a, l) : syscall(SYS_munmap, a, l);
+    long rc = own ? raw_munmap(a, l)
+              : t && g_os_syscalls ? syscall(SYS_munmap, a, l, MT_SYSCALL_TAG) /* see hooked_mmap */
+                                   : syscall(SYS_munmap, a, l);
     if (t) {
         record(t, seq, MT_EV_munmap, a, l, NULL, rc != 0, 1);
         leave();
@@ -1188,8 +1167,9 @@ EXPORT void *mremap(void *old, size_t oldlen, size_t len, int fl, ...)
         want = va_arg(ap, void *);
         va_end(ap);
     }
-    tstate_t *t = os_enter();
-    void *p = (void *)syscall(SYS_mremap, old, oldlen, len, fl, want);
+    tstate_t *t = enter();
+    void *p = (void *)(t && g_os_syscalls ? syscall(SYS_mremap, old, oldlen, len, fl, want, MT_SYSCALL_TAG)
+                                          : syscall(SYS_mremap, old, oldlen, len, fl, want));
     if ((unsigned long)p > -4096UL) {
         errno = -(int)(long)p;
         p = MAP_FAILED;
@@ -1203,7 +1183,11 @@ EXPORT void *mremap(void *old, size_t oldlen, size_t len, int fl, ...)
 
 EXPORT int brk(void *a)
 {
-    tstate_t *t = os_enter();
+    tstate_t *t = enter();
+    if (t && g_os_syscalls) { /* the C library's brk cannot carry the tag: the tracer records it */
+        leave();
+        t = NULL;
+    }
     if (!real_brk) real_brk = dlsym(RTLD_NEXT, "brk");
     int rc = real_brk(a);
     if (t) {

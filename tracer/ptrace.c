@@ -47,6 +47,7 @@
 
 #include "mt_error.h"
 #include "mt_event.h"
+#include "mt_remote_unwind.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -73,6 +74,7 @@
 #include <time.h>
 #include <unistd.h>
 
+
 #define OWN_CHUNKS 64u        /* chunks of a region made by the tracer */
 #define OWN_TRIE_SLOTS (1u << 16)
 
@@ -80,21 +82,47 @@
 
 int mt_ptrace_install_filter(void)
 {
+/* the low and high 32 bits of a 64-bit argument (little-endian) */
 #define LD_ARG(n) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[n]))
+#define LD_ARG_HI(n) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[n]) + 4)
 #define TRACE BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE)
 #define ALLOW BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+#define TAG_LO ((uint32_t)MT_SYSCALL_TAG)
+#define TAG_HI ((uint32_t)(MT_SYSCALL_TAG >> 32))
     struct sock_filter f[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
         ALLOW, /* 32-bit calls: not followed */
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mmap, 4, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_munmap, 3, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mremap, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mmap, 6, 0), /* to the mmap block */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_munmap, 11, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mremap, 16, 0),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_brk, 1, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_madvise, 2, 1),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_madvise, 20, 1),
         TRACE,
         ALLOW,
+        /* the calls the preload hooks record themselves carry the tag
+         * (mt_shm.h): no stop.  mmap: offset == MT_SYSCALL_TAG_OFFSET */
+        LD_ARG(5),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)MT_SYSCALL_TAG_OFFSET, 0, 3),
+        LD_ARG_HI(5),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(MT_SYSCALL_TAG_OFFSET >> 32), 0, 1),
+        ALLOW,
+        TRACE,
+        /* munmap: third argument == MT_SYSCALL_TAG */
+        LD_ARG(2),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TAG_LO, 0, 3),
+        LD_ARG_HI(2),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TAG_HI, 0, 1),
+        ALLOW,
+        TRACE,
+        /* mremap: sixth argument == MT_SYSCALL_TAG */
+        LD_ARG(5),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TAG_LO, 0, 3),
+        LD_ARG_HI(5),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TAG_HI, 0, 1),
+        ALLOW,
+        TRACE,
         /* madvise: only the advice that gives memory back, and ours */
         LD_ARG(2),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADV_DONTNEED, 4, 0),
@@ -105,8 +133,11 @@ int mt_ptrace_install_filter(void)
         TRACE,
     };
 #undef LD_ARG
+#undef LD_ARG_HI
 #undef TRACE
 #undef ALLOW
+#undef TAG_LO
+#undef TAG_HI
     struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
     /* without CAP_SYS_ADMIN a filter needs no_new_privs (set-user-ID
      * programs then run without their privileges) */
@@ -150,6 +181,8 @@ typedef struct {
 typedef struct {
     int32_t tid;
     mt_rec_t rec;
+    uint32_t nips;
+    uint64_t *ips;          /* its stack, innermost first, until the region's trie takes it */
 } pending_t;
 
 /* One process image: a process from fork (or attach) to exec or exit, or
@@ -171,6 +204,7 @@ typedef struct image {
     size_t nw, capw;
     uint64_t brk;           /* the program break after the last brk call, 0: unknown */
     uint64_t heap_start;    /* where the brk heap begins (start_brk), 0: unknown */
+    mt_runwind_t *uw;       /* its stacks' unwinder (NULL until needed) */
     uint64_t start_ns;
     int ended;
     char exe[MT_PATH_MAX];
@@ -241,11 +275,13 @@ static task_t *task_find(mt_ptracer_t *t, pid_t tid)
     return NULL;
 }
 
+static void task_free(task_t *k) { free(k); }
+
 static void task_drop(mt_ptracer_t *t, pid_t tid)
 {
     for (size_t i = 0; i < t->ntasks; i++)
         if (t->tasks[i]->tid == tid) {
-            free(t->tasks[i]);
+            task_free(t->tasks[i]);
             t->tasks[i] = t->tasks[--t->ntasks];
             return;
         }
@@ -459,22 +495,46 @@ static void emit(mt_ptracer_t *t, image_t *img, int32_t tid, const mt_rec_t *rec
     t->st.events += rec->type == MT_REC_EVENT;
 }
 
-/* Writes a record now, or keeps it until the image's region is known. */
-static void put(mt_ptracer_t *t, image_t *img, int32_t tid, const mt_rec_t *rec)
+/* The trie node of a stack (innermost first) in a region. */
+static uint32_t stack_node(mt_region_t *r, const uint64_t *ips, uint32_t n)
+{
+    uint32_t id = 0;
+    for (uint32_t i = n; i-- > 0;) { /* outermost first */
+        uint32_t next = mt_trie_insert(r, id, ips[i]);
+        if (!next) break;
+        id = next;
+    }
+    return id;
+}
+
+/* Writes a record (with its stack) now, or keeps it until the image's
+ * region is known. */
+static void put(mt_ptracer_t *t, image_t *img, int32_t tid, mt_rec_t *rec, const uint64_t *ips, uint32_t nips)
 {
     if (img->discard) return;
     if (!img->r && img->own && make_region(t, img) != 0) img->discard = 1;
     if (img->r) {
+        rec->stack = stack_node(img->r, ips, nips);
         emit(t, img, tid, rec);
         return;
     }
     if (grow((void **)&img->pend, &img->cappend, img->npend + 1, sizeof *img->pend)) return;
-    img->pend[img->npend++] = (pending_t){tid, *rec};
+    pending_t *p = &img->pend[img->npend++];
+    *p = (pending_t){tid, *rec, 0, NULL};
+    if (nips && (p->ips = malloc(nips * sizeof *ips))) {
+        memcpy(p->ips, ips, nips * sizeof *ips);
+        p->nips = nips;
+    }
 }
 
 static void flush_pending(mt_ptracer_t *t, image_t *img)
 {
-    for (size_t i = 0; i < img->npend; i++) emit(t, img, img->pend[i].tid, &img->pend[i].rec);
+    for (size_t i = 0; i < img->npend; i++) {
+        pending_t *p = &img->pend[i];
+        p->rec.stack = stack_node(img->r, p->ips, p->nips);
+        emit(t, img, p->tid, &p->rec);
+        free(p->ips);
+    }
     free(img->pend);
     img->pend = NULL;
     img->npend = img->cappend = 0;
@@ -583,7 +643,7 @@ static void read_call_state(image_t *img, pid_t tid, uint64_t fs_base, task_t *k
     struct iovec remote[2] = {{(void *)(uintptr_t)(fs_base + (uint64_t)img->off_in_hook), sizeof in_hook},
                               {(void *)(uintptr_t)(fs_base + (uint64_t)img->off_serving), 1}};
     if (process_vm_readv(tid, local, 2, remote, 2, 0) != (ssize_t)(sizeof in_hook + 1)) return;
-    if (serving == MT_SERVING_OWN) k->own = 1;
+    if (serving == MT_SERVING_OWN || serving == MT_SERVING_HOOKED) k->own = 1; /* not for us to record */
     else if (serving) k->via = serving & 15u;
     else k->own = in_hook != 0; /* memtrace's code at work in the target */
 }
@@ -633,6 +693,19 @@ static void sys_entry(mt_ptracer_t *t, task_t *k, const struct user_regs_struct 
     k->seq = k->nr == SYS_munmap || k->nr == SYS_madvise
                  ? __atomic_fetch_add(&t->cfg.session->seq, 1, __ATOMIC_RELAXED)
                  : 0;
+}
+
+/* The call stack of a stopped thread (remote_unwind.c), innermost first. */
+static uint32_t unwind(mt_ptracer_t *t, task_t *k, const struct user_regs_struct *regs, uint64_t *ips, uint16_t *flags)
+{
+    uint32_t max = t->cfg.stack_depth < MT_MAX_DEPTH ? t->cfg.stack_depth : MT_MAX_DEPTH;
+    image_t *img = k->img;
+    if (!max || !img) return 0;
+    if (!img->uw && !(img->uw = mt_runwind_new(img->pid))) return 0;
+    int truncated;
+    uint32_t n = mt_runwind_stack(img->uw, k->tid, regs, ips, max, &truncated);
+    if (truncated) *flags |= MT_RF_STACK_TRUNCATED;
+    return n;
 }
 
 /* Exit of a followed call: the record. */
@@ -692,7 +765,12 @@ static void sys_exit(mt_ptracer_t *t, task_t *k, const struct user_regs_struct *
     }
     r.seq = k->seq ? k->seq : __atomic_fetch_add(&t->cfg.session->seq, 1, __ATOMIC_RELAXED);
     r.ts = mono_ns();
-    put(t, img, k->tid, &r);
+    uint64_t ips[MT_MAX_DEPTH];
+    uint32_t nips = unwind(t, k, regs, ips, &r.flags);
+    /* a new executable mapping in a process without the preload library:
+     * one more module for the symbolizer */
+    if (k->nr == SYS_mmap && !failed && (k->a[2] & PROT_EXEC) && img->own && img->r) read_modules(img);
+    put(t, img, k->tid, &r, ips, nips);
 }
 
 /* ---- the loop ---- */
@@ -748,7 +826,7 @@ static void on_event(mt_ptracer_t *t, task_t *k, int status)
         /* the other threads of the old image are gone */
         for (size_t i = 0; i < t->ntasks;)
             if (t->tasks[i] != k && t->tasks[i]->img == old && old) {
-                free(t->tasks[i]);
+                task_free(t->tasks[i]);
                 t->tasks[i] = t->tasks[--t->ntasks];
             } else {
                 i++;
@@ -988,11 +1066,13 @@ void mt_ptracer_join(mt_ptracer_t *t, mt_ptracer_stats_t *stats)
     for (size_t i = 0; i < t->nimages; i++) {
         image_t *img = t->images[i];
         if (img->r) munmap(img->r, img->rsize);
+        mt_runwind_free(img->uw);
+        for (size_t j = 0; j < img->npend; j++) free(img->pend[j].ips);
         free(img->pend);
         free(img->w);
         free(img);
     }
-    for (size_t i = 0; i < t->ntasks; i++) free(t->tasks[i]);
+    for (size_t i = 0; i < t->ntasks; i++) task_free(t->tasks[i]);
     free(t->images);
     free(t->tasks);
     free(t->exits);

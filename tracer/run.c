@@ -513,7 +513,10 @@ int mt_cmd_run(int argc, char **argv)
         mt_db_meta_set_int(db, "duration_ns", (int64_t)(end - session->start_ns));
         mt_db_meta_set_int(db, "events", st.events);
         mt_db_meta_set_int(db, "collector_waits", st.chunk_waits);
-        if (os_syscalls) mt_db_meta_set_int(db, "os_own_calls", pst.own);
+        if (os_syscalls) {
+            mt_db_meta_set_int(db, "os_own_calls", pst.own);
+            mt_db_meta_set_int(db, "os_tracer_stops", pst.stops);
+        }
         if (st.child_maxrss) mt_db_meta_set_int(db, "max_rss_bytes", st.child_maxrss);
         mt_db_meta_set_int(db, "complete", !st.incomplete);
         if (st.incomplete) mt_db_meta_set_text(db, "incomplete_reason", st.reason);
@@ -640,7 +643,7 @@ int mt_cmd_attach(int argc, char **argv)
         return 1;
     }
     mt_ptracer_t *tracer = NULL;
-    mt_ptracer_cfg_t pcfg = {dir, session, MT_PT_ATTACH, 0, 0};
+    mt_ptracer_cfg_t pcfg = {dir, session, MT_PT_ATTACH, 0, DEFAULT_DEPTH};
     if (mt_ptracer_start(&pcfg, pid, &tracer, err, sizeof err) != 0) {
         fprintf(stderr, "memtrace: attach: %s\n", err);
         mt_db_close(db);
@@ -663,7 +666,7 @@ int mt_cmd_attach(int argc, char **argv)
     mt_db_meta_set_text(db, "memtrace_version", MT_VERSION_STRING);
     mt_db_meta_set_int(db, "schema_version", MT_SCHEMA_VERSION);
     mt_db_meta_set_int(db, "start_ns", (int64_t)session->start_ns);
-    mt_db_meta_set_int(db, "stack_depth", 0);
+    mt_db_meta_set_int(db, "stack_depth", DEFAULT_DEPTH);
     mt_db_meta_set_text(db, "mode", "attach");
     mt_db_meta_set_text(db, "os_capture", "syscalls");
     mt_db_meta_set_int(db, "complete", 0);

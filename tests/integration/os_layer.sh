@@ -37,6 +37,15 @@ assert_eq "osmaps: 5 munmaps inside free (via libc), each just after its free" "
     "$(q os.db "SELECT count(*), sum(f.kind = 'free' AND f.addr = o.addr + 16 AND o.size = $CHUNK)
                 FROM events o JOIN events f ON f.seq = o.seq - 1
                 WHERE o.kind = 'munmap' AND o.via = 0 AND o.seq > $main")"
+# stacks of system calls: unwound by the launcher from the stopped thread
+assert_eq "osmaps: those 10 calls' stacks pass through main and the C library's malloc/free" "10" \
+    "$(q os.db "SELECT count(*) FROM events e WHERE e.via = 0 AND e.size = $CHUNK AND
+                EXISTS (SELECT 1 FROM stack_frames f WHERE f.stack_id = e.stack_id AND f.function = 'main') AND
+                EXISTS (SELECT 1 FROM stack_frames f WHERE f.stack_id = e.stack_id
+                        AND f.function IN ('__libc_malloc', 'malloc', 'free', '__libc_free') AND f.module LIKE '%libc.so%')")"
+assert_eq "osmaps: the innermost frame of an mmap inside malloc is the C library's mmap" "5" \
+    "$(q os.db "SELECT count(*) FROM events e JOIN stack_frames f ON f.stack_id = e.stack_id
+                WHERE e.kind = 'mmap' AND e.via = 0 AND e.size = $CHUNK AND f.depth = 1 AND f.function LIKE '%mmap%'")"
 assert_eq "osmaps: no other mapping call after main is via libc" 10 \
     "$(q os.db "SELECT count(*) FROM events WHERE domain = 'os' AND via IS NOT NULL AND seq > $main")"
 # the thread's stack: 256 KiB + a guard page, mapped by main before the
@@ -47,6 +56,11 @@ assert_eq "osmaps: one top-level mmap of the thread's stack, by the main thread,
     "$(q os.db "SELECT count(*), sum(tid = pid), sum(seq < (SELECT min(first_seq) FROM threads t JOIN processes p
                                                               ON p.id = t.process_id WHERE t.tid != p.pid))
                 FROM events WHERE kind = 'mmap' AND size = $stack AND via IS NULL AND seq > $main")"
+assert_eq "osmaps: the stack mapping's call stack: main, pthread_create" "1" \
+    "$(q os.db "SELECT count(*) FROM events e WHERE e.kind = 'mmap' AND e.size = $stack AND
+                (SELECT group_concat(function) FROM (SELECT function FROM stack_frames f WHERE f.stack_id = e.stack_id
+                                                     AND function IN ('main', 'pthread_create') ORDER BY depth DESC))
+                = 'main,pthread_create'")"
 assert_eq "osmaps: the thread's own madvise lies in that stack" 1 \
     "$(q os.db "SELECT count(*) FROM events a JOIN events s ON s.kind = 'mmap' AND s.size = $stack
                 WHERE a.kind = 'madvise' AND a.tid != a.pid AND a.addr >= s.addr AND a.addr + a.size <= s.addr + s.size")"
@@ -102,6 +116,9 @@ assert_eq "static: one process, exit 0, its executable" "1|0|static_allocs" \
     "$(q st.db "SELECT count(*), exit_status, replace(exe, rtrim(exe, replace(exe, '/', '')), '') FROM processes")"
 assert_eq "static: 3 mmaps and 3 munmaps of 1 MiB + 4 KiB" "3|3" \
     "$(q st.db "SELECT sum(kind = 'mmap'), sum(kind = 'munmap') FROM events WHERE size = $CHUNK")"
+assert_eq "static: their stacks reach main (symbols of the static executable)" 6 \
+    "$(q st.db "SELECT count(*) FROM events e WHERE e.size = $CHUNK AND
+                EXISTS (SELECT 1 FROM stack_frames f WHERE f.stack_id = e.stack_id AND f.function = 'main')")"
 if command -v strace >/dev/null; then
     want=$(strace -f -qq -c -o strace.out -e trace=mmap,munmap,mremap,brk "$PROGS/static_allocs" && \
            awk '$NF ~ /^(mmap|munmap|mremap|brk)$/ { print $NF "=" $(NF-1) }' strace.out | sort)
