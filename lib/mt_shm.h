@@ -122,6 +122,10 @@ typedef struct {
 enum {
     MT_REC_EVENT = 1,  /* a heap or mapping event: kind in `kind` */
     MT_REC_MARKER = 2, /* a timeline marker: marker code in `kind`, value in size */
+    MT_REC_RSS = 3,    /* a resident-memory sample (rss_samples), taken by the tracer
+                        * right after an OS event: addr = resident bytes, size =
+                        * virtual bytes, seq = that event's seq + 1 (not a number
+                        * of its own) */
 };
 
 /* One record, 48 bytes, identical for every type (simple and branch-free on

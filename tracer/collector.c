@@ -206,6 +206,14 @@ static int store_record(mt_collector_t *c, region_t *g, int64_t thread, const mt
         int rc = mt_stmt_run(c->ins_marker);
         return rc ? rc : mt_db_skip_seq(c->cfg.db, (int64_t)rec->seq);
     }
+    if (rec->type == MT_REC_RSS) {
+        mt_stmt_bind_int(c->ins_rss, 1, rel_ts(c, rec->ts));
+        mt_stmt_bind_int(c->ins_rss, 2, (int64_t)rec->seq);
+        mt_stmt_bind_int(c->ins_rss, 3, g->process_id);
+        mt_stmt_bind_int(c->ins_rss, 4, (int64_t)rec->addr);
+        mt_stmt_bind_int(c->ins_rss, 5, (int64_t)rec->size);
+        return mt_stmt_run(c->ins_rss);
+    }
     return 0; /* unknown record types are skipped */
 }
 

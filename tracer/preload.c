@@ -119,7 +119,8 @@ static __thread int t_in_hook __attribute__((tls_model("initial-exec")));
  * 0 otherwise.  The launcher reads it and t_in_hook from the stopped thread
  * (MT_HELLO_TLS). */
 static __thread uint8_t t_serving __attribute__((tls_model("initial-exec")));
-static int g_os_syscalls; /* MT_OPT_OS_SYSCALLS: the mapping hooks record nothing */
+static int g_os_syscalls; /* MT_OPT_OS_SYSCALLS: the launcher's tracer follows the system calls */
+static int g_statm_fd = -1; /* /proc/self/statm of this process (reopened after fork) */
 static __thread tstate_t *t_state __attribute__((tls_model("initial-exec")));
 
 /* ---- raw system calls (never through our own hooks) ---- */
@@ -756,6 +757,7 @@ static void init_tracing(void)
             g_bundled = 1;
         }
         scan_modules();
+        g_statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     }
     __atomic_store_n(&g_state, ok ? ST_READY : ST_OFF, __ATOMIC_RELEASE);
     if (ok && execed) {
@@ -824,6 +826,8 @@ static void atfork_child(void)
     if (create_region((int32_t)parent->index, MT_RG_FORKED) == 0) {
         if (g_os_syscalls) hello(MT_HELLO_REGION, g_region->index, 0);
         if (t) t->region = g_region;
+        if (g_statm_fd >= 0) close(g_statm_fd); /* it reads the parent's */
+        g_statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
         raw_munmap(parent, parent->total_size);
         scan_modules();
         if (!t) t = thread_state();
@@ -897,6 +901,33 @@ static void record_marker(tstate_t *t, int marker, uint64_t value)
     r.seq = next_seq();
     r.ts = now_ns();
     r.size = value;
+    emit(t, &r);
+}
+
+/* A resident-memory sample right after a mapping call (MT_REC_RSS): one
+ * pread of /proc/self/statm.  Mapping calls are rare; the heap hooks never
+ * call this.  hook context: no allocation. */
+static void record_rss(tstate_t *t, uint64_t event_seq)
+{
+    char buf[96];
+    if (g_statm_fd < 0) return;
+    ssize_t k = pread(g_statm_fd, buf, sizeof buf - 1, 0);
+    if (k <= 0) return;
+    buf[k] = 0;
+    uint64_t v[2] = {0, 0};
+    const char *p = buf;
+    for (int i = 0; i < 2; i++) {
+        while (*p == ' ') p++;
+        if (*p < '0' || *p > '9') return;
+        while (*p >= '0' && *p <= '9') v[i] = v[i] * 10 + (uint64_t)(*p++ - '0');
+    }
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    mt_rec_t r = {0};
+    r.type = MT_REC_RSS;
+    r.seq = event_seq + 1;
+    r.ts = call_ts(t);
+    r.addr = v[1] * page;
+    r.size = v[0] * page;
     emit(t, &r);
 }
 
@@ -1127,7 +1158,9 @@ static void *do_mmap(void *a, size_t l, int prot, int fl, int fd, off_t off, con
         p = MAP_FAILED;
     }
     if (t) {
-        record(t, next_seq(), MT_EV_mmap, p == MAP_FAILED ? NULL : p, l, NULL, p == MAP_FAILED, 1);
+        uint64_t seq = next_seq();
+        record(t, seq, MT_EV_mmap, p == MAP_FAILED ? NULL : p, l, NULL, p == MAP_FAILED, 1);
+        record_rss(t, seq);
         leave();
     }
     return p;
@@ -1153,6 +1186,7 @@ EXPORT int munmap(void *a, size_t l)
                                    : syscall(SYS_munmap, a, l);
     if (t) {
         record(t, seq, MT_EV_munmap, a, l, NULL, rc != 0, 1);
+        record_rss(t, seq);
         leave();
     }
     return (int)rc;
@@ -1175,7 +1209,9 @@ EXPORT void *mremap(void *old, size_t oldlen, size_t len, int fl, ...)
         p = MAP_FAILED;
     }
     if (t) {
-        record(t, next_seq(), MT_EV_mremap, p == MAP_FAILED ? NULL : p, len, old, p == MAP_FAILED, 1);
+        uint64_t seq = next_seq();
+        record(t, seq, MT_EV_mremap, p == MAP_FAILED ? NULL : p, len, old, p == MAP_FAILED, 1);
+        record_rss(t, seq);
         leave();
     }
     return p;

@@ -708,6 +708,27 @@ static uint32_t unwind(mt_ptracer_t *t, task_t *k, const struct user_regs_struct
     return n;
 }
 
+/* Resident and virtual size of the process right after an OS event
+ * (/proc/PID/statm), as a sample for rss_samples. */
+static void sample_rss(mt_ptracer_t *t, image_t *img, int32_t tid, uint64_t seq)
+{
+    char path[64], buf[128];
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)img->pid);
+    uint32_t len = 0;
+    mt_read_small_file(path, buf, sizeof buf, &len);
+    unsigned long long vm, rss;
+    if (!len || sscanf(buf, "%llu %llu", &vm, &rss) != 2) return;
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    mt_rec_t r;
+    memset(&r, 0, sizeof r);
+    r.type = MT_REC_RSS;
+    r.seq = seq;
+    r.ts = mono_ns();
+    r.addr = rss * page;
+    r.size = vm * page;
+    put(t, img, tid, &r, NULL, 0);
+}
+
 /* Exit of a followed call: the record. */
 static void sys_exit(mt_ptracer_t *t, task_t *k, const struct user_regs_struct *regs)
 {
@@ -771,6 +792,7 @@ static void sys_exit(mt_ptracer_t *t, task_t *k, const struct user_regs_struct *
      * one more module for the symbolizer */
     if (k->nr == SYS_mmap && !failed && (k->a[2] & PROT_EXEC) && img->own && img->r) read_modules(img);
     put(t, img, k->tid, &r, ips, nips);
+    sample_rss(t, img, k->tid, r.seq + 1);
 }
 
 /* ---- the loop ---- */

@@ -93,6 +93,16 @@ munmap|100|100" \
     assert_eq "mmapper: every munmap ends a region the trace mapped (mmap or mremap)" 100 \
         "$(q mm.db "SELECT count(*) FROM events u WHERE u.kind = 'munmap' AND u.seq > $main AND EXISTS
                     (SELECT 1 FROM events m WHERE m.kind IN ('mmap', 'mremap') AND m.addr = u.addr AND m.seq < u.seq)")"
+    assert_eq "mmapper: a resident-memory sample right after every mapping call (hooks' and tracer's)" "0|400" \
+        "$(q mm.db "SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM rss_samples r WHERE r.seq = e.seq + 1)),
+                           count(*) FILTER (WHERE e.kind IN ('mmap', 'mremap', 'munmap'))
+                    FROM events e WHERE e.domain = 'os' AND e.kind != 'sbrk' AND e.seq > $main")"
+    # each region is touched after its mmap: resident memory grows by the
+    # regions' pages and falls back when they are unmapped
+    assert_eq "mmapper: resident memory after the 100 munmaps is at least 60 MiB below its peak" 1 \
+        "$(q mm.db "SELECT max(rss_bytes) - (SELECT r.rss_bytes FROM rss_samples r JOIN events e ON r.seq = e.seq + 1
+                                              WHERE e.kind = 'munmap' ORDER BY e.seq DESC LIMIT 1) > 60 * $MIB
+                    FROM rss_samples")"
     # brk: addr = the break after the call, old_addr = before, size = the
     # brk heap's size after it
     assert_eq "mmapper: 5 sbrk calls; its 2 brk system calls via os move the break +4 MiB, -4 MiB" \
