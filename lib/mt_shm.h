@@ -126,6 +126,12 @@ enum {
                         * right after an OS event: addr = resident bytes, size =
                         * virtual bytes, seq = that event's seq + 1 (not a number
                         * of its own) */
+    MT_REC_MALLINFO = 4, /* the C library's view of its heap (mallinfo2) at exit,
+                          * in three records (part in `kind`), seq = the session's
+                          * next number then (not a number of its own):
+                          *   part 0: addr = arena, size = uordblks, old_addr = fordblks
+                          *   part 1: addr = fsmblks, size = keepcost, old_addr = hblkhd
+                          *   part 2: addr = hblks, size = ordblks */
 };
 
 /* One record, 48 bytes, identical for every type (simple and branch-free on

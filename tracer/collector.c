@@ -57,6 +57,7 @@ typedef struct {
     thread_ref_t *threads;
     size_t nthreads, capthreads;
     uint32_t *stack_ids;  /* trie slot -> stacks.id (dense, 0 = not yet) */
+    uint64_t mallinfo[9]; /* MT_REC_MALLINFO parts received so far */
 } region_t;
 
 typedef struct {
@@ -78,7 +79,7 @@ struct mt_collector {
     int64_t next_thread_id;
     uint32_t next_stack_id; /* stacks.id are dense and start at 1: small ids, small rows */
     int64_t events, markers, since_commit;
-    mt_stmt_t *ins_marker, *ins_thread, *ins_rss;
+    mt_stmt_t *ins_marker, *ins_thread, *ins_rss, *ins_mallinfo;
     uint64_t last_liveness, last_rss;
 };
 
@@ -103,6 +104,7 @@ int mt_collector_new(const mt_collector_cfg_t *cfg, mt_collector_t **out)
     int rc = mt_stmt_prepare(cfg->db, "INSERT INTO markers VALUES(?,?,?,?,?,?)", &c->ins_marker);
     if (!rc) rc = mt_stmt_prepare(cfg->db, "INSERT INTO threads VALUES(?,?,?,?,?)", &c->ins_thread);
     if (!rc) rc = mt_stmt_prepare(cfg->db, "INSERT INTO rss_samples VALUES(?,?,?,?,?)", &c->ins_rss);
+    if (!rc) rc = mt_stmt_prepare(cfg->db, "INSERT INTO malloc_stats VALUES(?,?,?,?,?,?,?,?,?,?,?)", &c->ins_mallinfo);
     if (rc) {
         mt_collector_free(c);
         return rc;
@@ -127,6 +129,7 @@ void mt_collector_free(mt_collector_t *c)
     mt_stmt_finalize(c->ins_marker);
     mt_stmt_finalize(c->ins_thread);
     mt_stmt_finalize(c->ins_rss);
+    mt_stmt_finalize(c->ins_mallinfo);
     free(c);
 }
 
@@ -213,6 +216,21 @@ static int store_record(mt_collector_t *c, region_t *g, int64_t thread, const mt
         mt_stmt_bind_int(c->ins_rss, 4, (int64_t)rec->addr);
         mt_stmt_bind_int(c->ins_rss, 5, (int64_t)rec->size);
         return mt_stmt_run(c->ins_rss);
+    }
+    if (rec->type == MT_REC_MALLINFO && rec->kind < 3) {
+        /* three parts, in order, from one thread; the row goes in with the last */
+        uint64_t *v = g->mallinfo;
+        v[rec->kind * 3] = rec->addr;
+        v[rec->kind * 3 + 1] = rec->size;
+        v[rec->kind * 3 + 2] = rec->old_addr;
+        if (rec->kind != 2) return 0;
+        /* v holds the columns in order: arena, in use, free, fastbin free,
+         * top releasable, mmapped bytes, mmapped chunks, free chunks */
+        mt_stmt_bind_int(c->ins_mallinfo, 1, g->process_id);
+        mt_stmt_bind_int(c->ins_mallinfo, 2, (int64_t)rec->seq);
+        mt_stmt_bind_int(c->ins_mallinfo, 3, rel_ts(c, rec->ts));
+        for (int i = 0; i < 8; i++) mt_stmt_bind_int(c->ins_mallinfo, 4 + i, (int64_t)v[i]);
+        return mt_stmt_run(c->ins_mallinfo);
     }
     return 0; /* unknown record types are skipped */
 }
@@ -851,7 +869,8 @@ int mt_collector_finish(mt_collector_t *c, mt_collector_stats_t *st)
     mt_stmt_finalize(c->ins_marker);
     mt_stmt_finalize(c->ins_thread);
     mt_stmt_finalize(c->ins_rss);
-    c->ins_marker = c->ins_thread = c->ins_rss = NULL;
+    mt_stmt_finalize(c->ins_mallinfo);
+    c->ins_marker = c->ins_thread = c->ins_rss = c->ins_mallinfo = NULL;
     if (rc) return rc;
     rc = mt_symbolize(db, NULL);
     if (rc) return rc;

@@ -35,6 +35,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <link.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1285,12 +1286,39 @@ static void snapshot_pym(void)
     __atomic_store_n(&g_region->pym_stats_valid, 1, __ATOMIC_RELEASE);
 }
 
+/* The C library's own view of its heap (mallinfo2) as MT_REC_MALLINFO
+ * records: bytes in use, free in its bins, its top chunk, its mmapped
+ * chunks.  Called in the exit path, outside any allocator call (mallinfo2
+ * takes the arena locks).  With --allocator=bundled it describes the C
+ * library's part only. */
+static void snapshot_malloc(tstate_t *t)
+{
+    struct mallinfo2 mi = mallinfo2();
+    uint64_t seq = __atomic_load_n(&g_session->seq, __ATOMIC_RELAXED);
+    uint64_t ts = now_ns();
+    const uint64_t v[3][3] = {{mi.arena, mi.uordblks, mi.fordblks},
+                              {mi.fsmblks, mi.keepcost, mi.hblkhd},
+                              {mi.hblks, mi.ordblks, 0}};
+    for (int part = 0; part < 3; part++) {
+        mt_rec_t r = {0};
+        r.type = MT_REC_MALLINFO;
+        r.kind = (uint8_t)part;
+        r.seq = seq;
+        r.ts = ts;
+        r.addr = v[part][0];
+        r.size = v[part][1];
+        r.old_addr = v[part][2];
+        emit(t, &r);
+    }
+}
+
 static void record_exit(int status)
 {
     tstate_t *t = enter();
     if (!t) return;
     snapshot_pym();
     if (!(__atomic_load_n(&g_region->flags, __ATOMIC_RELAXED) & MT_RG_EXITED)) {
+        snapshot_malloc(t);
         record_marker(t, MT_MK_process_exit, (uint64_t)(int64_t)status);
         g_region->exit_status = status;
         __atomic_or_fetch(&g_region->flags, MT_RG_EXITED, __ATOMIC_RELEASE);

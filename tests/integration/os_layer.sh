@@ -46,7 +46,7 @@ assert_eq "osmaps: those 10 calls' stacks pass through main and the C library's 
 assert_eq "osmaps: the innermost frame of an mmap inside malloc is the C library's mmap" "5" \
     "$(q os.db "SELECT count(*) FROM events e JOIN stack_frames f ON f.stack_id = e.stack_id
                 WHERE e.kind = 'mmap' AND e.via = 0 AND e.size = $CHUNK AND f.depth = 1 AND f.function LIKE '%mmap%'")"
-assert_eq "osmaps: no other mapping call after main is via libc" 10 \
+assert_eq "osmaps: no other mapping call after main is via libc (the 10, and the kept 2 MiB block's mmap)" 11 \
     "$(q os.db "SELECT count(*) FROM events WHERE domain = 'os' AND via IS NOT NULL AND seq > $main")"
 # the thread's stack: 256 KiB + a guard page, mapped by main before the
 # thread ran; at its end the thread gives the unused stack back (madvise)
@@ -72,6 +72,11 @@ munmap|$MIB||1" \
                 SELECT kind, size, old_addr, addr = (SELECT addr FROM m) FROM events
                 WHERE seq > (SELECT min(seq) FROM events WHERE kind = 'mmap' AND size = $MIB AND via IS NULL AND seq > $main) - 1
                   AND kind IN ('mmap', 'madvise', 'munmap') AND tid = pid AND via IS NULL ORDER BY seq")"
+# glibc's own statistics at exit: the kept 2 MiB block is its only mmapped chunk
+assert_eq "osmaps: malloc_stats at exit: one mmapped chunk of 2 MiB + 4 KiB; arena = in use + free; after every heap event" \
+    "1|1|$((2 * MIB + 4096))|1|1" \
+    "$(q os.db "SELECT count(*), mmapped_chunks, mmapped_bytes, arena_bytes = in_use_bytes + free_bytes,
+                       seq > (SELECT max(seq) FROM events WHERE domain = 'libc') FROM malloc_stats")"
 # the same program with the hooks alone: only its own two calls
 TRACE_OPTS=(--os=hooks)
 trace osh.db "$PROGS/osmaps"
