@@ -70,6 +70,7 @@ typedef struct {
     int64_t events;   /* OS events recorded */
     int64_t own;      /* memtrace's own calls in the target, not recorded */
     int64_t stops;    /* ptrace stops handled */
+    int breakpoints;  /* static programs: malloc/free breakpoints set */
     int detached;     /* MT_PT_ATTACH: processes left running */
 } mt_ptracer_stats_t;
 

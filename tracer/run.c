@@ -77,7 +77,9 @@ void mt_usage_run(FILE *out)
             "                         the calls made through the library's functions\n"
             "      --mode=MODE        preload (default): the preload library records the\n"
             "                         heap; ptrace: no preload library, the OS layer only\n"
-            "                         (chosen by itself for statically linked programs)\n"
+            "                         (chosen by itself for statically linked programs,\n"
+            "                         whose malloc, calloc, realloc and free are then\n"
+            "                         recorded through breakpoints: slow)\n"
             "      --rss-interval MS  sample resident memory every MS milliseconds\n"
             "                         (default %d, 0 = never)\n"
             "  -q, --quiet            do not print the closing line\n"
@@ -516,6 +518,7 @@ int mt_cmd_run(int argc, char **argv)
         if (os_syscalls) {
             mt_db_meta_set_int(db, "os_own_calls", pst.own);
             mt_db_meta_set_int(db, "os_tracer_stops", pst.stops);
+            if (pst.breakpoints) mt_db_meta_set_int(db, "static_breakpoints", pst.breakpoints);
         }
         if (st.child_maxrss) mt_db_meta_set_int(db, "max_rss_bytes", st.child_maxrss);
         mt_db_meta_set_int(db, "complete", !st.incomplete);

@@ -13,7 +13,8 @@
 #     5 sbrk calls after main, exactly, and the 2 brk system calls of the two
 #     sbrk that move the break (via = os);
 #   static_allocs: statically linked, so traced with ptrace alone: the same
-#     system calls as strace counts;
+#     system calls as strace counts, and its malloc/free calls from
+#     breakpoints on those symbols;
 #   execer + known_allocs: each image has its own loader mappings.
 source "$(dirname "$0")/lib.sh"
 
@@ -134,11 +135,27 @@ assert_eq "static: 3 mmaps and 3 munmaps of 1 MiB + 4 KiB" "3|3" \
 assert_eq "static: their stacks reach main (symbols of the static executable)" 6 \
     "$(q st.db "SELECT count(*) FROM events e WHERE e.size = $CHUNK AND
                 EXISTS (SELECT 1 FROM stack_frames f WHERE f.stack_id = e.stack_id AND f.function = 'main')")"
+# its malloc and free, from breakpoints on the symbols (glibc's own start-up
+# mallocs included: static glibc calls malloc by its symbol)
+assert_eq "static: breakpoints on malloc, calloc, realloc, free" 4 "$(meta st.db static_breakpoints)"
+assert_eq "static: main's 3 x malloc(1 MiB) and 20 x malloc(100); 23 frees of them" "3|20|23" \
+    "$(q st.db "SELECT sum(kind = 'malloc' AND size = $MIB), sum(kind = 'malloc' AND size = 100),
+                       (SELECT count(*) FROM events f WHERE f.kind = 'free' AND f.addr IN
+                          (SELECT addr FROM events WHERE kind = 'malloc' AND size IN ($MIB, 100)))
+                FROM events")"
+assert_eq "static: each 1 MiB malloc is served by the mmap just before it (via libc), each free by the munmap after it" "3|3" \
+    "$(q st.db "SELECT (SELECT count(*) FROM events m JOIN events o ON o.seq = m.seq - 1 WHERE m.kind = 'malloc'
+                        AND m.size = $MIB AND o.kind = 'mmap' AND o.via = 0 AND o.addr + 16 = m.addr),
+                       (SELECT count(*) FROM events f JOIN events o ON o.seq = f.seq + 1 WHERE f.kind = 'free'
+                        AND o.kind = 'munmap' AND o.via = 0 AND o.addr + 16 = f.addr)")"
+assert_eq "static: main's mallocs have stacks through main" 23 \
+    "$(q st.db "SELECT count(*) FROM events e WHERE e.kind = 'malloc' AND e.size IN ($MIB, 100) AND
+                EXISTS (SELECT 1 FROM stack_frames f WHERE f.stack_id = e.stack_id AND f.function = 'main')")"
 if command -v strace >/dev/null; then
     want=$(strace -f -qq -c -o strace.out -e trace=mmap,munmap,mremap,brk "$PROGS/static_allocs" && \
            awk '$NF ~ /^(mmap|munmap|mremap|brk)$/ { print $NF "=" $(NF-1) }' strace.out | sort)
     assert_eq "static: system calls = strace's" "$want" \
-        "$(q st.db "SELECT kind || '=' || count(*) FROM events GROUP BY kind ORDER BY kind")"
+        "$(q st.db "SELECT kind || '=' || count(*) FROM events WHERE domain = 'os' GROUP BY kind ORDER BY kind")"
 fi
 
 # ---- exec: each image its own loader mappings ----
