@@ -229,14 +229,16 @@ static char *join_args(char **argv)
 }
 
 /* Child side: wait for the go byte, then exec (with the preload library
- * unless `preload` is NULL; under the seccomp filter when `filter`).  On
- * failure, writes errno to the error pipe and exits 127. */
+ * unless `preload` is NULL; under the seccomp filter when the go byte is
+ * 's': the tracer has seized us).  On failure, writes errno to the error
+ * pipe and exits 127. */
 static void child_exec(int go_fd, int err_fd, const char *prog, char **argv, const char *preload,
-                       const char *dir, int filter)
+                       const char *dir)
 {
     char c;
     if (read(go_fd, &c, 1) != 1) _exit(127);
     close(go_fd);
+    int filter = c == 's';
     int e;
     if (!preload) goto exec;
     const char *old = getenv("LD_PRELOAD");
@@ -399,7 +401,7 @@ int mt_cmd_run(int argc, char **argv)
     if (child == 0) {
         close(go[1]);
         close(errp[0]);
-        child_exec(go[0], errp[1], prog, pargv, ptrace_only ? NULL : preload, dir, os_syscalls);
+        child_exec(go[0], errp[1], prog, pargv, ptrace_only ? NULL : preload, dir);
     }
     close(go[0]);
     close(errp[1]);
@@ -410,11 +412,19 @@ int mt_cmd_run(int argc, char **argv)
         mt_ptracer_cfg_t pcfg = {dir, session, MT_PT_RUN, !ptrace_only, opt.stack_depth};
         char perr[256];
         if (mt_ptracer_start(&pcfg, child, &tracer, perr, sizeof perr) != 0) {
-            fprintf(stderr, "memtrace: %s (run with --os=hooks to record without ptrace)\n", perr);
-            kill(child, SIGKILL);
-            waitpid(child, NULL, 0);
-            remove_session(dir);
-            return 1;
+            if (ptrace_only) {
+                fprintf(stderr, "memtrace: %s: --mode=ptrace needs ptrace\n", perr);
+                kill(child, SIGKILL);
+                waitpid(child, NULL, 0);
+                remove_session(dir);
+                return 1;
+            }
+            /* the heap layer does not need ptrace: go on as with --os=hooks */
+            fprintf(stderr, "memtrace: warning: %s; recording the OS layer with the hooks only (--os=hooks)\n",
+                    perr);
+            os_syscalls = 0;
+            opt.flags &= ~MT_OPT_OS_SYSCALLS;
+            session->opt.flags = opt.flags; /* before the child execs: the preload library reads it */
         }
     }
 
@@ -459,7 +469,7 @@ int mt_cmd_run(int argc, char **argv)
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
 
     /* let the child exec, and learn whether exec worked */
-    if (write(go[1], "g", 1) != 1) { /* the child died already: reaped below */ }
+    if (write(go[1], tracer ? "s" : "g", 1) != 1) { /* the child died already: reaped below */ }
     close(go[1]);
     int child_errno = 0;
     ssize_t k = read(errp[0], &child_errno, sizeof child_errno);

@@ -15,7 +15,9 @@
 #   static_allocs: statically linked, so traced with ptrace alone: the same
 #     system calls as strace counts, and its malloc/free calls from
 #     breakpoints on those symbols;
-#   execer + known_allocs: each image has its own loader mappings.
+#   execer + known_allocs: each image has its own loader mappings;
+#   under another tracer (strace) ptrace is taken: a warning, and the hooks
+#   record the heap and the program's own mapping calls (--os=hooks).
 source "$(dirname "$0")/lib.sh"
 
 MIB=1048576
@@ -156,6 +158,21 @@ if command -v strace >/dev/null; then
            awk '$NF ~ /^(mmap|munmap|mremap|brk)$/ { print $NF "=" $(NF-1) }' strace.out | sort)
     assert_eq "static: system calls = strace's" "$want" \
         "$(q st.db "SELECT kind || '=' || count(*) FROM events WHERE domain = 'os' GROUP BY kind ORDER BY kind")"
+fi
+
+# ---- no ptrace (here: another tracer has the program): the hooks only ----
+if command -v strace >/dev/null; then
+    RC=0
+    strace -f -qq -o /dev/null "$MEMTRACE" -q -o fb.db "$PROGS/osmaps" >out 2>err || RC=$?
+    assert_eq "no ptrace: exit status" 0 "$RC"
+    assert_eq "no ptrace: one warning line naming --os=hooks" 1 "$(grep -c 'warning: .*--os=hooks' err)"
+    assert_eq "no ptrace: meta os_capture, complete" "hooks|1" \
+        "$(q fb.db "SELECT (SELECT value FROM meta WHERE key = 'os_capture'), (SELECT value FROM meta WHERE key = 'complete')")"
+    assert_eq "no ptrace: the heap events and the program's own mmap/munmap" "free|5
+malloc|6
+mmap|1
+munmap|1" "$(q fb.db "SELECT kind, count(*) FROM events WHERE kind IN ('malloc', 'free', 'mmap', 'munmap')
+                       AND seq > (SELECT seq FROM marker_names WHERE kind = 'main_enter') GROUP BY kind ORDER BY kind")"
 fi
 
 # ---- exec: each image its own loader mappings ----
