@@ -214,6 +214,63 @@ static void print_closing(const mt_collector_stats_t *st, const char *output)
             st->incomplete ? ", incomplete: " : "", st->incomplete ? st->reason : "");
 }
 
+/* --rss-interval's value into *ms; 0, or 2 after one line on stderr. */
+static int rss_interval_arg(const char *arg, long *ms)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+    if (*end || v < 0 || v > 3600000) {
+        fprintf(stderr, "memtrace: --rss-interval must be milliseconds (0..3600000), not '%s'\n", arg);
+        return 2;
+    }
+    *ms = v;
+    return 0;
+}
+
+/* An option getopt refused: one line naming where the usage is; returns 2. */
+static int option_error(char **argv, const char *help)
+{
+    if (optopt) fprintf(stderr, "memtrace: option -%c: unknown or missing its value (see %s)\n", optopt, help);
+    else fprintf(stderr, "memtrace: unknown option '%s' (see %s)\n", argv[optind - 1], help);
+    return 2;
+}
+
+/* The meta rows every recording starts with (complete = 0 until it ends well). */
+static void meta_start(mt_db_t *db, const char *command, const mt_session_t *session, uint32_t depth,
+                       const char *mode, int os_syscalls)
+{
+    mt_db_meta_set_text(db, "command", command);
+    mt_db_meta_set_text(db, "memtrace_version", MT_VERSION_STRING);
+    mt_db_meta_set_int(db, "schema_version", MT_SCHEMA_VERSION);
+    mt_db_meta_set_int(db, "start_ns", (int64_t)session->start_ns);
+    mt_db_meta_set_int(db, "stack_depth", depth);
+    mt_db_meta_set_text(db, "mode", mode);
+    mt_db_meta_set_text(db, "os_capture", os_syscalls ? "syscalls" : "hooks");
+    mt_db_meta_set_int(db, "complete", 0);
+    mt_db_meta_set_int(db, "start_unix", (int64_t)time(NULL));
+}
+
+/* The meta rows of the end of a recording. */
+static void meta_end(mt_db_t *db, const mt_collector_stats_t *st, const mt_session_t *session)
+{
+    mt_db_meta_set_int(db, "duration_ns", (int64_t)(mono_ns() - session->start_ns));
+    mt_db_meta_set_int(db, "events", st->events);
+    mt_db_meta_set_int(db, "complete", !st->incomplete);
+    if (st->incomplete) mt_db_meta_set_text(db, "incomplete_reason", st->reason);
+}
+
+/* SIGINT, SIGTERM, SIGHUP and SIGQUIT to memtrace go to `handler`. */
+static void catch_signals(void (*handler)(int, siginfo_t *, void *))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+}
+
 static char *join_args(char **argv)
 {
     size_t len = 1;
@@ -326,11 +383,7 @@ int mt_cmd_run(int argc, char **argv)
             break;
         }
         case 'r':
-            rss_ms = strtol(optarg, &end, 10);
-            if (*end || rss_ms < 0 || rss_ms > 3600000) {
-                fprintf(stderr, "memtrace: --rss-interval must be milliseconds (0..3600000), not '%s'\n", optarg);
-                return 2;
-            }
+            if (rss_interval_arg(optarg, &rss_ms)) return 2;
             break;
         case 'O':
             if (!strcmp(optarg, "syscalls") || !strcmp(optarg, "hooks")) os_syscalls = optarg[0] == 's';
@@ -348,10 +401,7 @@ int mt_cmd_run(int argc, char **argv)
             break;
         case 'q': quiet = 1; break;
         case 'h': mt_usage_run(stdout); return 0;
-        default:
-            if (optopt) fprintf(stderr, "memtrace: option -%c: unknown or missing its value (see memtrace --help)\n", optopt);
-            else fprintf(stderr, "memtrace: unknown option '%s' (see memtrace --help)\n", argv[optind - 1]);
-            return 2;
+        default: return option_error(argv, "memtrace --help");
         }
     }
     if (optind >= argc) {
@@ -447,26 +497,11 @@ int mt_cmd_run(int argc, char **argv)
         return 1;
     }
     char *cmd = join_args(pargv);
-    mt_db_meta_set_text(db, "command", cmd);
+    meta_start(db, cmd, session, opt.stack_depth, ptrace_only ? "ptrace" : "preload", os_syscalls);
     free(cmd);
-    mt_db_meta_set_text(db, "memtrace_version", MT_VERSION_STRING);
-    mt_db_meta_set_int(db, "schema_version", MT_SCHEMA_VERSION);
-    mt_db_meta_set_int(db, "start_ns", (int64_t)session->start_ns);
-    mt_db_meta_set_int(db, "stack_depth", opt.stack_depth);
     mt_db_meta_set_text(db, "unwind", unwind_names[opt.unwind]);
     mt_db_meta_set_text(db, "allocator", opt.flags & MT_OPT_BUNDLED ? "bundled" : "libc");
-    mt_db_meta_set_text(db, "mode", ptrace_only ? "ptrace" : "preload");
-    mt_db_meta_set_text(db, "os_capture", os_syscalls ? "syscalls" : "hooks");
-    mt_db_meta_set_int(db, "complete", 0); /* until recording has ended well */
-    mt_db_meta_set_int(db, "start_unix", (int64_t)time(NULL));
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_signal;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+    catch_signals(on_signal);
 
     /* let the child exec, and learn whether exec worked */
     if (write(go[1], tracer ? "s" : "g", 1) != 1) { /* the child died already: reaped below */ }
@@ -515,15 +550,13 @@ int mt_cmd_run(int argc, char **argv)
         status = st.child_status;
         if (rc) fprintf(stderr, "memtrace: finishing %s failed: %s (%s)\n", output, mt_strerror(rc), mt_db_errmsg(db));
     }
-    uint64_t end = mono_ns();
     if (!rc) {
         /* a first signal is only passed on; a second one cut recording short */
         if (g_stop >= 2 && !st.incomplete) {
             st.incomplete = 1;
             snprintf(st.reason, sizeof st.reason, "recording stopped by a second signal to memtrace");
         }
-        mt_db_meta_set_int(db, "duration_ns", (int64_t)(end - session->start_ns));
-        mt_db_meta_set_int(db, "events", st.events);
+        meta_end(db, &st, session);
         mt_db_meta_set_int(db, "collector_waits", st.chunk_waits);
         if (os_syscalls) {
             mt_db_meta_set_int(db, "os_own_calls", pst.own);
@@ -531,8 +564,6 @@ int mt_cmd_run(int argc, char **argv)
             if (pst.breakpoints) mt_db_meta_set_int(db, "static_breakpoints", pst.breakpoints);
         }
         if (st.child_maxrss) mt_db_meta_set_int(db, "max_rss_bytes", st.child_maxrss);
-        mt_db_meta_set_int(db, "complete", !st.incomplete);
-        if (st.incomplete) mt_db_meta_set_text(db, "incomplete_reason", st.reason);
         if (st.processes == 0 && !os_syscalls)
             fprintf(stderr,
                     "memtrace: warning: no traced process reported in: %s is statically linked, set-user-ID, "
@@ -580,9 +611,9 @@ void mt_usage_attach(FILE *out)
             DEFAULT_RSS_MS);
 }
 
-static void on_attach_signal(int sig)
+static void on_attach_signal(int sig, siginfo_t *si, void *uc)
 {
-    (void)sig;
+    (void)sig, (void)si, (void)uc;
     g_stop = 1;
     if (g_tracer) mt_ptracer_detach(g_tracer); /* sets a flag: async-signal-safe */
 }
@@ -602,22 +633,14 @@ int mt_cmd_attach(int argc, char **argv)
     optind = 1;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "+o:qh", longopts, NULL)) != -1) {
-        char *end;
         switch (ch) {
         case 'o': output = optarg; break;
         case 'r':
-            rss_ms = strtol(optarg, &end, 10);
-            if (*end || rss_ms < 0 || rss_ms > 3600000) {
-                fprintf(stderr, "memtrace: --rss-interval must be milliseconds (0..3600000), not '%s'\n", optarg);
-                return 2;
-            }
+            if (rss_interval_arg(optarg, &rss_ms)) return 2;
             break;
         case 'q': quiet = 1; break;
         case 'h': mt_usage_attach(stdout); return 0;
-        default:
-            if (optopt) fprintf(stderr, "memtrace: option -%c: unknown or missing its value (see memtrace help attach)\n", optopt);
-            else fprintf(stderr, "memtrace: unknown option '%s' (see memtrace help attach)\n", argv[optind - 1]);
-            return 2;
+        default: return option_error(argv, "memtrace help attach");
         }
     }
     if (optind != argc - 1) {
@@ -665,25 +688,10 @@ int mt_cmd_attach(int argc, char **argv)
         return 1;
     }
     g_tracer = tracer;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_attach_signal;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
-
+    catch_signals(on_attach_signal);
     char cmd[64];
     snprintf(cmd, sizeof cmd, "attach %d", (int)pid);
-    mt_db_meta_set_text(db, "command", cmd);
-    mt_db_meta_set_text(db, "memtrace_version", MT_VERSION_STRING);
-    mt_db_meta_set_int(db, "schema_version", MT_SCHEMA_VERSION);
-    mt_db_meta_set_int(db, "start_ns", (int64_t)session->start_ns);
-    mt_db_meta_set_int(db, "stack_depth", DEFAULT_DEPTH);
-    mt_db_meta_set_text(db, "mode", "attach");
-    mt_db_meta_set_text(db, "os_capture", "syscalls");
-    mt_db_meta_set_int(db, "complete", 0);
-    mt_db_meta_set_int(db, "start_unix", (int64_t)time(NULL));
+    meta_start(db, cmd, session, DEFAULT_DEPTH, "attach", 1);
 
     mt_collector_cfg_t cfg = {dir, session, db, pid, (unsigned)rss_ms, mt_ptracer_reaped, mt_ptracer_children_left, tracer};
     mt_collector_t *col = NULL;
@@ -708,10 +716,7 @@ int mt_cmd_attach(int argc, char **argv)
             st.incomplete = 1;
             snprintf(st.reason, sizeof st.reason, "detached from process %d, which kept running", (int)pid);
         }
-        mt_db_meta_set_int(db, "duration_ns", (int64_t)(mono_ns() - session->start_ns));
-        mt_db_meta_set_int(db, "events", st.events);
-        mt_db_meta_set_int(db, "complete", !st.incomplete);
-        if (st.incomplete) mt_db_meta_set_text(db, "incomplete_reason", st.reason);
+        meta_end(db, &st, session);
     }
     mt_collector_free(col);
     mt_db_close(db);
