@@ -116,8 +116,9 @@ static __thread int t_in_hook __attribute__((tls_model("initial-exec")));
 /* --os=syscalls: while the real allocator serves a call of the program, the
  * via code (mt_shm.h: MT_RF_VIA_LIBC, or MT_DOM_os for sbrk) that the
  * launcher's system-call tracer gives the mmap/brk it makes;
- * MT_SERVING_OWN while memtrace maps memory of its own (not recorded);
- * 0 otherwise.  The launcher reads it and t_in_hook from the stopped thread
+ * MT_SERVING_OWN while memtrace maps memory of its own and
+ * MT_SERVING_HOOKED while a hook makes a mapping call it records itself
+ * (neither recorded by the tracer); 0 otherwise.  The launcher reads it and t_in_hook from the stopped thread
  * (MT_HELLO_TLS). */
 static __thread uint8_t t_serving __attribute__((tls_model("initial-exec")));
 static int g_os_syscalls; /* MT_OPT_OS_SYSCALLS: the launcher's tracer follows the system calls */
@@ -1137,7 +1138,9 @@ static int from_unwinder(const void *caller)
 static long hooked_mmap(void *a, size_t l, int prot, int fl, int fd, off_t off)
 {
     if (!g_os_syscalls) return syscall(SYS_mmap, a, l, prot, fl, fd, off);
-    if ((fl & MAP_ANONYMOUS) && off == 0) /* the kernel ignores an anonymous mapping's offset */
+    /* the kernel ignores an anonymous mapping's offset (not a huge-page
+     * one: that gets a file, whose offset counts) */
+    if ((fl & MAP_ANONYMOUS) && !(fl & MAP_HUGETLB) && off == 0)
         return syscall(SYS_mmap, a, l, prot, fl, fd, (off_t)MT_SYSCALL_TAG_OFFSET);
     uint8_t s = t_serving;
     t_serving = MT_SERVING_HOOKED;
