@@ -27,8 +27,14 @@
  * relative to the thread pointer (MT_HELLO_TLS).  At each entry stop the
  * tracer reads both from the stopped thread: t_serving != 0 means the call
  * serves a malloc-family call (via = libc) or an sbrk (via = os); t_in_hook
- * set with t_serving 0 means memtrace's own call (its region, per-thread
- * state, libunwind's caches): counted, not recorded.
+ * set with t_serving 0, or t_serving MT_SERVING_OWN, means memtrace's own
+ * call (its region, per-thread state, libunwind's caches): counted, not
+ * recorded; MT_SERVING_HOOKED a call the hook records itself.  The
+ * program's own mapping calls through the hooks usually do not stop at all:
+ * they carry a tag the filter lets through (mt_shm.h: MT_SYSCALL_TAG).
+ *
+ * Stacks: tracer/remote_unwind.c.  Static programs' malloc and free:
+ * tracer/static_malloc.c (breakpoints).
  *
  * Where records go.  Each process image has a region (mt_shm.h).  The
  * preload library names its region (MT_HELLO_REGION); records made before
@@ -43,7 +49,7 @@
  * so every record of a process is in its region before the process can end.
  */
 #define _GNU_SOURCE
-#include "mt_ptrace.h"
+#include "ptrace_internal.h"
 
 #include "mt_error.h"
 #include "mt_event.h"
@@ -170,111 +176,16 @@ out:
     return rc;
 }
 
-/* ---- bookkeeping ---- */
+/* ---- bookkeeping (the types are in ptrace_internal.h) ---- */
 
-typedef struct {
-    int32_t tid;
-    mt_chunk_t *chunk;
-    uint64_t pos;
-} writer_t;
-
-typedef struct {
-    int32_t tid;
-    mt_rec_t rec;
-    uint32_t nips;
-    uint64_t *ips;          /* its stack, innermost first, until the region's trie takes it */
-} pending_t;
-
-/* A breakpoint (int3) in a static program: at the entry of malloc, calloc,
- * realloc or free, or at the return address of a call in progress. */
-enum { BP_MALLOC, BP_CALLOC, BP_REALLOC, BP_FREE, BP_RETURN };
-typedef struct {
-    uint64_t addr;
-    uint8_t orig;           /* the instruction byte it replaces */
-    int what;               /* BP_* */
-    int refs;               /* BP_RETURN: calls that will return there */
-} bp_t;
-
-/* One process image: a process from fork (or attach) to exec or exit, or
- * from exec to the next. */
-typedef struct image {
-    pid_t pid, ppid;
-    int32_t parent_index;   /* region index of the fork parent's image, -1 */
-    uint32_t rflags;        /* MT_RG_FORKED, MT_RG_EXECED: for a region made here */
-    int discard;            /* the launcher's own child before its exec */
-    int own;                /* no preload library: the region is made here */
-    int have_tls;           /* MT_HELLO_TLS seen */
-    int64_t off_in_hook, off_serving;
-    mt_region_t *r;         /* its region, NULL until known */
-    uint64_t rsize;
-    uint32_t chunk_hint;
-    pending_t *pend;        /* records waiting for the region */
-    size_t npend, cappend;
-    writer_t *w;            /* the tracer's chunks in the region, one per thread */
-    size_t nw, capw;
-    uint64_t brk;           /* the program break after the last brk call, 0: unknown */
-    uint64_t heap_start;    /* where the brk heap begins (start_brk), 0: unknown */
-    mt_runwind_t *uw;       /* its stacks' unwinder (NULL until needed) */
-    bp_t *bps;              /* static program: malloc/free breakpoints */
-    size_t nbps, capbps;
-    uint64_t start_ns;
-    int ended;
-    char exe[MT_PATH_MAX];
-    char cmdline[MT_CMDLINE_MAX];
-    uint32_t cmdline_len;
-} image_t;
-
-typedef struct {
-    pid_t tid;
-    image_t *img;
-    int started;            /* its first stop was seen */
-    int followed;           /* the call in progress is recorded at its exit */
-    long nr;
-    uint64_t a[6];
-    uint64_t seq;           /* taken at entry (munmap, madvise) */
-    unsigned via;
-    int own;
-    /* static programs: the allocator call in progress (breakpoints) */
-    int in_call;            /* BP_* + 1 of the call, 0: none */
-    uint64_t call_a0, call_a1, call_ret, call_sp;
-    uint32_t call_nips;
-    uint64_t call_ips[MT_MAX_DEPTH];
-    uint64_t stepping;      /* the breakpoint being stepped over, 0: none */
-} task_t;
-
-typedef struct {
-    pid_t pid;
-    int status;
-    int64_t maxrss;
-} exit_t;
-
-struct mt_ptracer {
-    mt_ptracer_cfg_t cfg;
-    pthread_t thread;
-    pid_t first;            /* the process we seized */
-    task_t **tasks;
-    size_t ntasks, captasks;
-    image_t **images;
-    size_t nimages, capimages;
-    pthread_mutex_t lock;   /* guards exits, done, ready, err below */
-    pthread_cond_t cond;
-    exit_t *exits;
-    size_t nexits, capexits, exits_read;
-    int done;               /* no traced process left */
-    int ready;              /* 1 seized, -1 failed */
-    char err[256];
-    volatile int detach_req;
-    mt_ptracer_stats_t st;
-};
-
-static uint64_t mono_ns(void)
+uint64_t mt_pt_mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+int mt_pt_grow(void **arr, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap) return 0;
     size_t n = *cap ? *cap * 2 : 8;
@@ -494,7 +405,7 @@ static void emit(mt_ptracer_t *t, image_t *img, int32_t tid, const mt_rec_t *rec
     for (size_t i = 0; i < img->nw; i++)
         if (img->w[i].tid == tid) w = &img->w[i];
     if (!w) {
-        if (grow((void **)&img->w, &img->capw, img->nw + 1, sizeof *img->w)) return;
+        if (mt_pt_grow((void **)&img->w, &img->capw, img->nw + 1, sizeof *img->w)) return;
         w = &img->w[img->nw++];
         *w = (writer_t){tid, NULL, 0};
     }
@@ -527,7 +438,7 @@ static uint32_t stack_node(mt_region_t *r, const uint64_t *ips, uint32_t n)
 
 /* Writes a record (with its stack) now, or keeps it until the image's
  * region is known. */
-static void put(mt_ptracer_t *t, image_t *img, int32_t tid, mt_rec_t *rec, const uint64_t *ips, uint32_t nips)
+void mt_pt_put(mt_ptracer_t *t, image_t *img, int32_t tid, mt_rec_t *rec, const uint64_t *ips, uint32_t nips)
 {
     if (img->discard) return;
     if (!img->r && img->own && make_region(t, img) != 0) img->discard = 1;
@@ -536,7 +447,7 @@ static void put(mt_ptracer_t *t, image_t *img, int32_t tid, mt_rec_t *rec, const
         emit(t, img, tid, rec);
         return;
     }
-    if (grow((void **)&img->pend, &img->cappend, img->npend + 1, sizeof *img->pend)) return;
+    if (mt_pt_grow((void **)&img->pend, &img->cappend, img->npend + 1, sizeof *img->pend)) return;
     pending_t *p = &img->pend[img->npend++];
     *p = (pending_t){tid, *rec, 0, NULL};
     if (nips && (p->ips = malloc(nips * sizeof *ips))) {
@@ -577,13 +488,13 @@ enum { IMG_FORK, IMG_EXEC, IMG_ATTACH, IMG_LAUNCHER /* our child before its exec
 
 static image_t *new_image(mt_ptracer_t *t, pid_t pid, pid_t ppid, image_t *parent, int how)
 {
-    if (grow((void **)&t->images, &t->capimages, t->nimages + 1, sizeof *t->images)) return NULL;
+    if (mt_pt_grow((void **)&t->images, &t->capimages, t->nimages + 1, sizeof *t->images)) return NULL;
     image_t *img = calloc(1, sizeof *img);
     if (!img) return NULL;
     img->pid = pid;
     img->ppid = ppid;
     img->parent_index = -1;
-    img->start_ns = mono_ns();
+    img->start_ns = mt_pt_mono_ns();
     if (how == IMG_LAUNCHER) {
         img->discard = 1;
     } else if (how == IMG_EXEC) {
@@ -600,7 +511,7 @@ static image_t *new_image(mt_ptracer_t *t, pid_t pid, pid_t ppid, image_t *paren
         img->off_serving = parent->off_serving;
         img->brk = parent->brk;
         img->heap_start = parent->heap_start;
-        if (parent->nbps && !grow((void **)&img->bps, &img->capbps, parent->nbps, sizeof *img->bps)) {
+        if (parent->nbps && !mt_pt_grow((void **)&img->bps, &img->capbps, parent->nbps, sizeof *img->bps)) {
             memcpy(img->bps, parent->bps, parent->nbps * sizeof *img->bps); /* its memory has them too */
             img->nbps = parent->nbps;
             for (size_t i = 0; i < img->nbps; i++) img->bps[i].refs = 0;
@@ -622,7 +533,7 @@ static image_t *new_image(mt_ptracer_t *t, pid_t pid, pid_t ppid, image_t *paren
  * the first thread of a new process (its parent's event may come later). */
 static task_t *task_new(mt_ptracer_t *t, pid_t tid)
 {
-    if (grow((void **)&t->tasks, &t->captasks, t->ntasks + 1, sizeof *t->tasks)) return NULL;
+    if (mt_pt_grow((void **)&t->tasks, &t->captasks, t->ntasks + 1, sizeof *t->tasks)) return NULL;
     task_t *k = calloc(1, sizeof *k);
     if (!k) return NULL;
     k->tid = tid;
@@ -720,7 +631,7 @@ static void sys_entry(mt_ptracer_t *t, task_t *k, const struct user_regs_struct 
 }
 
 /* The call stack of a stopped thread (remote_unwind.c), innermost first. */
-static uint32_t unwind(mt_ptracer_t *t, task_t *k, const struct user_regs_struct *regs, uint64_t *ips, uint16_t *flags)
+uint32_t mt_pt_unwind(mt_ptracer_t *t, task_t *k, const struct user_regs_struct *regs, uint64_t *ips, uint16_t *flags)
 {
     uint32_t max = t->cfg.stack_depth < MT_MAX_DEPTH ? t->cfg.stack_depth : MT_MAX_DEPTH;
     image_t *img = k->img;
@@ -747,10 +658,10 @@ static void sample_rss(mt_ptracer_t *t, image_t *img, int32_t tid, uint64_t seq)
     memset(&r, 0, sizeof r);
     r.type = MT_REC_RSS;
     r.seq = seq;
-    r.ts = mono_ns();
+    r.ts = mt_pt_mono_ns();
     r.addr = rss * page;
     r.size = vm * page;
-    put(t, img, tid, &r, NULL, 0);
+    mt_pt_put(t, img, tid, &r, NULL, 0);
 }
 
 /* Exit of a followed call: the record. */
@@ -809,193 +720,14 @@ static void sys_exit(mt_ptracer_t *t, task_t *k, const struct user_regs_struct *
     default: return;
     }
     r.seq = k->seq ? k->seq : __atomic_fetch_add(&t->cfg.session->seq, 1, __ATOMIC_RELAXED);
-    r.ts = mono_ns();
+    r.ts = mt_pt_mono_ns();
     uint64_t ips[MT_MAX_DEPTH];
-    uint32_t nips = unwind(t, k, regs, ips, &r.flags);
+    uint32_t nips = mt_pt_unwind(t, k, regs, ips, &r.flags);
     /* a new executable mapping in a process without the preload library:
      * one more module for the symbolizer */
     if (k->nr == SYS_mmap && !failed && (k->a[2] & PROT_EXEC) && img->own && img->r) read_modules(img);
-    put(t, img, k->tid, &r, ips, nips);
+    mt_pt_put(t, img, k->tid, &r, ips, nips);
     sample_rss(t, img, k->tid, r.seq + 1);
-}
-
-/* ---- malloc and free of static programs: breakpoints ----
- *
- * A static program has the allocator inside it, so no preload library can
- * reach it.  When its symbol table names malloc, calloc, realloc and free,
- * the tracer puts an int3 at each entry.  At an entry stop it reads the
- * arguments and the return address ([rsp]); free is recorded there (its
- * number is taken before the call, as the hooks do); for the others it puts
- * an int3 at the return address and records the call there, with the result
- * in rax (numbered after the call).  To go on, it puts the original byte
- * back, single-steps, and puts the int3 in again.  Calls made inside an
- * allocator call (realloc(NULL, n) calls malloc) are not recorded, like the
- * hooks, which see only calls through the symbol; the system calls made
- * inside get via = libc.  Only the stopped thread is held while a
- * breakpoint is stepped over: another thread passing the same entry then
- * goes unseen (docs/os-layer.md). */
-
-static int poke_byte(pid_t tid, uint64_t addr, uint8_t byte, uint8_t *old)
-{
-    errno = 0;
-    long w = ptrace(PTRACE_PEEKDATA, tid, (void *)(uintptr_t)addr, 0);
-    if (errno) return -1;
-    if (old) *old = (uint8_t)(w & 0xff);
-    w = (long)(((unsigned long)w & ~0xfful) | byte);
-    return ptrace(PTRACE_POKEDATA, tid, (void *)(uintptr_t)addr, (void *)w) == 0 ? 0 : -1;
-}
-
-static bp_t *bp_find(image_t *img, uint64_t addr)
-{
-    for (size_t i = 0; i < img->nbps; i++)
-        if (img->bps[i].addr == addr) return &img->bps[i];
-    return NULL;
-}
-
-static bp_t *bp_add(image_t *img, pid_t tid, uint64_t addr, int what)
-{
-    bp_t *b = bp_find(img, addr);
-    /* a return breakpoint no call waited for was taken out: back in */
-    if (b && b->what == BP_RETURN && b->refs == 0) poke_byte(tid, addr, 0xcc, NULL);
-    if (b) return b;
-    if (grow((void **)&img->bps, &img->capbps, img->nbps + 1, sizeof *img->bps)) return NULL;
-    b = &img->bps[img->nbps];
-    *b = (bp_t){addr, 0, what, 0};
-    if (poke_byte(tid, addr, 0xcc, &b->orig) != 0) return NULL;
-    img->nbps++;
-    return b;
-}
-
-/* The entries of the allocator functions of a static executable, from its
- * symbol table.  Returns how many breakpoints were set. */
-static int set_alloc_breakpoints(image_t *img, pid_t tid)
-{
-    static const struct { const char *name; int what; } fns[] = {
-        {"malloc", BP_MALLOC}, {"calloc", BP_CALLOC}, {"realloc", BP_REALLOC}, {"free", BP_FREE}};
-    int fd = open(img->exe, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    struct stat sb;
-    void *map = MAP_FAILED;
-    if (fstat(fd, &sb) == 0 && sb.st_size > (off_t)sizeof(Elf64_Ehdr))
-        map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return 0;
-    const uint8_t *f = map;
-    size_t len = (size_t)sb.st_size;
-    const Elf64_Ehdr *eh = map;
-    int n = 0;
-    uint64_t bias = 0;
-    if (eh->e_type == ET_DYN && img->r && img->r->nmodules) bias = mt_region_modules(img->r)[0].base; /* static-pie */
-    if (eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr) > len) goto out;
-    const Elf64_Shdr *sh = (const Elf64_Shdr *)(f + eh->e_shoff);
-    for (unsigned i = 0; i < eh->e_shnum; i++) {
-        if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh->e_shnum) continue;
-        const Elf64_Shdr *str = &sh[sh[i].sh_link];
-        if (sh[i].sh_offset + sh[i].sh_size > len || str->sh_offset + str->sh_size > len) continue;
-        const Elf64_Sym *sym = (const Elf64_Sym *)(f + sh[i].sh_offset);
-        size_t nsym = sh[i].sh_size / sizeof *sym;
-        for (size_t j = 0; j < nsym; j++) {
-            if (ELF64_ST_TYPE(sym[j].st_info) != STT_FUNC || !sym[j].st_value || sym[j].st_name >= str->sh_size)
-                continue;
-            const char *name = (const char *)(f + str->sh_offset + sym[j].st_name);
-            for (size_t k = 0; k < sizeof fns / sizeof fns[0]; k++)
-                if (!strcmp(name, fns[k].name) && !bp_find(img, sym[j].st_value + bias) &&
-                    bp_add(img, tid, sym[j].st_value + bias, fns[k].what))
-                    n++;
-        }
-    }
-out:
-    munmap(map, len);
-    return n;
-}
-
-/* An allocator call of a static program, recorded. */
-static void record_call(mt_ptracer_t *t, task_t *k, int kind, uint64_t addr, uint64_t size, uint64_t old, int failed,
-                        const uint64_t *ips, uint32_t nips)
-{
-    mt_rec_t r;
-    memset(&r, 0, sizeof r);
-    r.type = MT_REC_EVENT;
-    r.kind = (uint8_t)kind;
-    r.flags = failed ? MT_RF_FAILED : 0;
-    r.seq = __atomic_fetch_add(&t->cfg.session->seq, 1, __ATOMIC_RELAXED);
-    r.ts = mono_ns();
-    r.addr = addr;
-    r.size = size;
-    r.old_addr = old;
-    put(t, k->img, k->tid, &r, ips, nips);
-}
-
-/* A SIGTRAP of a static program with breakpoints: one of ours (then
- * handled and the thread resumed: 1) or the program's (0). */
-static int on_breakpoint(mt_ptracer_t *t, task_t *k)
-{
-    image_t *img = k->img;
-    pid_t tid = k->tid;
-    struct user_regs_struct regs;
-    if (k->stepping) { /* the stepped-over instruction has run: the int3 goes back */
-        bp_t *b = bp_find(img, k->stepping);
-        if (b && (b->what != BP_RETURN || b->refs > 0)) poke_byte(tid, b->addr, 0xcc, NULL);
-        k->stepping = 0;
-        ptrace(PTRACE_CONT, tid, 0, 0);
-        return 1;
-    }
-    if (ptrace(PTRACE_GETREGS, tid, 0, &regs) != 0) return 0;
-    bp_t *b = bp_find(img, regs.rip - 1);
-    if (!b) return 0;
-    regs.rip -= 1;
-    if (b->what == BP_RETURN) {
-        /* the call it was set for, when this is its return (same stack depth) */
-        if (k->in_call && k->call_ret == b->addr && regs.rsp == k->call_sp + 8) {
-            int kind = k->in_call - 1;
-            uint64_t res = regs.rax;
-            b->refs--;
-            if (kind == BP_MALLOC) record_call(t, k, MT_EV_malloc, res, k->call_a0, 0, !res, k->call_ips, k->call_nips);
-            else if (kind == BP_CALLOC) {
-                uint64_t total;
-                if (__builtin_mul_overflow(k->call_a0, k->call_a1, &total)) total = UINT64_MAX;
-                record_call(t, k, MT_EV_calloc, res, total, 0, !res, k->call_ips, k->call_nips);
-            } else if (kind == BP_REALLOC) {
-                record_call(t, k, MT_EV_realloc, res, k->call_a1, k->call_a0, !res && !(k->call_a0 && !k->call_a1),
-                            k->call_ips, k->call_nips);
-            } /* BP_FREE: recorded at its entry */
-            k->in_call = 0;
-        }
-    } else if (!k->in_call) { /* an entry, not inside another allocator call */
-        if (b->what == BP_FREE) {
-            if (!regs.rdi) {
-                if (img->r) __atomic_fetch_add(&img->r->free_null, 1, __ATOMIC_RELAXED);
-            } else {
-                record_call(t, k, MT_EV_free, regs.rdi, 0, 0, 0, NULL, 0);
-                k->in_call = BP_FREE + 1; /* until it returns: its munmap is via libc */
-            }
-        } else {
-            k->in_call = b->what + 1;
-        }
-        if (k->in_call) {
-            errno = 0;
-            long ret = ptrace(PTRACE_PEEKDATA, tid, (void *)(uintptr_t)regs.rsp, 0);
-            bp_t *rb = errno ? NULL : bp_add(img, tid, (uint64_t)ret, BP_RETURN);
-            if (!rb) {
-                k->in_call = 0;
-            } else {
-                rb->refs++;
-                k->call_a0 = regs.rdi;
-                k->call_a1 = regs.rsi;
-                k->call_ret = (uint64_t)ret;
-                k->call_sp = regs.rsp;
-                uint16_t fl = 0;
-                k->call_nips = b->what == BP_FREE ? 0 : unwind(t, k, &regs, k->call_ips, &fl);
-            }
-        }
-    }
-    /* step over: the original instruction, then the int3 again */
-    ptrace(PTRACE_SETREGS, tid, 0, &regs);
-    b = bp_find(img, regs.rip); /* (bp_add may have moved the table) */
-    if (b) poke_byte(tid, b->addr, b->orig, NULL);
-    k->stepping = regs.rip;
-    ptrace(PTRACE_SINGLESTEP, tid, 0, 0);
-    return 1;
 }
 
 /* ---- the loop ---- */
@@ -1003,7 +735,7 @@ static int on_breakpoint(mt_ptracer_t *t, task_t *k)
 static void push_exit(mt_ptracer_t *t, pid_t pid, int status, int64_t maxrss)
 {
     pthread_mutex_lock(&t->lock);
-    if (grow((void **)&t->exits, &t->capexits, t->nexits + 1, sizeof *t->exits) == 0)
+    if (mt_pt_grow((void **)&t->exits, &t->capexits, t->nexits + 1, sizeof *t->exits) == 0)
         t->exits[t->nexits++] = (exit_t){pid, status, maxrss};
     pthread_mutex_unlock(&t->lock);
 }
@@ -1061,7 +793,7 @@ static void on_event(mt_ptracer_t *t, task_t *k, int status)
         k->in_call = 0;
         k->stepping = 0;
         if (k->img && k->img->own && t->cfg.how == MT_PT_RUN && mt_elf_is_static(k->img->exe) == 1)
-            t->st.breakpoints += set_alloc_breakpoints(k->img, tid);
+            t->st.breakpoints += mt_pt_set_alloc_breakpoints(k->img, tid);
         break;
     }
     case PTRACE_EVENT_STOP:
@@ -1083,7 +815,7 @@ static void on_event(mt_ptracer_t *t, task_t *k, int status)
             else sys_exit(t, k, &regs);
             break;
         }
-        if (sig == SIGTRAP && k->img && k->img->nbps && on_breakpoint(t, k)) return;
+        if (sig == SIGTRAP && k->img && k->img->nbps && mt_pt_on_breakpoint(t, k)) return;
         k->started = 1;
         resume(t, tid, sig); /* a signal for the process: deliver it */
         return;
