@@ -157,7 +157,9 @@ int mt_pt_on_breakpoint(mt_ptracer_t *t, task_t *k)
             k->in_call = 0;
         }
     } else if (!k->in_call) { /* an entry, not inside another allocator call */
-        if (b->what == BP_FREE) {
+        int what = b->what; /* b may move: bp_add below can grow the table */
+        b = NULL;
+        if (what == BP_FREE) {
             if (!regs.rdi) {
                 if (img->r) __atomic_fetch_add(&img->r->free_null, 1, __ATOMIC_RELAXED);
             } else {
@@ -165,7 +167,7 @@ int mt_pt_on_breakpoint(mt_ptracer_t *t, task_t *k)
                 k->in_call = BP_FREE + 1; /* until it returns: its munmap is via libc */
             }
         } else {
-            k->in_call = b->what + 1;
+            k->in_call = what + 1;
         }
         if (k->in_call) {
             errno = 0;
@@ -180,7 +182,7 @@ int mt_pt_on_breakpoint(mt_ptracer_t *t, task_t *k)
                 k->call_ret = (uint64_t)ret;
                 k->call_sp = regs.rsp;
                 uint16_t fl = 0;
-                k->call_nips = b->what == BP_FREE ? 0 : mt_pt_unwind(t, k, &regs, k->call_ips, &fl);
+                k->call_nips = what == BP_FREE ? 0 : mt_pt_unwind(t, k, &regs, k->call_ips, &fl);
             }
         }
     }
