@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 # The one list of build and test dependencies.
 PACKAGES=(build-essential cmake pkg-config libsqlite3-dev sqlite3 libunwind-dev
-          libdw-dev libelf-dev libcmocka-dev python3)
+          libdw-dev libelf-dev libcmocka-dev python3 strace)
 
 check_deps() {
     if ! command -v dpkg-query >/dev/null 2>&1; then
