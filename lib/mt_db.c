@@ -388,7 +388,7 @@ static int insert_late(mt_db_t *db, const mt_db_event_t *ev, size_t n)
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db->h,
                                 "INSERT INTO event_data(ts, kind, thread, addr, size, stack, old_addr, failed, pool,"
-                                " size_class, seq) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                                " size_class, via, seq) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
                                 -1, &st, NULL);
     if (rc) return map_rc(rc);
     rc = sqlite3_exec(db->h, "BEGIN", NULL, NULL, NULL);
@@ -410,7 +410,9 @@ static int insert_late(mt_db_t *db, const mt_db_event_t *ev, size_t n)
         else sqlite3_bind_null(st, 9);
         if (e->sclass) sqlite3_bind_int64(st, 10, (int64_t)e->sclass - 1);
         else sqlite3_bind_null(st, 10);
-        sqlite3_bind_int64(st, 11, e->seq);
+        if (e->via) sqlite3_bind_int64(st, 11, e->via - 1);
+        else sqlite3_bind_null(st, 11);
+        sqlite3_bind_int64(st, 12, e->seq);
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlite3_errcode(db->h);
         sqlite3_reset(st);
     }

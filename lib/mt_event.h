@@ -53,7 +53,7 @@ typedef enum {
     X(10, mmap,           os,   MT_KF_ALLOC, "mmap/mmap64: addr = result, size = length") \
     X(11, munmap,         os,   MT_KF_FREE, "munmap(addr, size)")                     \
     X(12, mremap,         os,   MT_KF_ALLOC | MT_KF_FREE, "mremap(old_addr, old size, size)") \
-    X(13, brk,            os,   0, "brk(addr): addr = requested break, size = result (0 ok)") \
+    X(13, brk,            os,   0, "brk system call: addr = the break after it, old_addr = before, size = brk heap size after it (--os=hooks: the brk() function, addr = requested break, size = result, 0 ok)") \
     X(14, sbrk,           os,   0, "sbrk(size): addr = previous break, size = increment") \
     X(15, raw_malloc,     pymem_raw, MT_KF_ALLOC, "PyMem_RawMalloc(size)")             \
     X(16, raw_calloc,     pymem_raw, MT_KF_ALLOC, "PyMem_RawCalloc(n, m): size = n*m") \

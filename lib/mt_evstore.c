@@ -155,7 +155,7 @@ size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
     present |= (ev->pool != 0) << 8;
     val[9] = (int64_t)ev->sclass - 1;
     present |= (ev->sclass != 0) << 9;
-    val[10] = ev->via;
+    val[10] = ev->via - 1; /* via holds domain + 1, 0: NULL */
     present |= (ev->via != 0) << 10;
     int ncols = 32 - __builtin_clz((unsigned)present); /* trailing NULLs are implied */
 

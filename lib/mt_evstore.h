@@ -58,7 +58,7 @@ typedef struct {
     int failed;
     uint64_t pool;     /* bundled-allocator events: the pool; 0: NULL */
     uint32_t sclass;   /* their size class + 1; 0: NULL */
-    int via;           /* domain of the enclosing higher-layer call; 0: NULL */
+    int via;           /* domain of the enclosing higher-layer call + 1; 0: NULL */
 } mt_evrow_t;
 
 /* Creates a store writing leaves into the database file `db_path` from

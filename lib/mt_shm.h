@@ -49,7 +49,10 @@
 #ifndef MT_SHM_H
 #define MT_SHM_H
 
+#include <fcntl.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "pym.h"
 
@@ -83,6 +86,21 @@ enum { MT_UNWIND_AUTO = 0, MT_UNWIND_FP = 1, MT_UNWIND_DWARF = 2 };
 #define MT_OPT_PY_ON 8u       /* --python=on: say so when no interpreter is found */
 #define MT_OPT_PY_NATIVE 16u  /* --python-native: full native stacks for Python-domain events */
 #define MT_OPT_TSC 32u        /* record ts are time-stamp counter ticks (lib/mt_clock.h) */
+#define MT_OPT_OS_SYSCALLS 64u /* --os=syscalls: the launcher records mmap, munmap, mremap,
+                               * brk and madvise as system calls (tracer/ptrace.c); the
+                               * preload library leaves them alone and tells the launcher,
+                               * through MT_MADV_MEMTRACE calls, where its per-thread
+                               * call state lives */
+
+/* --os=syscalls: a madvise with this advice never reaches any real advice;
+ * the launcher's seccomp filter stops on it and reads the arguments
+ * (the kernel then fails it with EINVAL).  syscall(SYS_madvise, a, b,
+ * MT_MADV_MEMTRACE, op):
+ *   op MT_HELLO_TLS:    a, b = offsets from the thread pointer of the
+ *                       preload's per-thread words t_in_hook and t_serving
+ *   op MT_HELLO_REGION: a = index of the region this image just created */
+#define MT_MADV_MEMTRACE 0x4d54
+enum { MT_HELLO_TLS = 1, MT_HELLO_REGION = 2 };
 
 typedef struct {
     uint64_t magic;
@@ -113,7 +131,17 @@ typedef struct {
 enum {
     MT_REC_EVENT = 1,  /* a heap or mapping event: kind in `kind` */
     MT_REC_MARKER = 2, /* a timeline marker: marker code in `kind`, value in size */
-    MT_REC_GC = 3,     /* a CPython collection: kind 0 start, 1 stop; size = generation,
+    MT_REC_RSS = 3,    /* a resident-memory sample (rss_samples), taken by the tracer
+                        * right after an OS event: addr = resident bytes, size =
+                        * virtual bytes, seq = that event's seq + 1 (not a number
+                        * of its own) */
+    MT_REC_MALLINFO = 4, /* the C library's view of its heap (mallinfo2) at exit,
+                          * in three records (part in `kind`), seq = the session's
+                          * next number then (not a number of its own):
+                          *   part 0: addr = arena, size = uordblks, old_addr = fordblks
+                          *   part 1: addr = fsmblks, size = keepcost, old_addr = hblkhd
+                          *   part 2: addr = hblks, size = ordblks */
+    MT_REC_GC = 5,     /* a CPython collection: kind 0 start, 1 stop; size = generation,
                         * addr = collected, old_addr = uncollectable (stop only) */
 };
 
@@ -140,6 +168,26 @@ typedef struct {
  * serves, 0 at top level (a malloc inside PyMem_RawMalloc: pymem_raw). */
 #define MT_RF_VIA_SHIFT 8
 #define MT_RF_VIA_GET(f) (((unsigned)(f) >> MT_RF_VIA_SHIFT) & 15u)
+/* In the 4-bit field 0 means top level, so the libc domain (code 0) is
+ * written as 15: an mmap that glibc's malloc makes while serving a malloc
+ * call.  The collector stores it as via = 0 (see docs/schema.md). */
+#define MT_RF_VIA_LIBC 15u
+/* Not a via code: the preload library's t_serving value while it maps or
+ * unmaps memory of its own (region, per-thread state, libunwind's caches),
+ * which the system-call tracer leaves out. */
+#define MT_SERVING_OWN 14u
+/* The preload library's t_serving value while it makes a mapping call that
+ * its hook records itself (a file mmap, which cannot carry the tag below):
+ * the tracer leaves it out. */
+#define MT_SERVING_HOOKED 13u
+
+/* --os=syscalls: mapping calls the preload hooks record themselves carry
+ * this tag where the kernel ignores it, and the seccomp filter lets them
+ * run without a stop: munmap's third argument, mremap's sixth (both
+ * unused), and, for an anonymous mmap, the offset (ignored for anonymous
+ * mappings; page-aligned and far beyond any file). */
+#define MT_SYSCALL_TAG 0x4d54a77a9c0ffee1ull
+#define MT_SYSCALL_TAG_OFFSET 0x4d5400000000ull
 
 typedef struct {
     uint64_t start, end; /* text/data address range covered */
@@ -243,6 +291,37 @@ typedef struct {
      MT_PAGE_ROUND((uint64_t)(slots) * sizeof(uint32_t)) + MT_NAMES_SIZE +      \
      (uint64_t)(nchunks) * MT_CHUNK_SIZE)
 
+/* Fills the offsets and sizes of a region of `nchunks` chunks and `slots`
+ * trie slots (a power of two), in the order of the diagram above. */
+static inline void mt_region_layout(mt_region_t *r, uint32_t nchunks, uint32_t slots)
+{
+    r->nchunks = nchunks;
+    r->trie_slots = slots;
+    r->mod_off = MT_PAGE_ROUND(sizeof(mt_region_t));
+    r->trie_off = r->mod_off + MT_PAGE_ROUND((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t));
+    r->log_off = r->trie_off + MT_PAGE_ROUND((uint64_t)slots * sizeof(mt_trie_slot_t));
+    r->names_off = r->log_off + MT_PAGE_ROUND((uint64_t)slots * sizeof(uint32_t));
+    r->chunk_off = r->names_off + MT_NAMES_SIZE;
+    r->total_size = MT_REGION_SIZE(nchunks, slots);
+}
+
+/* Reads a small file (/proc/PID/cmdline) into buf, NUL-terminated, for a
+ * region's header: the preload library fills its own (hook context: no
+ * allocation), the launcher's tracer those of the processes it makes
+ * regions for.  *len (when not NULL) gets the bytes read. */
+static inline void mt_read_small_file(const char *path, char *buf, size_t cap, uint32_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t got = 0;
+    if (fd >= 0) {
+        ssize_t k;
+        while (got < cap - 1 && (k = read(fd, buf + got, cap - 1 - got)) > 0) got += (size_t)k;
+        close(fd);
+    }
+    buf[got] = 0;
+    if (len) *len = (uint32_t)got;
+}
+
 static inline mt_chunk_t *mt_region_chunk(mt_region_t *r, uint32_t i)
 {
     return (mt_chunk_t *)((char *)r + r->chunk_off + (uint64_t)i * MT_CHUNK_SIZE);
@@ -262,6 +341,45 @@ static inline uint32_t *mt_region_log(mt_region_t *r)
 static inline char *mt_region_names(mt_region_t *r)
 {
     return (char *)r + r->names_off;
+}
+
+/* Finds or inserts the stack trie node (parent, ip) of a region and returns
+ * its id, or 0 when the table is full (then MT_RG_TRIE_FULL is set).
+ * Lock-free (see the top of this file): the preload library's threads and
+ * the launcher's tracer insert into the same table.  hook context: no
+ * allocation. */
+static inline uint32_t mt_trie_insert(mt_region_t *r, uint32_t parent, uint64_t ip)
+{
+    mt_trie_slot_t *slots = mt_region_trie(r);
+    uint32_t mask = r->trie_slots - 1;
+    uint64_t x = ip * 31 + parent; /* the hash: one function for every writer */
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    uint32_t h = (uint32_t)x & mask;
+    for (unsigned probe = 0; probe < 4096; probe++, h = (h + 1) & mask) {
+        mt_trie_slot_t *s = &slots[h];
+        uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        if (st == 0) {
+            uint32_t expect = 0;
+            if (__atomic_compare_exchange_n(&s->state, &expect, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
+                s->ip = ip;
+                s->parent = parent;
+                __atomic_store_n(&s->state, 2, __ATOMIC_RELEASE);
+                uint32_t k = __atomic_fetch_add(&r->nnodes, 1, __ATOMIC_RELAXED);
+                if (k < r->trie_slots) __atomic_store_n(&mt_region_log(r)[k], h + 1, __ATOMIC_RELEASE);
+                return h + 1;
+            }
+            st = expect;
+        }
+        while (st == 1) {
+            __builtin_ia32_pause();
+            st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        }
+        if (s->ip == ip && s->parent == parent) return h + 1;
+    }
+    __atomic_or_fetch(&r->flags, MT_RG_TRIE_FULL, __ATOMIC_RELAXED);
+    return 0;
 }
 
 /* Environment variables from launcher to target */

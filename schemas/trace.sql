@@ -135,6 +135,24 @@ CREATE TABLE rss_samples (
     vm_bytes    INTEGER NOT NULL
 );
 
+-- The C library's own view of its heap (glibc's mallinfo2), taken when a
+-- process exits (in its exit path, outside any allocator call): what it
+-- got from the OS, what is in use, what it keeps free.  One row per process
+-- that exited through exit() or main's return with the preload library.
+CREATE TABLE malloc_stats (
+    process_id           INTEGER NOT NULL REFERENCES processes(id),
+    seq                  INTEGER NOT NULL,  -- events with a smaller seq are reflected
+    ts                   INTEGER NOT NULL,
+    arena_bytes          INTEGER,  -- from the OS for its arenas: brk heap and mmapped heaps (arena)
+    in_use_bytes         INTEGER,  -- in allocated chunks of the arenas (uordblks; not the mmapped ones)
+    free_bytes           INTEGER,  -- free, kept in bins and the top chunk (fordblks)
+    fastbin_free_bytes   INTEGER,  -- of those, in fast bins (fsmblks)
+    top_releasable_bytes INTEGER,  -- releasable from the top of the heap (keepcost)
+    mmapped_bytes        INTEGER,  -- in chunks served by mmap (hblkhd)
+    mmapped_chunks       INTEGER,  -- chunks served by mmap (hblks)
+    free_chunks          INTEGER   -- free chunks, not counting fast bins (ordblks)
+);
+
 -- Filled by later layers (CPython); empty otherwise.
 
 -- The bundled allocator's own statistics (pym_stats), taken when a
@@ -216,7 +234,7 @@ CREATE TABLE gc_events (
 CREATE VIEW events AS
 SELECT e.seq, e.ts AS ts_ns, p.pid, t.tid, k.name AS kind, d.name AS domain,
        e.addr, e.size, e.old_addr, e.stack AS stack_id, e.failed,
-       e.thread AS thread_id, t.process_id
+       e.thread AS thread_id, t.process_id, e.via
 FROM event_data e
 JOIN threads t ON t.id = e.thread
 JOIN processes p ON p.id = t.process_id

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 # also needs the npm command (Debian's npm package; a nodejs built elsewhere
 # may carry its own, which is as good).
 PACKAGES=(build-essential cmake pkg-config libsqlite3-dev sqlite3 libunwind-dev
-          libdw-dev libelf-dev libcmocka-dev python3 python3-dev chromium nodejs heaptrack)
+          libdw-dev libelf-dev libcmocka-dev python3 python3-dev chromium nodejs heaptrack strace)
 
 check_deps() {
     if ! command -v dpkg-query >/dev/null 2>&1; then

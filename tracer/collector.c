@@ -60,6 +60,7 @@ typedef struct {
     size_t nthreads, capthreads;
     uint32_t *stack_ids;  /* trie slot -> stacks.id (dense, 0 = not yet) */
     mt_pygc_t gc;         /* CPython: a collection in progress */
+    uint64_t mallinfo[9]; /* MT_REC_MALLINFO parts received so far */
 } region_t;
 
 typedef struct {
@@ -82,7 +83,7 @@ struct mt_collector {
     int64_t next_thread_id;
     uint32_t next_stack_id; /* stacks.id are dense and start at 1: small ids, small rows */
     int64_t events, markers, since_commit;
-    mt_stmt_t *ins_marker, *ins_thread, *ins_rss;
+    mt_stmt_t *ins_marker, *ins_thread, *ins_rss, *ins_mallinfo;
     uint64_t last_liveness, last_rss;
     int tsc;              /* records carry TSC ticks */
     mt_tscmap_t tscmap;   /* ticks -> CLOCK_MONOTONIC ns */
@@ -128,6 +129,7 @@ int mt_collector_new(const mt_collector_cfg_t *cfg, mt_collector_t **out)
     if (!rc) rc = mt_stmt_prepare(cfg->db, "INSERT INTO markers VALUES(?,?,?,?,?,?)", &c->ins_marker);
     if (!rc) rc = mt_stmt_prepare(cfg->db, "INSERT INTO threads VALUES(?,?,?,?,?)", &c->ins_thread);
     if (!rc) rc = mt_stmt_prepare(cfg->db, "INSERT INTO rss_samples VALUES(?,?,?,?,?)", &c->ins_rss);
+    if (!rc) rc = mt_stmt_prepare(cfg->db, "INSERT INTO malloc_stats VALUES(?,?,?,?,?,?,?,?,?,?,?)", &c->ins_mallinfo);
     if (rc) {
         mt_collector_free(c);
         return rc;
@@ -154,6 +156,7 @@ void mt_collector_free(mt_collector_t *c)
     mt_stmt_finalize(c->ins_thread);
     mt_stmt_finalize(c->ins_rss);
     mt_tscmap_free(&c->tscmap);
+    mt_stmt_finalize(c->ins_mallinfo);
     free(c);
 }
 
@@ -203,7 +206,8 @@ static int store_record(mt_collector_t *c, region_t *g, int64_t thread, const mt
         e.addr = rec->addr;
         e.size = mt_kind_sizeless(rec->kind) ? -1 : (int64_t)rec->size;
         e.failed = (rec->flags & MT_RF_FAILED) != 0;
-        e.via = MT_RF_VIA_GET(rec->flags);
+        unsigned via = MT_RF_VIA_GET(rec->flags); /* 0: top level, MT_RF_VIA_LIBC: domain 0 */
+        e.via = via == 0 ? 0 : via == MT_RF_VIA_LIBC ? 1 : (int)via + 1;
         if (rec->kind >= MT_KIND_PYM_BASE) {
             /* bundled-allocator event: old_addr carries the pool, stack the
              * size class + 1 (mt_shm.h) */
@@ -234,6 +238,29 @@ static int store_record(mt_collector_t *c, region_t *g, int64_t thread, const mt
     }
     if (rec->type == MT_REC_GC)
         return mt_pyc_gc(c->cfg.db, &g->gc, thread, rec, rec_ts(c, rec->ts));
+    if (rec->type == MT_REC_RSS) {
+        mt_stmt_bind_int(c->ins_rss, 1, rec_ts(c, rec->ts));
+        mt_stmt_bind_int(c->ins_rss, 2, (int64_t)rec->seq);
+        mt_stmt_bind_int(c->ins_rss, 3, g->process_id);
+        mt_stmt_bind_int(c->ins_rss, 4, (int64_t)rec->addr);
+        mt_stmt_bind_int(c->ins_rss, 5, (int64_t)rec->size);
+        return mt_stmt_run(c->ins_rss);
+    }
+    if (rec->type == MT_REC_MALLINFO && rec->kind < 3) {
+        /* three parts, in order, from one thread; the row goes in with the last */
+        uint64_t *v = g->mallinfo;
+        v[rec->kind * 3] = rec->addr;
+        v[rec->kind * 3 + 1] = rec->size;
+        v[rec->kind * 3 + 2] = rec->old_addr;
+        if (rec->kind != 2) return 0;
+        /* v holds the columns in order: arena, in use, free, fastbin free,
+         * top releasable, mmapped bytes, mmapped chunks, free chunks */
+        mt_stmt_bind_int(c->ins_mallinfo, 1, g->process_id);
+        mt_stmt_bind_int(c->ins_mallinfo, 2, (int64_t)rec->seq);
+        mt_stmt_bind_int(c->ins_mallinfo, 3, rec_ts(c, rec->ts));
+        for (int i = 0; i < 8; i++) mt_stmt_bind_int(c->ins_mallinfo, 4 + i, (int64_t)v[i]);
+        return mt_stmt_run(c->ins_mallinfo);
+    }
     return 0; /* unknown record types are skipped */
 }
 
@@ -461,18 +488,33 @@ static char proc_state(pid_t pid)
     return p && p[1] == ' ' ? p[2] : 0;
 }
 
+/* The next ended child: from wait4, or from the tracer thread that waits
+ * for them (cfg.reaped).  Returns its pid, or 0 when there is none. */
+static pid_t next_reaped(mt_collector_t *c, int *status, int64_t *maxrss, int64_t *cpu_ns)
+{
+    if (c->cfg.reaped) {
+        pid_t p;
+        return c->cfg.reaped(c->cfg.reap_ctx, &p, status, maxrss, cpu_ns) ? p : 0;
+    }
+    struct rusage ru;
+    pid_t p = wait4(-1, status, WNOHANG, &ru);
+    *maxrss = (int64_t)ru.ru_maxrss * 1024;
+    *cpu_ns = ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+              ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+    return p > 0 ? p : 0;
+}
+
 static void reap(mt_collector_t *c)
 {
     int status;
     pid_t p;
-    struct rusage ru;
-    while ((p = wait4(-1, &status, WNOHANG, &ru)) > 0) {
+    int64_t maxrss, cpu_ns;
+    while ((p = next_reaped(c, &status, &maxrss, &cpu_ns)) > 0) {
         if (p == c->cfg.child) {
             c->child_reaped = 1;
             c->child_status = status;
-            c->child_maxrss = (int64_t)ru.ru_maxrss * 1024;
-            c->child_cpu_ns = ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
-                              ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+            c->child_maxrss = maxrss;
+            c->child_cpu_ns = cpu_ns;
         }
         if (c->nreaped == c->capreaped) {
             size_t cap = c->capreaped ? 2 * c->capreaped : 16;
@@ -485,8 +527,9 @@ static void reap(mt_collector_t *c)
     }
 }
 
-static int no_children_left(void)
+static int no_children_left(mt_collector_t *c)
 {
+    if (c->cfg.children_left) return !c->cfg.children_left(c->cfg.reap_ctx);
     siginfo_t si;
     memset(&si, 0, sizeof si);
     return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD;
@@ -575,7 +618,14 @@ int mt_collector_run(mt_collector_t *c, volatile int *stop)
             c->since_commit = 0;
         }
         if (*stop >= 2) break;
-        if (c->child_reaped && no_children_left()) {
+        /* with a tracer that waits for the children, its end is the end:
+         * every process it followed has ended, or it detached from them
+         * (memtrace attach); the last drain below reads what is left */
+        if (c->cfg.reaped && no_children_left(c)) {
+            reap(c); /* exits pushed before the tracer ended */
+            break;
+        }
+        if (c->child_reaped && no_children_left(c)) {
             int open_regions = 0;
             scan_dir(c);
             for (size_t i = 0; i < c->nregions; i++) open_regions += !c->regions[i].closed;
@@ -905,7 +955,8 @@ int mt_collector_finish(mt_collector_t *c, mt_collector_stats_t *st)
     mt_stmt_finalize(c->ins_marker);
     mt_stmt_finalize(c->ins_thread);
     mt_stmt_finalize(c->ins_rss);
-    c->ins_marker = c->ins_thread = c->ins_rss = NULL;
+    mt_stmt_finalize(c->ins_mallinfo);
+    c->ins_marker = c->ins_thread = c->ins_rss = c->ins_mallinfo = NULL;
     if (rc) return rc;
     rc = mt_symbolize(db, NULL);
     if (rc) return rc;

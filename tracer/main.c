@@ -1,6 +1,7 @@
 /* main.c - the `memtrace` command: dispatches to the subcommands.
  *
  *   memtrace [run] [OPTIONS] [--] PROGRAM ARGS   record (tracer/run.c)
+ *   memtrace attach PID                          the OS layer of a running process
  *   memtrace summary DB                          analyzer/summary.c
  *   memtrace query DB SQL                        analyzer/query.c
  */
@@ -20,6 +21,7 @@ typedef struct {
 
 static const command_t commands[] = {
     {"run", mt_cmd_run, mt_usage_run, "run a program and record its allocations (the default)"},
+    {"attach", mt_cmd_attach, mt_usage_attach, "record the OS layer of a running process (ptrace)"},
     {"summary", mt_cmd_summary, mt_usage_summary, "what a trace shows: layers, peak, leaks, temporaries"},
     {"query", mt_cmd_query, mt_usage_query, "run read-only SQL on a trace"},
     {"leaks", mt_cmd_leaks, mt_usage_leaks, "heap blocks still live at the end, by allocation stack"},

@@ -24,6 +24,12 @@ typedef struct {
     mt_db_t *db;              /* trace being written (owned by the caller) */
     pid_t child;              /* the launched program */
     unsigned rss_interval_ms; /* 0: no sampling */
+    /* When set, another thread waits for the children (the ptrace tracer,
+     * mt_ptrace.h): the collector takes process exits from `reaped` and
+     * asks `children_left` instead of calling wait itself. */
+    int (*reaped)(void *ctx, pid_t *pid, int *status, int64_t *maxrss, int64_t *cpu_ns);
+    int (*children_left)(void *ctx);
+    void *reap_ctx;
 } mt_collector_cfg_t;
 
 /* Totals the launcher prints at the end. */

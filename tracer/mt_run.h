@@ -1,4 +1,5 @@
-/* mt_run.h - `memtrace run` (tracer/run.c), called by tracer/main.c. */
+/* mt_run.h - `memtrace run` and `memtrace attach` (tracer/run.c), called by
+ * tracer/main.c. */
 #ifndef MT_RUN_H
 #define MT_RUN_H
 
@@ -12,5 +13,10 @@
  * Returns the exit status memtrace should exit with. */
 int mt_cmd_run(int argc, char **argv);
 void mt_usage_run(FILE *out);
+
+/* `memtrace attach PID`: the OS layer of a running process, with ptrace,
+ * until it ends or memtrace is told to detach (SIGINT). */
+int mt_cmd_attach(int argc, char **argv);
+void mt_usage_attach(FILE *out);
 
 #endif

@@ -37,6 +37,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <link.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -115,15 +116,47 @@ struct tstate {
 
 static __thread int t_in_hook __attribute__((tls_model("initial-exec")));
 __thread unsigned mt_t_via __attribute__((tls_model("initial-exec")));
+/* --os=syscalls: while the real allocator serves a call of the program, the
+ * via code (mt_shm.h: MT_RF_VIA_LIBC, or MT_DOM_os for sbrk) that the
+ * launcher's system-call tracer gives the mmap/brk it makes;
+ * MT_SERVING_OWN while memtrace maps memory of its own and
+ * MT_SERVING_HOOKED while a hook makes a mapping call it records itself
+ * (neither recorded by the tracer); 0 otherwise.  The launcher reads it and t_in_hook from the stopped thread
+ * (MT_HELLO_TLS). */
+static __thread uint8_t t_serving __attribute__((tls_model("initial-exec")));
+static int g_os_syscalls; /* MT_OPT_OS_SYSCALLS: the launcher's tracer follows the system calls */
+static int g_statm_fd = -1; /* /proc/self/statm of this process (reopened after fork) */
 static __thread tstate_t *t_state __attribute__((tls_model("initial-exec")));
 
 /* ---- raw system calls (never through our own hooks) ---- */
 
+/* Mappings of memtrace's own: marked for the launcher's system-call tracer,
+ * which leaves them out (MT_SERVING_OWN). */
 static void *raw_mmap(void *a, size_t l, int p, int f, int fd, off_t o)
 {
-    return (void *)syscall(SYS_mmap, a, l, p, f, fd, o);
+    uint8_t s = t_serving;
+    t_serving = MT_SERVING_OWN;
+    void *r = (void *)syscall(SYS_mmap, a, l, p, f, fd, o);
+    t_serving = s;
+    return r;
 }
-static int raw_munmap(void *a, size_t l) { return (int)syscall(SYS_munmap, a, l); }
+static int raw_munmap(void *a, size_t l)
+{
+    uint8_t s = t_serving;
+    t_serving = MT_SERVING_OWN;
+    int r = (int)syscall(SYS_munmap, a, l);
+    t_serving = s;
+    return r;
+}
+
+/* --os=syscalls: a message to the launcher's tracer (MT_MADV_MEMTRACE in
+ * mt_shm.h); without one, a call that fails with EINVAL. */
+static void hello(uint64_t op, uint64_t a, uint64_t b)
+{
+    int e = errno; /* the program's, whatever call brought us here */
+    syscall(SYS_madvise, a, b, MT_MADV_MEMTRACE, op);
+    errno = e;
+}
 
 static inline uint64_t now_ns(void) { return mt_clock_mono_ns(); }
 
@@ -208,39 +241,9 @@ static inline uint64_t mix(uint64_t x)
     return x;
 }
 
-/* Finds or inserts the trie node (parent, ip).  Returns its id, or 0 when
- * the table is full.  Lock-free (see mt_shm.h).  hook context: no allocation. */
-static uint32_t trie_node(uint32_t parent, uint64_t ip)
-{
-    mt_trie_slot_t *slots = mt_region_trie(g_region);
-    uint32_t mask = g_region->trie_slots - 1;
-    uint32_t h = (uint32_t)mix(ip * 31 + parent) & mask;
-    for (unsigned probe = 0; probe < 4096; probe++, h = (h + 1) & mask) {
-        mt_trie_slot_t *s = &slots[h];
-        uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-        if (st == 0) {
-            uint32_t expect = 0;
-            if (__atomic_compare_exchange_n(&s->state, &expect, 1, 0, __ATOMIC_ACQUIRE,
-                                            __ATOMIC_ACQUIRE)) {
-                s->ip = ip;
-                s->parent = parent;
-                __atomic_store_n(&s->state, 2, __ATOMIC_RELEASE);
-                uint32_t k = __atomic_fetch_add(&g_region->nnodes, 1, __ATOMIC_RELAXED);
-                if (k < g_region->trie_slots)
-                    __atomic_store_n(&mt_region_log(g_region)[k], h + 1, __ATOMIC_RELEASE);
-                return h + 1;
-            }
-            st = expect;
-        }
-        while (st == 1) {
-            __builtin_ia32_pause();
-            st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-        }
-        if (s->ip == ip && s->parent == parent) return h + 1;
-    }
-    __atomic_or_fetch(&g_region->flags, MT_RG_TRIE_FULL, __ATOMIC_RELAXED);
-    return 0;
-}
+/* Finds or inserts the trie node (parent, ip): mt_trie_insert (mt_shm.h),
+ * shared with the launcher's tracer.  hook context: no allocation. */
+static uint32_t trie_node(uint32_t parent, uint64_t ip) { return mt_trie_insert(g_region, parent, ip); }
 
 /* ---- unwinding ----
  *
@@ -634,19 +637,6 @@ static void scan_modules(void)
     spin_unlock(&g_region->mod_lock);
 }
 
-static void read_small_file(const char *path, char *buf, size_t cap, uint32_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    size_t got = 0;
-    if (fd >= 0) {
-        ssize_t k;
-        while (got < cap - 1 && (k = read(fd, buf + got, cap - 1 - got)) > 0) got += (size_t)k;
-        close(fd);
-    }
-    buf[got] = 0;
-    if (len) *len = (uint32_t)got;
-}
-
 /* Creates this process image's region file and maps it.  Returns 0 or -1.
  * hook context: no allocation (open/ftruncate/mmap system calls only). */
 static int create_region(int32_t parent_index, uint32_t flags)
@@ -690,18 +680,11 @@ static int create_region(int32_t parent_index, uint32_t flags)
     r->ppid = getppid();
     r->parent_region = parent_index;
     r->flags = flags;
-    r->nchunks = nchunks;
     r->start_ns = now_ns();
-    r->mod_off = MT_PAGE_ROUND(sizeof(mt_region_t));
-    r->trie_off = r->mod_off + MT_PAGE_ROUND((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t));
-    r->log_off = r->trie_off + MT_PAGE_ROUND((uint64_t)MT_TRIE_SLOTS * sizeof(mt_trie_slot_t));
-    r->names_off = r->log_off + MT_PAGE_ROUND((uint64_t)MT_TRIE_SLOTS * sizeof(uint32_t));
-    r->chunk_off = r->names_off + MT_NAMES_SIZE;
-    r->total_size = total;
-    r->trie_slots = MT_TRIE_SLOTS;
+    mt_region_layout(r, nchunks, MT_TRIE_SLOTS);
     ssize_t k = readlink("/proc/self/exe", r->exe, sizeof r->exe - 1);
     r->exe[k > 0 ? k : 0] = 0;
-    read_small_file("/proc/self/cmdline", r->cmdline, sizeof r->cmdline, &r->cmdline_len);
+    mt_read_small_file("/proc/self/cmdline", r->cmdline, sizeof r->cmdline, &r->cmdline_len);
     g_region = r;
     __atomic_store_n(&r->magic, MT_REGION_MAGIC, __ATOMIC_RELEASE);
     return 0;
@@ -753,6 +736,10 @@ static void init_tracing(void)
     int ok = 0, execed = 0;
     const char *dir = getenv(MT_ENV_DIR);
     if (dir && strlen(dir) < MT_PATH_MAX - 32) {
+        /* first, before this library maps anything: which of the calls
+         * that follow are ours (the options are not read yet) */
+        hello(MT_HELLO_TLS, (uint64_t)((char *)&t_in_hook - (char *)__builtin_thread_pointer()),
+              (uint64_t)((char *)&t_serving - (char *)__builtin_thread_pointer()));
         strcpy(g_dir, dir);
         char path[MT_PATH_MAX + 16];
         strcpy(path, dir);
@@ -768,8 +755,10 @@ static void init_tracing(void)
                 g_opt_flags = g_session->opt.flags;
                 g_unwind = g_session->opt.unwind;
                 g_tsc = (g_opt_flags & MT_OPT_TSC) != 0;
+                g_os_syscalls = (g_opt_flags & MT_OPT_OS_SYSCALLS) != 0;
                 execed = earlier_image();
                 ok = create_region(-1, execed ? MT_RG_EXECED : 0) == 0;
+                if (ok && g_os_syscalls) hello(MT_HELLO_REGION, g_region->index, 0);
             }
         }
     }
@@ -800,6 +789,7 @@ static void init_tracing(void)
             g_bundled = 1;
         }
         scan_modules();
+        g_statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     }
     __atomic_store_n(&g_state, ok ? ST_READY : ST_OFF, __ATOMIC_RELEASE);
     if (ok && execed) {
@@ -819,7 +809,13 @@ static tstate_t *thread_state(void)
     t->tid = (int32_t)syscall(SYS_gettid);
     t->region = g_region;
     pthread_attr_t attr;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) { /* allocates: untraced, we hold the guard */
+    /* its malloc is a new thread's first: the C library makes the thread's
+     * arena here, for the program's call that brought us (--os=syscalls) */
+    uint8_t serving = t_serving;
+    t_serving = MT_RF_VIA_LIBC;
+    int got = pthread_getattr_np(pthread_self(), &attr);
+    t_serving = serving;
+    if (got == 0) { /* allocates: untraced, we hold the guard */
         void *addr;
         size_t size;
         if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
@@ -860,10 +856,13 @@ static void atfork_child(void)
         t->tid = (int32_t)syscall(SYS_gettid);
     }
     if (create_region((int32_t)parent->index, MT_RG_FORKED) == 0) {
+        if (g_os_syscalls) hello(MT_HELLO_REGION, g_region->index, 0);
         if (t) t->region = g_region;
         g_region->py = parent->py; /* the same interpreter; its names area starts empty */
         g_region->py.names_used = 0;
         g_region->py.stats_valid = 0;
+        if (g_statm_fd >= 0) close(g_statm_fd); /* it reads the parent's */
+        g_statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
         raw_munmap(parent, parent->total_size);
         scan_modules();
         if (!t) t = thread_state();
@@ -978,6 +977,33 @@ static void record_marker(tstate_t *t, int marker, uint64_t value)
     emit(t, &r);
 }
 
+/* A resident-memory sample right after a mapping call (MT_REC_RSS): one
+ * pread of /proc/self/statm.  Mapping calls are rare; the heap hooks never
+ * call this.  hook context: no allocation. */
+static void record_rss(tstate_t *t, uint64_t event_seq)
+{
+    char buf[96];
+    if (g_statm_fd < 0) return;
+    ssize_t k = pread(g_statm_fd, buf, sizeof buf - 1, 0);
+    if (k <= 0) return;
+    buf[k] = 0;
+    uint64_t v[2] = {0, 0};
+    const char *p = buf;
+    for (int i = 0; i < 2; i++) {
+        while (*p == ' ') p++;
+        if (*p < '0' || *p > '9') return;
+        while (*p >= '0' && *p <= '9') v[i] = v[i] * 10 + (uint64_t)(*p++ - '0');
+    }
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    mt_rec_t r = {0};
+    r.type = MT_REC_RSS;
+    r.seq = event_seq + 1;
+    r.ts = call_ts(t);
+    r.addr = v[1] * page;
+    r.size = v[0] * page;
+    emit(t, &r);
+}
+
 /* ---- the serving allocator ----
  *
  * The C library's, or with --allocator=bundled the bundled one (lib/pym.h),
@@ -1031,8 +1057,10 @@ static void pym_event(void *ctx, int kind, uintptr_t arena, uintptr_t pool, uint
 #define ALLOC_HOOK(kind, call, size_expr)                              \
     int re = t_in_hook;                                                \
     tstate_t *t = enter();                                             \
+    if (t) t_serving = MT_RF_VIA_LIBC;                                 \
     void *p = call;                                                    \
     if (t) {                                                           \
+        t_serving = 0;                                                 \
         record(t, next_seq(), kind, p, size_expr, NULL, p == NULL, 1); \
         leave();                                                       \
     }                                                                  \
@@ -1072,6 +1100,7 @@ EXPORT int posix_memalign(void **out, size_t al, size_t n)
     int re = t_in_hook;
     tstate_t *t = enter();
     int rc;
+    if (t) t_serving = MT_RF_VIA_LIBC;
     if (real_posix_memalign && !use_pym(re)) {
         rc = real_posix_memalign(out, al, n);
     } else if (al < sizeof(void *) || (al & (al - 1))) {
@@ -1082,6 +1111,7 @@ EXPORT int posix_memalign(void **out, size_t al, size_t n)
         if (p) *out = p;
     }
     if (t) {
+        t_serving = 0;
         record(t, next_seq(), MT_EV_posix_memalign, rc ? NULL : *out, n, NULL, rc != 0, 1);
         leave();
     }
@@ -1097,7 +1127,9 @@ EXPORT void free(void *p)
     tstate_t *t = enter();
     if (t) {
         record(t, next_seq(), MT_EV_free, p, 0, NULL, 0, g_opt_flags & MT_OPT_FREE_STACKS);
+        t_serving = MT_RF_VIA_LIBC;
         srv_free(p); /* inside the guard: the bundled allocator's events are recorded */
+        t_serving = 0;
         leave();
         return;
     }
@@ -1111,8 +1143,10 @@ EXPORT void *realloc(void *old, size_t n)
 {
     int re = t_in_hook;
     tstate_t *t = enter();
+    if (t) t_serving = MT_RF_VIA_LIBC;
     void *p = srv_realloc(re, old, n);
     if (t) {
+        t_serving = 0;
         /* realloc(p, 0) frees p and returns NULL: not a failure */
         int failed = p == NULL && !(old && n == 0);
         record(t, next_seq(), MT_EV_realloc, p, n, old, failed, 1);
@@ -1128,6 +1162,7 @@ EXPORT void *reallocarray(void *old, size_t a, size_t b)
     int re = t_in_hook;
     tstate_t *t = enter();
     void *p;
+    if (t) t_serving = MT_RF_VIA_LIBC;
     if (real_reallocarray && !use_pym(re)) {
         p = real_reallocarray(old, a, b);
     } else if (total == SIZE_MAX) {
@@ -1137,6 +1172,7 @@ EXPORT void *reallocarray(void *old, size_t a, size_t b)
         p = srv_realloc(re, old, total);
     }
     if (t) {
+        t_serving = 0;
         record(t, next_seq(), MT_EV_reallocarray, p, total, old, p == NULL && !(old && total == 0), 1);
         leave();
     }
@@ -1167,17 +1203,42 @@ static int from_unwinder(const void *caller)
     return a >= g_unw_lo && a < g_unw_hi;
 }
 
+/* With --os=syscalls the hooks still record the mapping calls the program
+ * makes through them (cheaper than a tracer stop) and make the system call
+ * with memtrace's tag (MT_SYSCALL_TAG in mt_shm.h), which the launcher's
+ * seccomp filter lets through without stopping; a call that cannot carry
+ * the tag (a file mmap) is marked MT_SERVING_HOOKED for the tracer, which
+ * then leaves it to the hook.  hook context: no allocation. */
+static long hooked_mmap(void *a, size_t l, int prot, int fl, int fd, off_t off)
+{
+    if (!g_os_syscalls) return syscall(SYS_mmap, a, l, prot, fl, fd, off);
+    /* the kernel ignores an anonymous mapping's offset (not a huge-page
+     * one: that gets a file, whose offset counts) */
+    if ((fl & MAP_ANONYMOUS) && !(fl & MAP_HUGETLB) && off == 0)
+        return syscall(SYS_mmap, a, l, prot, fl, fd, (off_t)MT_SYSCALL_TAG_OFFSET);
+    uint8_t s = t_serving;
+    t_serving = MT_SERVING_HOOKED;
+    long r = syscall(SYS_mmap, a, l, prot, fl, fd, off);
+    t_serving = s;
+    return r;
+}
+
 /* mmap and mmap64: one body; `caller` tells libunwind's own calls apart. */
 static void *do_mmap(void *a, size_t l, int prot, int fl, int fd, off_t off, const void *caller)
 {
-    tstate_t *t = from_unwinder(caller) ? NULL : enter();
-    void *p = raw_mmap(a, l, prot, fl, fd, off);
+    int own = from_unwinder(caller);
+    tstate_t *t = own ? NULL : enter();
+    void *p = own ? raw_mmap(a, l, prot, fl, fd, off)
+              : t ? (void *)hooked_mmap(a, l, prot, fl, fd, off)
+                  : (void *)syscall(SYS_mmap, a, l, prot, fl, fd, off);
     if ((unsigned long)p > -4096UL) {
         errno = -(int)(long)p;
         p = MAP_FAILED;
     }
     if (t) {
-        record(t, next_seq(), MT_EV_mmap, p == MAP_FAILED ? NULL : p, l, NULL, p == MAP_FAILED, 1);
+        uint64_t seq = next_seq();
+        record(t, seq, MT_EV_mmap, p == MAP_FAILED ? NULL : p, l, NULL, p == MAP_FAILED, 1);
+        record_rss(t, seq);
         leave();
     }
     return p;
@@ -1195,11 +1256,15 @@ EXPORT void *mmap64(void *a, size_t l, int prot, int fl, int fd, off_t off)
 
 EXPORT int munmap(void *a, size_t l)
 {
-    tstate_t *t = from_unwinder(__builtin_return_address(0)) ? NULL : enter();
+    int own = from_unwinder(__builtin_return_address(0));
+    tstate_t *t = own ? NULL : enter();
     uint64_t seq = t ? next_seq() : 0;
-    long rc = syscall(SYS_munmap, a, l);
+    long rc = own ? raw_munmap(a, l)
+              : t && g_os_syscalls ? syscall(SYS_munmap, a, l, MT_SYSCALL_TAG) /* see hooked_mmap */
+                                   : syscall(SYS_munmap, a, l);
     if (t) {
         record(t, seq, MT_EV_munmap, a, l, NULL, rc != 0, 1);
+        record_rss(t, seq);
         leave();
     }
     return (int)rc;
@@ -1215,13 +1280,16 @@ EXPORT void *mremap(void *old, size_t oldlen, size_t len, int fl, ...)
         va_end(ap);
     }
     tstate_t *t = enter();
-    void *p = (void *)syscall(SYS_mremap, old, oldlen, len, fl, want);
+    void *p = (void *)(t && g_os_syscalls ? syscall(SYS_mremap, old, oldlen, len, fl, want, MT_SYSCALL_TAG)
+                                          : syscall(SYS_mremap, old, oldlen, len, fl, want));
     if ((unsigned long)p > -4096UL) {
         errno = -(int)(long)p;
         p = MAP_FAILED;
     }
     if (t) {
-        record(t, next_seq(), MT_EV_mremap, p == MAP_FAILED ? NULL : p, len, old, p == MAP_FAILED, 1);
+        uint64_t seq = next_seq();
+        record(t, seq, MT_EV_mremap, p == MAP_FAILED ? NULL : p, len, old, p == MAP_FAILED, 1);
+        record_rss(t, seq);
         leave();
     }
     return p;
@@ -1230,6 +1298,10 @@ EXPORT void *mremap(void *old, size_t oldlen, size_t len, int fl, ...)
 EXPORT int brk(void *a)
 {
     tstate_t *t = enter();
+    if (t && g_os_syscalls) { /* the C library's brk cannot carry the tag: the tracer records it */
+        leave();
+        t = NULL;
+    }
     if (!real_brk) real_brk = dlsym(RTLD_NEXT, "brk");
     int rc = real_brk(a);
     if (t) {
@@ -1243,8 +1315,10 @@ EXPORT void *sbrk(intptr_t incr)
 {
     tstate_t *t = enter();
     if (!real_sbrk) real_sbrk = dlsym(RTLD_NEXT, "sbrk");
+    if (t) t_serving = MT_DOM_os; /* its brk system call serves this sbrk */
     void *p = real_sbrk(incr);
     if (t) {
+        t_serving = 0;
         record(t, next_seq(), MT_EV_sbrk, p == (void *)-1 ? NULL : p, (uint64_t)(int64_t)incr, NULL,
                p == (void *)-1, 1);
         leave();
@@ -1290,6 +1364,32 @@ static void snapshot_pym(void)
     __atomic_store_n(&g_region->pym_stats_valid, 1, __ATOMIC_RELEASE);
 }
 
+/* The C library's own view of its heap (mallinfo2) as MT_REC_MALLINFO
+ * records: bytes in use, free in its bins, its top chunk, its mmapped
+ * chunks.  Called in the exit path, outside any allocator call (mallinfo2
+ * takes the arena locks).  With --allocator=bundled it describes the C
+ * library's part only. */
+static void snapshot_malloc(tstate_t *t)
+{
+    struct mallinfo2 mi = mallinfo2();
+    uint64_t seq = __atomic_load_n(&g_session->seq, __ATOMIC_RELAXED);
+    uint64_t ts = now_ts();
+    const uint64_t v[3][3] = {{mi.arena, mi.uordblks, mi.fordblks},
+                              {mi.fsmblks, mi.keepcost, mi.hblkhd},
+                              {mi.hblks, mi.ordblks, 0}};
+    for (int part = 0; part < 3; part++) {
+        mt_rec_t r = {0};
+        r.type = MT_REC_MALLINFO;
+        r.kind = (uint8_t)part;
+        r.seq = seq;
+        r.ts = ts;
+        r.addr = v[part][0];
+        r.size = v[part][1];
+        r.old_addr = v[part][2];
+        emit(t, &r);
+    }
+}
+
 static void record_exit(int status)
 {
     /* a vfork child (posix_spawn's too) shares its parent's memory: what it
@@ -1300,6 +1400,7 @@ static void record_exit(int status)
     snapshot_pym();
     mt_py_at_exit();
     if (!(__atomic_load_n(&g_region->flags, __ATOMIC_RELAXED) & MT_RG_EXITED)) {
+        snapshot_malloc(t);
         record_marker(t, MT_MK_process_exit, (uint64_t)(int64_t)status);
         g_region->exit_status = status;
         __atomic_or_fetch(&g_region->flags, MT_RG_EXITED, __ATOMIC_RELEASE);

@@ -18,6 +18,7 @@
 #include "mt_collector.h"
 #include "mt_db.h"
 #include "mt_error.h"
+#include "mt_ptrace.h"
 #include "mt_run.h"
 #include "mt_shm.h"
 #include "mt_util.h"
@@ -54,11 +55,13 @@ void mt_usage_run(FILE *out)
             "\n"
             "Runs PROGRAM and records every allocation event (malloc, calloc, realloc,\n"
             "reallocarray, free, posix_memalign, aligned_alloc, memalign, valloc, pvalloc,\n"
-            "mmap, munmap, mremap, brk, sbrk) with its call stack into an SQLite database.\n"
-            "Child processes (fork) and new images (exec) are recorded too.  In a CPython\n"
-            "interpreter, the raw, memory and object domains (PyMem_Raw*, PyMem_*,\n"
-            "PyObject_*), pymalloc's arenas and every garbage collection are recorded as\n"
-            "well, with Python frames in the stacks (CPython 3.11).\n"
+            "mmap, munmap, mremap, brk, sbrk; and as system calls mmap, munmap, mremap,\n"
+            "brk and madvise, the C library's and the loader's own included) with its call\n"
+            "stack into an SQLite database.  Child processes (fork) and new images (exec)\n"
+            "are recorded too.  In a CPython interpreter, the raw, memory and object\n"
+            "domains (PyMem_Raw*, PyMem_*, PyObject_*), pymalloc's arenas and every\n"
+            "garbage collection are recorded as well, with Python frames in the stacks\n"
+            "(CPython 3.11).\n"
             "\n"
             "Options:\n"
             "  -o, --output FILE      database to write (default: memtrace.PROGRAM.PID.db)\n"
@@ -80,6 +83,16 @@ void mt_usage_run(FILE *out)
             "      --python-native    full native stacks for Python-domain events too\n"
             "                         (default: the calling C function and the Python\n"
             "                         frames; much slower)\n"
+            "      --os=HOW           how the OS layer (mmap, munmap, mremap, brk, madvise)\n"
+            "                         is recorded: syscalls (default): as system calls,\n"
+            "                         with ptrace and a seccomp filter, the C library's\n"
+            "                         own calls and the loader's included; hooks: only\n"
+            "                         the calls made through the library's functions\n"
+            "      --mode=MODE        preload (default): the preload library records the\n"
+            "                         heap; ptrace: no preload library, the OS layer only\n"
+            "                         (chosen by itself for statically linked programs,\n"
+            "                         whose malloc, calloc, realloc and free are then\n"
+            "                         recorded through breakpoints: slow)\n"
             "      --rss-interval MS  sample resident memory every MS milliseconds\n"
             "                         (default %d, 0 = never)\n"
             "  -q, --quiet            do not print the closing line\n"
@@ -204,6 +217,75 @@ static mt_session_t *make_session(char *dir, size_t cap, const mt_options_t *opt
     return s;
 }
 
+/* The closing line: what was recorded, where. */
+static void print_closing(const mt_collector_stats_t *st, const char *output)
+{
+    char ev[32], sz[32];
+    struct stat sb;
+    double bytes = stat(output, &sb) == 0 ? (double)sb.st_size : 0;
+    fprintf(stderr, "memtrace: %s events from %lld process%s, %lld thread%s -> %s (%s)%s%s\n",
+            mt_fmt_count(ev, sizeof ev, st->events), (long long)st->processes, st->processes == 1 ? "" : "es",
+            (long long)st->threads, st->threads == 1 ? "" : "s", output, mt_fmt_bytes(sz, sizeof sz, bytes),
+            st->incomplete ? ", incomplete: " : "", st->incomplete ? st->reason : "");
+}
+
+/* --rss-interval's value into *ms; 0, or 2 after one line on stderr. */
+static int rss_interval_arg(const char *arg, long *ms)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+    if (*end || v < 0 || v > 3600000) {
+        fprintf(stderr, "memtrace: --rss-interval must be milliseconds (0..3600000), not '%s'\n", arg);
+        return 2;
+    }
+    *ms = v;
+    return 0;
+}
+
+/* An option getopt refused: one line naming where the usage is; returns 2. */
+static int option_error(char **argv, const char *help)
+{
+    if (optopt) fprintf(stderr, "memtrace: option -%c: unknown or missing its value (see %s)\n", optopt, help);
+    else fprintf(stderr, "memtrace: unknown option '%s' (see %s)\n", argv[optind - 1], help);
+    return 2;
+}
+
+/* The meta rows every recording starts with (complete = 0 until it ends well). */
+static void meta_start(mt_db_t *db, const char *command, const mt_session_t *session, uint32_t depth,
+                       const char *mode, int os_syscalls)
+{
+    mt_db_meta_set_text(db, "command", command);
+    mt_db_meta_set_text(db, "memtrace_version", MT_VERSION_STRING);
+    mt_db_meta_set_int(db, "schema_version", MT_SCHEMA_VERSION);
+    mt_db_meta_set_int(db, "start_ns", (int64_t)session->start_ns);
+    mt_db_meta_set_int(db, "stack_depth", depth);
+    mt_db_meta_set_text(db, "mode", mode);
+    mt_db_meta_set_text(db, "os_capture", os_syscalls ? "syscalls" : "hooks");
+    mt_db_meta_set_int(db, "complete", 0);
+    mt_db_meta_set_int(db, "start_unix", (int64_t)time(NULL));
+}
+
+/* The meta rows of the end of a recording. */
+static void meta_end(mt_db_t *db, const mt_collector_stats_t *st, const mt_session_t *session)
+{
+    mt_db_meta_set_int(db, "duration_ns", (int64_t)(mono_ns() - session->start_ns));
+    mt_db_meta_set_int(db, "events", st->events);
+    mt_db_meta_set_int(db, "complete", !st->incomplete);
+    if (st->incomplete) mt_db_meta_set_text(db, "incomplete_reason", st->reason);
+}
+
+/* SIGINT, SIGTERM, SIGHUP and SIGQUIT to memtrace go to `handler`. */
+static void catch_signals(void (*handler)(int, siginfo_t *, void *))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+}
+
 static char *join_args(char **argv)
 {
     size_t len = 1;
@@ -218,14 +300,19 @@ static char *join_args(char **argv)
     return s;
 }
 
-/* Child side: wait for the go byte, then exec.  On failure, writes errno to
- * the error pipe and exits 127. */
+/* Child side: wait for the go byte, then exec (with the preload library
+ * unless `preload` is NULL; under the seccomp filter when the go byte is
+ * 's': the tracer has seized us).  On failure, writes errno to the error
+ * pipe and exits 127. */
 static void child_exec(int go_fd, int err_fd, const char *prog, char **argv, const char *preload,
                        const char *dir)
 {
     char c;
     if (read(go_fd, &c, 1) != 1) _exit(127);
     close(go_fd);
+    int filter = c == 's';
+    int e;
+    if (!preload) goto exec;
     const char *old = getenv("LD_PRELOAD");
     char *pre = malloc(strlen(preload) + (old ? strlen(old) : 0) + 2);
     if (!pre) _exit(127);
@@ -236,10 +323,14 @@ static void child_exec(int go_fd, int err_fd, const char *prog, char **argv, con
     }
     setenv("LD_PRELOAD", pre, 1);
     setenv(MT_ENV_DIR, dir, 1);
+exec:
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    /* last: from here on the memory calls stop for the tracer */
+    if (filter && (e = -mt_ptrace_install_filter()) != 0) goto fail;
     execv(prog, argv);
-    int e = errno;
+    e = errno;
+fail:;
     ssize_t w = write(err_fd, &e, sizeof e);
     (void)w;
     _exit(127);
@@ -257,6 +348,8 @@ int mt_cmd_run(int argc, char **argv)
         {"rss-interval", required_argument, NULL, 'r'},
         {"python", required_argument, NULL, 'P'},
         {"python-native", no_argument, NULL, 'N'},
+        {"os", required_argument, NULL, 'O'},
+        {"mode", required_argument, NULL, 'M'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -266,6 +359,7 @@ int mt_cmd_run(int argc, char **argv)
     static const char *const unwind_names[] = {"auto", "fp", "dwarf"};
     long rss_ms = DEFAULT_RSS_MS;
     int quiet = 0;
+    int os_syscalls = 1, ptrace_only = 0;
     int ch;
     optind = 1;
     opterr = 0;
@@ -306,9 +400,19 @@ int mt_cmd_run(int argc, char **argv)
             break;
         }
         case 'r':
-            rss_ms = strtol(optarg, &end, 10);
-            if (*end || rss_ms < 0 || rss_ms > 3600000) {
-                fprintf(stderr, "memtrace: --rss-interval must be milliseconds (0..3600000), not '%s'\n", optarg);
+            if (rss_interval_arg(optarg, &rss_ms)) return 2;
+            break;
+        case 'O':
+            if (!strcmp(optarg, "syscalls") || !strcmp(optarg, "hooks")) os_syscalls = optarg[0] == 's';
+            else {
+                fprintf(stderr, "memtrace: --os must be syscalls or hooks, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'M':
+            if (!strcmp(optarg, "preload") || !strcmp(optarg, "ptrace")) ptrace_only = optarg[1] == 't';
+            else {
+                fprintf(stderr, "memtrace: --mode must be preload or ptrace, not '%s'\n", optarg);
                 return 2;
             }
             break;
@@ -324,10 +428,7 @@ int mt_cmd_run(int argc, char **argv)
         case 'N': opt.flags |= MT_OPT_PY_NATIVE; break;
         case 'q': quiet = 1; break;
         case 'h': mt_usage_run(stdout); return 0;
-        default:
-            if (optopt) fprintf(stderr, "memtrace: option -%c: unknown or missing its value (see memtrace --help)\n", optopt);
-            else fprintf(stderr, "memtrace: unknown option '%s' (see memtrace --help)\n", argv[optind - 1]);
-            return 2;
+        default: return option_error(argv, "memtrace --help");
         }
     }
     if (optind >= argc) {
@@ -342,8 +443,15 @@ int mt_cmd_run(int argc, char **argv)
                 rc == MT_ENOENT ? "no such program" : "not an executable file (permission denied)");
         return 127;
     }
+    if (!ptrace_only && mt_elf_is_static(prog) == 1) {
+        fprintf(stderr, "memtrace: %s is statically linked: the preload library cannot work there; recording "
+                        "with ptrace (--mode=ptrace: the OS layer only)\n", pargv[0]);
+        ptrace_only = 1;
+    }
+    if (ptrace_only) os_syscalls = 1;
+    else if (os_syscalls) opt.flags |= MT_OPT_OS_SYSCALLS;
     char preload[PATH_MAX];
-    if (find_preload(preload, sizeof preload)) {
+    if (!ptrace_only && find_preload(preload, sizeof preload)) {
         fprintf(stderr, "memtrace: cannot find libmemtrace_preload.so next to memtrace (set MEMTRACE_PRELOAD)\n");
         return 1;
     }
@@ -370,11 +478,32 @@ int mt_cmd_run(int argc, char **argv)
     if (child == 0) {
         close(go[1]);
         close(errp[0]);
-        child_exec(go[0], errp[1], prog, pargv, preload, dir);
+        child_exec(go[0], errp[1], prog, pargv, ptrace_only ? NULL : preload, dir);
     }
     close(go[0]);
     close(errp[1]);
     g_child = child;
+    mt_ptracer_t *tracer = NULL;
+    if (os_syscalls) {
+        /* seized before it may exec: its filter stops need us */
+        mt_ptracer_cfg_t pcfg = {dir, session, MT_PT_RUN, !ptrace_only, opt.stack_depth};
+        char perr[256];
+        if (mt_ptracer_start(&pcfg, child, &tracer, perr, sizeof perr) != 0) {
+            if (ptrace_only) {
+                fprintf(stderr, "memtrace: %s: --mode=ptrace needs ptrace\n", perr);
+                kill(child, SIGKILL);
+                waitpid(child, NULL, 0);
+                remove_session(dir);
+                return 1;
+            }
+            /* the heap layer does not need ptrace: go on as with --os=hooks */
+            fprintf(stderr, "memtrace: warning: %s; recording the OS layer with the hooks only (--os=hooks)\n",
+                    perr);
+            os_syscalls = 0;
+            opt.flags &= ~MT_OPT_OS_SYSCALLS;
+            session->opt.flags = opt.flags; /* before the child execs: the preload library reads it */
+        }
+    }
 
     char defname[PATH_MAX];
     if (!output) {
@@ -389,46 +518,40 @@ int mt_cmd_run(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "memtrace: %s\n", err);
         kill(child, SIGKILL);
-        waitpid(child, NULL, 0);
+        if (tracer) mt_ptracer_join(tracer, NULL);
+        else waitpid(child, NULL, 0);
         remove_session(dir);
         return 1;
     }
     char *cmd = join_args(pargv);
-    mt_db_meta_set_text(db, "command", cmd);
+    meta_start(db, cmd, session, opt.stack_depth, ptrace_only ? "ptrace" : "preload", os_syscalls);
     free(cmd);
-    mt_db_meta_set_text(db, "memtrace_version", MT_VERSION_STRING);
-    mt_db_meta_set_int(db, "schema_version", MT_SCHEMA_VERSION);
-    mt_db_meta_set_int(db, "start_ns", (int64_t)session->start_ns);
-    mt_db_meta_set_int(db, "stack_depth", opt.stack_depth);
     mt_db_meta_set_text(db, "unwind", unwind_names[opt.unwind]);
     mt_db_meta_set_text(db, "allocator", opt.flags & MT_OPT_BUNDLED ? "bundled" : "libc");
-    mt_db_meta_set_int(db, "complete", 0); /* until recording has ended well */
-    mt_db_meta_set_int(db, "start_unix", (int64_t)time(NULL));
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_signal;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+    catch_signals(on_signal);
 
     /* let the child exec, and learn whether exec worked */
-    if (write(go[1], "g", 1) != 1) { /* the child died already: reaped below */ }
+    if (write(go[1], tracer ? "s" : "g", 1) != 1) { /* the child died already: reaped below */ }
     close(go[1]);
     int child_errno = 0;
     ssize_t k = read(errp[0], &child_errno, sizeof child_errno);
     close(errp[0]);
     if (k == (ssize_t)sizeof child_errno) {
         fprintf(stderr, "memtrace: cannot execute %s: %s\n", prog, strerror(child_errno));
-        waitpid(child, NULL, 0);
+        if (tracer) mt_ptracer_join(tracer, NULL);
+        else waitpid(child, NULL, 0);
         mt_db_close(db);
         unlink(output);
         remove_session(dir);
         return 127;
     }
 
-    mt_collector_cfg_t cfg = {dir, session, db, child, (unsigned)rss_ms};
+    mt_collector_cfg_t cfg = {dir, session, db, child, (unsigned)rss_ms, NULL, NULL, NULL};
+    if (tracer) {
+        cfg.reaped = mt_ptracer_reaped;
+        cfg.children_left = mt_ptracer_children_left;
+        cfg.reap_ctx = tracer;
+    }
     mt_collector_t *col = NULL;
     mt_collector_stats_t st;
     memset(&st, 0, sizeof st);
@@ -440,31 +563,38 @@ int mt_cmd_run(int argc, char **argv)
         session->collector_pid = -1;
     }
     int status = 0;
+    mt_ptracer_stats_t pst;
+    memset(&pst, 0, sizeof pst);
     if (rc) {
         /* database broken: wait for the program, do not kill it */
-        waitpid(child, &status, 0);
+        if (tracer) mt_ptracer_join(tracer, &pst);
+        else waitpid(child, &status, 0);
+        tracer = NULL;
     } else {
+        if (tracer) mt_ptracer_join(tracer, &pst); /* it has ended: the collector saw every exit */
+        tracer = NULL;
         rc = mt_collector_finish(col, &st);
         status = st.child_status;
         if (rc) fprintf(stderr, "memtrace: finishing %s failed: %s (%s)\n", output, mt_strerror(rc), mt_db_errmsg(db));
     }
-    uint64_t end = mono_ns();
     if (!rc) {
         /* a first signal is only passed on; a second one cut recording short */
         if (g_stop >= 2 && !st.incomplete) {
             st.incomplete = 1;
             snprintf(st.reason, sizeof st.reason, "recording stopped by a second signal to memtrace");
         }
-        mt_db_meta_set_int(db, "duration_ns", (int64_t)(end - session->start_ns));
-        mt_db_meta_set_int(db, "events", st.events);
+        meta_end(db, &st, session);
         mt_db_meta_set_int(db, "collector_waits", st.chunk_waits);
+        if (os_syscalls) {
+            mt_db_meta_set_int(db, "os_own_calls", pst.own);
+            mt_db_meta_set_int(db, "os_tracer_stops", pst.stops);
+            if (pst.breakpoints) mt_db_meta_set_int(db, "static_breakpoints", pst.breakpoints);
+        }
         if (st.child_maxrss) mt_db_meta_set_int(db, "max_rss_bytes", st.child_maxrss);
         if (st.child_cpu_ns) mt_db_meta_set_int(db, "cpu_ns", st.child_cpu_ns);
-        mt_db_meta_set_int(db, "complete", !st.incomplete);
-        if (st.incomplete) mt_db_meta_set_text(db, "incomplete_reason", st.reason);
         if ((opt.flags & MT_OPT_PY_ON) && st.python_processes == 0)
             fprintf(stderr, "memtrace: --python=on: no CPython interpreter was found in %s\n", prog);
-        if (st.processes == 0)
+        if (st.processes == 0 && !os_syscalls)
             fprintf(stderr,
                     "memtrace: warning: no traced process reported in: %s is statically linked, set-user-ID, "
                     "or cleared LD_PRELOAD\n",
@@ -475,17 +605,153 @@ int mt_cmd_run(int argc, char **argv)
     remove_session(dir);
     munmap(session, sizeof *session);
 
-    if (!quiet && !rc) {
-        char ev[32], sz[32];
-        struct stat sb;
-        double bytes = stat(output, &sb) == 0 ? (double)sb.st_size : 0;
-        fprintf(stderr, "memtrace: %s events from %lld process%s, %lld thread%s -> %s (%s)%s%s\n",
-                mt_fmt_count(ev, sizeof ev, st.events), (long long)st.processes, st.processes == 1 ? "" : "es",
-                (long long)st.threads, st.threads == 1 ? "" : "s", output, mt_fmt_bytes(sz, sizeof sz, bytes),
-                st.incomplete ? ", incomplete: " : "", st.incomplete ? st.reason : "");
-    }
+    if (!quiet && !rc) print_closing(&st, output);
     if (rc) return 1;
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     return 1;
+}
+
+/* ---- memtrace attach PID ---- */
+
+static mt_ptracer_t *volatile g_tracer;
+
+void mt_usage_attach(FILE *out)
+{
+    fprintf(out,
+            "usage: memtrace attach [OPTIONS] PID\n"
+            "\n"
+            "Records the OS layer of a running process - every mmap, munmap, mremap, brk\n"
+            "and memory-returning madvise of its threads, and of the processes it starts -\n"
+            "with ptrace, without restarting it (no preload library: no heap events).\n"
+            "Ctrl-C (SIGINT), SIGTERM or SIGHUP to memtrace detach and leave the process\n"
+            "running; recording also ends when the process does.  Every system call of the\n"
+            "process stops it while attached (no seccomp filter can be removed again), so\n"
+            "it runs slower until memtrace detaches (docs/os-layer.md).\n"
+            "\n"
+            "Options:\n"
+            "  -o, --output FILE      database to write (default: memtrace.attach.PID.db)\n"
+            "      --rss-interval MS  sample resident memory every MS milliseconds\n"
+            "                         (default %d, 0 = never)\n"
+            "  -q, --quiet            do not print the closing line\n"
+            "  -h, --help             show this text\n"
+            "\n"
+            "The trace has meta.mode = 'attach'; after a detach meta.complete is 0 and\n"
+            "meta.incomplete_reason says the process was left running.\n",
+            DEFAULT_RSS_MS);
+}
+
+static void on_attach_signal(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)si, (void)uc;
+    g_stop = 1;
+    if (g_tracer) mt_ptracer_detach(g_tracer); /* sets a flag: async-signal-safe */
+}
+
+int mt_cmd_attach(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"rss-interval", required_argument, NULL, 'r'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *output = NULL;
+    long rss_ms = DEFAULT_RSS_MS;
+    int quiet = 0, ch;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "+o:qh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'o': output = optarg; break;
+        case 'r':
+            if (rss_interval_arg(optarg, &rss_ms)) return 2;
+            break;
+        case 'q': quiet = 1; break;
+        case 'h': mt_usage_attach(stdout); return 0;
+        default: return option_error(argv, "memtrace help attach");
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "memtrace: attach needs exactly one process id (usage: memtrace attach [OPTIONS] PID)\n");
+        return 2;
+    }
+    char *end;
+    long pidl = strtol(argv[optind], &end, 10);
+    if (*end || pidl <= 0 || pidl > 4194304) {
+        fprintf(stderr, "memtrace: attach: '%s' is not a process id\n", argv[optind]);
+        return 2;
+    }
+    pid_t pid = (pid_t)pidl;
+    if (pid == getpid() || (kill(pid, 0) != 0 && errno == ESRCH)) {
+        fprintf(stderr, "memtrace: attach: no process %d%s\n", (int)pid, pid == getpid() ? " to trace (that is memtrace)" : "");
+        return 1;
+    }
+    mt_options_t opt = {0, 0, MT_UNWIND_AUTO, 0};
+    char dir[PATH_MAX];
+    mt_session_t *session = make_session(dir, sizeof dir, &opt);
+    if (!session) {
+        fprintf(stderr, "memtrace: cannot create the session in %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    char defname[64];
+    if (!output) {
+        snprintf(defname, sizeof defname, "memtrace.attach.%d.db", (int)pid);
+        output = defname;
+    }
+    char err[512];
+    mt_db_t *db = NULL;
+    int rc = mt_db_create(output, &db, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "memtrace: %s\n", err);
+        remove_session(dir);
+        return 1;
+    }
+    mt_ptracer_t *tracer = NULL;
+    mt_ptracer_cfg_t pcfg = {dir, session, MT_PT_ATTACH, 0, DEFAULT_DEPTH};
+    if (mt_ptracer_start(&pcfg, pid, &tracer, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrace: attach: %s\n", err);
+        mt_db_close(db);
+        unlink(output);
+        remove_session(dir);
+        return 1;
+    }
+    g_tracer = tracer;
+    catch_signals(on_attach_signal);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "attach %d", (int)pid);
+    meta_start(db, cmd, session, DEFAULT_DEPTH, "attach", 1);
+
+    mt_collector_cfg_t cfg = {dir, session, db, pid, (unsigned)rss_ms, mt_ptracer_reaped, mt_ptracer_children_left, tracer};
+    mt_collector_t *col = NULL;
+    mt_collector_stats_t st;
+    memset(&st, 0, sizeof st);
+    rc = mt_collector_new(&cfg, &col);
+    volatile int never = 0; /* the collector ends when the tracer has detached or the process ended */
+    if (!rc) rc = mt_collector_run(col, &never);
+    if (rc) {
+        fprintf(stderr, "memtrace: writing %s failed: %s (%s); detaching\n", output, mt_strerror(rc), mt_db_errmsg(db));
+        mt_ptracer_detach(tracer);
+    }
+    mt_ptracer_stats_t pst;
+    mt_ptracer_join(tracer, &pst);
+    g_tracer = NULL;
+    if (!rc) {
+        rc = mt_collector_finish(col, &st);
+        if (rc) fprintf(stderr, "memtrace: finishing %s failed: %s (%s)\n", output, mt_strerror(rc), mt_db_errmsg(db));
+    }
+    if (!rc) {
+        if (pst.detached) {
+            st.incomplete = 1;
+            snprintf(st.reason, sizeof st.reason, "detached from process %d, which kept running", (int)pid);
+        }
+        meta_end(db, &st, session);
+    }
+    mt_collector_free(col);
+    mt_db_close(db);
+    remove_session(dir);
+    munmap(session, sizeof *session);
+    if (!quiet && !rc) print_closing(&st, output);
+    return rc ? 1 : 0;
 }

@@ -9,8 +9,9 @@ trace ab.db "$PROGS/aborter"
 assert_eq "memtrace exit status (128 + 6)" 134 "$RC"
 assert_eq "meta complete" 0 "$(meta ab.db complete)"
 assert_true "meta incomplete_reason is set" test -n "$(meta ab.db incomplete_reason)"
-assert_eq "meta events" 1000 "$(meta ab.db events)"
-assert_eq "events" "malloc|1000|10000" "$(q ab.db "SELECT kind, count(*), sum(size) FROM events GROUP BY kind")"
+assert_eq "meta events = rows" "$(q ab.db "SELECT count(*) FROM events")" "$(meta ab.db events)"
+assert_eq "heap events" "malloc|1000|10000" \
+    "$(q ab.db "SELECT kind, count(*), sum(size) FROM events WHERE domain = 'libc' GROUP BY kind")"
 assert_eq "process: exit_status, exit_signal, complete" "|6|0" \
     "$(q ab.db "SELECT exit_status, exit_signal, complete FROM processes")"
 assert_eq "killed marker with the signal" "killed|6" \

@@ -57,6 +57,10 @@ assert_true "missing program: no session left in /dev/shm" no_session "$pid"
 expect_error "unknown flag" 2 "$MEMTRACE" --no-such-flag "$PROGS/known_allocs"
 expect_error "unknown flag after run" 2 "$MEMTRACE" run --no-such-flag "$PROGS/known_allocs"
 expect_error "bad --stack-depth" 2 "$MEMTRACE" --stack-depth 0 "$PROGS/known_allocs"
+expect_error "bad --os" 2 "$MEMTRACE" --os=kernel "$PROGS/known_allocs"
+expect_error "bad --mode" 2 "$MEMTRACE" --mode=gdb "$PROGS/known_allocs"
+expect_error "attach without a pid" 2 "$MEMTRACE" attach
+expect_error "attach to no such process" 1 "$MEMTRACE" attach 4194303
 expect_error "-o without a value" 2 "$MEMTRACE" run -o
 expect_error "run without a program" 2 "$MEMTRACE" run
 expect_error "help for no such command" 2 "$MEMTRACE" help no-such-command

@@ -17,6 +17,8 @@
 # statistics (allocator_stats, taken at exit) exactly, for every class and
 # for the arenas, in every trace here.
 source "$(dirname "$0")/lib.sh"
+# exact counts of the hooks' view (the OS layer as system calls: os_layer.sh)
+TRACE_OPTS=(--os=hooks)
 
 # mismatches DB: classes (and the arena total) where the events before the
 # snapshot disagree with allocator_stats

@@ -2,6 +2,8 @@
 # known_allocs.sh - every allocation function, in exactly known numbers,
 # sizes, alignments and order (tests/programs/known_allocs.c).
 source "$(dirname "$0")/lib.sh"
+# exact counts of the hooks' view (the OS layer as system calls: os_layer.sh)
+TRACE_OPTS=(--os=hooks)
 
 trace ka.db "$PROGS/known_allocs"
 assert_eq "memtrace exit status" 0 "$RC"

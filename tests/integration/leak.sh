@@ -4,6 +4,8 @@
 # (tests/programs/leak.c).  The leak must be found with exact numbers, the
 # function, the file and the line of the malloc.
 source "$(dirname "$0")/lib.sh"
+# exact counts of the hooks' view (the OS layer as system calls: os_layer.sh)
+TRACE_OPTS=(--os=hooks)
 
 line=$(grep -n 'malloc(LEAK_SIZE)' "$PROGS_SRC/leak.c" | cut -d: -f1)
 assert_eq "leaking malloc line found in leak.c" 1 "$(wc -w <<<"$line" | tr -d ' ')"

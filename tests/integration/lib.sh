@@ -55,13 +55,21 @@ q() { sqlite3 -readonly -batch -bail -noheader "$1" "$2"; }
 # mq DB SQL: the same question through `memtrace query` (CSV, no header).
 mq() { "$MEMTRACE" query --csv --no-header "$1" "$2"; }
 
+# Options every trace() passes to `memtrace run` (a test that checks the
+# heap layer's exact counts against the count shim sets TRACE_OPTS=(--os=hooks):
+# with the default --os=syscalls the OS layer also holds the loader's and the
+# C library's own mappings, which the shim does not see).
+TRACE_OPTS=()
+# A command trace() runs memtrace under (e.g. setarch -R), empty by default.
+TRACE_PREFIX=()
+
 # trace DB PROG [ARGS...]: runs `memtrace -q -o DB PROG ARGS`; memtrace's exit
 # status goes to RC, its stdout to $WORK/out, its stderr to $WORK/err.
 trace() {
     local db=$1
     shift
     RC=0
-    "$MEMTRACE" -q -o "$db" "$@" >"$WORK/out" 2>"$WORK/err" || RC=$?
+    "${TRACE_PREFIX[@]}" "$MEMTRACE" -q -o "$db" "${TRACE_OPTS[@]}" "$@" >"$WORK/out" 2>"$WORK/err" || RC=$?
     if [[ -s $WORK/err ]]; then sed 's/^/memtrace stderr: /' "$WORK/err" >&2; fi
 }
 

@@ -2,6 +2,8 @@
 # query.sh - `memtrace query` answers read-only SQL and refuses writes;
 # `memtrace summary` reports a known leak.
 source "$(dirname "$0")/lib.sh"
+# exact counts of the hooks' view (the OS layer as system calls: os_layer.sh)
+TRACE_OPTS=(--os=hooks)
 
 trace ka.db "$PROGS/known_allocs"
 assert_eq "trace recorded" 0 "$RC"
