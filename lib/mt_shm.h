@@ -322,6 +322,35 @@ static inline void mt_read_small_file(const char *path, char *buf, size_t cap, u
     if (len) *len = (uint32_t)got;
 }
 
+/* Resident and virtual bytes of a process from its /proc/PID/status text:
+ * resident = RssAnon + RssFile, leaving out RssShmem - shared memory, where
+ * memtrace's own record buffers are (up to 64 MiB a process), so they do not
+ * count as the program's.  Returns 0, or -1 when the fields are missing.
+ * No allocation (hook context). */
+static inline int mt_status_rss(const char *buf, uint64_t *rss, uint64_t *vm)
+{
+    static const char *const keys[3] = {"RssAnon:", "RssFile:", "VmSize:"};
+    uint64_t v[3] = {0, 0, 0};
+    int found = 0;
+    for (const char *p = buf; *p;) {
+        for (int k = 0; k < 3; k++) {
+            size_t n = 0;
+            while (keys[k][n] && p[n] == keys[k][n]) n++;
+            if (keys[k][n]) continue;
+            const char *q = p + n;
+            while (*q == ' ' || *q == '\t') q++;
+            while (*q >= '0' && *q <= '9') v[k] = v[k] * 10 + (uint64_t)(*q++ - '0');
+            found |= 1 << k;
+        }
+        while (*p && *p != '\n') p++;
+        if (*p) p++;
+    }
+    if (found != 7) return -1;
+    *rss = (v[0] + v[1]) * 1024; /* kB */
+    *vm = v[2] * 1024;
+    return 0;
+}
+
 static inline mt_chunk_t *mt_region_chunk(mt_region_t *r, uint32_t i)
 {
     return (mt_chunk_t *)((char *)r + r->chunk_off + (uint64_t)i * MT_CHUNK_SIZE);

@@ -537,25 +537,20 @@ static int no_children_left(mt_collector_t *c)
 
 static void sample_rss(mt_collector_t *c)
 {
-    long page = sysconf(_SC_PAGESIZE);
     for (size_t i = 0; i < c->nregions; i++) {
         region_t *g = &c->regions[i];
         if (g->closed || g->superseded) continue;
-        char path[64], buf[128];
-        snprintf(path, sizeof path, "/proc/%d/statm", (int)g->r->pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) continue;
-        ssize_t k = read(fd, buf, sizeof buf - 1);
-        close(fd);
-        if (k <= 0) continue;
-        buf[k] = 0;
-        long long vm = 0, rss = 0;
-        if (sscanf(buf, "%lld %lld", &vm, &rss) != 2) continue;
+        char path[64], buf[2048];
+        snprintf(path, sizeof path, "/proc/%d/status", (int)g->r->pid);
+        uint32_t len = 0;
+        mt_read_small_file(path, buf, sizeof buf, &len);
+        uint64_t vm, rss;
+        if (!len || mt_status_rss(buf, &rss, &vm)) continue;
         mt_stmt_bind_int(c->ins_rss, 1, rel_ts(c, mono_ns()));
         mt_stmt_bind_int(c->ins_rss, 2, (int64_t)__atomic_load_n(&c->cfg.session->seq, __ATOMIC_ACQUIRE));
         mt_stmt_bind_int(c->ins_rss, 3, g->process_id);
-        mt_stmt_bind_int(c->ins_rss, 4, rss * page);
-        mt_stmt_bind_int(c->ins_rss, 5, vm * page);
+        mt_stmt_bind_int(c->ins_rss, 4, (int64_t)rss);
+        mt_stmt_bind_int(c->ins_rss, 5, (int64_t)vm);
         mt_stmt_run(c->ins_rss);
     }
 }

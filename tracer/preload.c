@@ -125,7 +125,7 @@ __thread unsigned mt_t_via __attribute__((tls_model("initial-exec")));
  * (MT_HELLO_TLS). */
 static __thread uint8_t t_serving __attribute__((tls_model("initial-exec")));
 static int g_os_syscalls; /* MT_OPT_OS_SYSCALLS: the launcher's tracer follows the system calls */
-static int g_statm_fd = -1; /* /proc/self/statm of this process (reopened after fork) */
+static int g_statm_fd = -1; /* /proc/self/status of this process (reopened after fork) */
 static __thread tstate_t *t_state __attribute__((tls_model("initial-exec")));
 
 /* ---- raw system calls (never through our own hooks) ---- */
@@ -789,7 +789,7 @@ static void init_tracing(void)
             g_bundled = 1;
         }
         scan_modules();
-        g_statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+        g_statm_fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
     }
     __atomic_store_n(&g_state, ok ? ST_READY : ST_OFF, __ATOMIC_RELEASE);
     if (ok && execed) {
@@ -862,7 +862,7 @@ static void atfork_child(void)
         g_region->py.names_used = 0;
         g_region->py.stats_valid = 0;
         if (g_statm_fd >= 0) close(g_statm_fd); /* it reads the parent's */
-        g_statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+        g_statm_fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
         raw_munmap(parent, parent->total_size);
         scan_modules();
         if (!t) t = thread_state();
@@ -978,29 +978,23 @@ static void record_marker(tstate_t *t, int marker, uint64_t value)
 }
 
 /* A resident-memory sample right after a mapping call (MT_REC_RSS): one
- * pread of /proc/self/statm.  Mapping calls are rare; the heap hooks never
+ * pread of /proc/self/status.  Mapping calls are rare; the heap hooks never
  * call this.  hook context: no allocation. */
 static void record_rss(tstate_t *t, uint64_t event_seq)
 {
-    char buf[96];
+    char buf[2048];
     if (g_statm_fd < 0) return;
     ssize_t k = pread(g_statm_fd, buf, sizeof buf - 1, 0);
     if (k <= 0) return;
     buf[k] = 0;
-    uint64_t v[2] = {0, 0};
-    const char *p = buf;
-    for (int i = 0; i < 2; i++) {
-        while (*p == ' ') p++;
-        if (*p < '0' || *p > '9') return;
-        while (*p >= '0' && *p <= '9') v[i] = v[i] * 10 + (uint64_t)(*p++ - '0');
-    }
-    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t rss, vm;
+    if (mt_status_rss(buf, &rss, &vm)) return;
     mt_rec_t r = {0};
     r.type = MT_REC_RSS;
     r.seq = event_seq + 1;
     r.ts = call_ts(t);
-    r.addr = v[1] * page;
-    r.size = v[0] * page;
+    r.addr = rss;
+    r.size = vm;
     emit(t, &r);
 }
 

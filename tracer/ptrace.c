@@ -652,23 +652,23 @@ uint32_t mt_pt_unwind(mt_ptracer_t *t, task_t *k, const struct user_regs_struct 
 }
 
 /* Resident and virtual size of the process right after an OS event
- * (/proc/PID/statm), as a sample for rss_samples. */
+ * (/proc/PID/status, without shared memory: mt_status_rss), as a sample
+ * for rss_samples. */
 static void sample_rss(mt_ptracer_t *t, image_t *img, int32_t tid, uint64_t seq)
 {
-    char path[64], buf[128];
-    snprintf(path, sizeof path, "/proc/%d/statm", (int)img->pid);
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)img->pid);
     uint32_t len = 0;
     mt_read_small_file(path, buf, sizeof buf, &len);
-    unsigned long long vm, rss;
-    if (!len || sscanf(buf, "%llu %llu", &vm, &rss) != 2) return;
-    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t vm, rss;
+    if (!len || mt_status_rss(buf, &rss, &vm)) return;
     mt_rec_t r;
     memset(&r, 0, sizeof r);
     r.type = MT_REC_RSS;
     r.seq = seq;
     r.ts = mt_pt_record_ts(t);
-    r.addr = rss * page;
-    r.size = vm * page;
+    r.addr = rss;
+    r.size = vm;
     mt_pt_put(t, img, tid, &r, NULL, 0);
 }
 
