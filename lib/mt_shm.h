@@ -74,7 +74,7 @@ typedef struct {
     uint32_t stack_depth; /* 0: no stacks */
     uint32_t flags;       /* MT_OPT_* */
     uint32_t unwind;      /* MT_UNWIND_* */
-    uint32_t pad;
+    uint32_t malloc_stats_ms; /* glibc's mallinfo2 every this many ms (0: at exit only) */
 } mt_options_t;
 
 /* Unwinders (see tracer/preload.c) */

@@ -60,7 +60,12 @@ typedef struct {
     size_t nthreads, capthreads;
     uint32_t *stack_ids;  /* trie slot -> stacks.id (dense, 0 = not yet) */
     mt_pygc_t gc;         /* CPython: a collection in progress */
-    uint64_t mallinfo[9]; /* MT_REC_MALLINFO parts received so far */
+    struct mallinfo_part {      /* MT_REC_MALLINFO snapshots being assembled */
+        int64_t thread;
+        uint64_t seq;
+        unsigned have;          /* bit k: part k received */
+        uint64_t v[9];
+    } mallinfo[8];
 } region_t;
 
 typedef struct {
@@ -247,12 +252,29 @@ static int store_record(mt_collector_t *c, region_t *g, int64_t thread, const mt
         return mt_stmt_run(c->ins_rss);
     }
     if (rec->type == MT_REC_MALLINFO && rec->kind < 3) {
-        /* three parts, in order, from one thread; the row goes in with the last */
-        uint64_t *v = g->mallinfo;
+        /* three parts from one thread with one seq, in any order (a thread's
+         * chunks are not always read in order); the row goes in with the
+         * third */
+        struct mallinfo_part *m = NULL, *freeslot = NULL;
+        for (int i = 0; i < 8; i++) {
+            struct mallinfo_part *q = &g->mallinfo[i];
+            if (q->have && q->thread == thread && q->seq == rec->seq) m = q;
+            else if (!q->have && !freeslot) freeslot = q;
+        }
+        if (!m) {
+            if (!freeslot) freeslot = &g->mallinfo[rec->seq % 8]; /* overflow: drop the oldest guess */
+            m = freeslot;
+            memset(m, 0, sizeof *m);
+            m->thread = thread;
+            m->seq = rec->seq;
+        }
+        uint64_t *v = m->v;
         v[rec->kind * 3] = rec->addr;
         v[rec->kind * 3 + 1] = rec->size;
         v[rec->kind * 3 + 2] = rec->old_addr;
-        if (rec->kind != 2) return 0;
+        m->have |= 1u << rec->kind;
+        if (m->have != 7) return 0;
+        m->have = 0;
         /* v holds the columns in order: arena, in use, free, fastbin free,
          * top releasable, mmapped bytes, mmapped chunks, free chunks */
         mt_stmt_bind_int(c->ins_mallinfo, 1, g->process_id);

@@ -1384,6 +1384,41 @@ static void snapshot_malloc(tstate_t *t)
     }
 }
 
+/* --malloc-stats MS: a thread of memtrace's own in the process takes
+ * glibc's statistics every MS milliseconds (mallinfo2 takes the arena
+ * locks: from its own thread, never inside a hook of the program's). */
+static void *malloc_stats_thread(void *arg)
+{
+    (void)arg;
+    uint32_t ms = g_session->opt.malloc_stats_ms;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    for (;;) {
+        nanosleep(&ts, NULL);
+        if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) != ST_READY) break;
+        tstate_t *t = enter();
+        if (!t) continue;
+        snapshot_malloc(t);
+        leave();
+    }
+    return NULL;
+}
+
+static void start_malloc_stats(void)
+{
+    if (!g_session || !g_session->opt.malloc_stats_ms || g_bundled) return;
+    pthread_t th;
+    pthread_attr_t at;
+    if (pthread_attr_init(&at) != 0) return;
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&at, 64 * 1024);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* the program's signals are not for it */
+    pthread_create(&th, &at, malloc_stats_thread, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&at);
+}
+
 static void record_exit(int status)
 {
     /* a vfork child (posix_spawn's too) shares its parent's memory: what it
@@ -1438,6 +1473,7 @@ static int traced_main(int argc, char **argv, char **envp)
     if (t) {
         record_marker(t, MT_MK_main_enter, 0);
         leave();
+        start_malloc_stats(); /* main is a safe place to start a thread */
     }
     int rc = g_real_main(argc, argv, envp);
     record_exit(rc);

@@ -93,6 +93,10 @@ void mt_usage_run(FILE *out)
             "                         (chosen by itself for statically linked programs,\n"
             "                         whose malloc, calloc, realloc and free are then\n"
             "                         recorded through breakpoints: slow)\n"
+            "      --malloc-stats MS  also take glibc's own statistics (mallinfo2: in use,\n"
+            "                         free in its bins, mmapped) every MS milliseconds\n"
+            "                         from a thread of memtrace's in the program, from\n"
+            "                         main on (default 0: at exit only)\n"
             "      --rss-interval MS  sample resident memory every MS milliseconds\n"
             "                         (default %d, 0 = never)\n"
             "  -q, --quiet            do not print the closing line\n"
@@ -348,6 +352,7 @@ int mt_cmd_run(int argc, char **argv)
         {"rss-interval", required_argument, NULL, 'r'},
         {"python", required_argument, NULL, 'P'},
         {"python-native", no_argument, NULL, 'N'},
+        {"malloc-stats", required_argument, NULL, 'S'},
         {"os", required_argument, NULL, 'O'},
         {"mode", required_argument, NULL, 'M'},
         {"quiet", no_argument, NULL, 'q'},
@@ -426,6 +431,16 @@ int mt_cmd_run(int argc, char **argv)
             }
             break;
         case 'N': opt.flags |= MT_OPT_PY_NATIVE; break;
+        case 'S': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || end == optarg || v < 0 || v > 3600000) {
+                fprintf(stderr, "memtrace: --malloc-stats must be milliseconds (0..3600000), not '%s'\n", optarg);
+                return 2;
+            }
+            opt.malloc_stats_ms = (uint32_t)v;
+            break;
+        }
         case 'q': quiet = 1; break;
         case 'h': mt_usage_run(stdout); return 0;
         default: return option_error(argv, "memtrace --help");

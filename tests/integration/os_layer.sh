@@ -183,4 +183,18 @@ assert_eq "exec: both images have mmap events of their own, in order" "2|1" \
     "$(q ex.db "SELECT count(DISTINCT process_id),
                        (SELECT max(seq) FROM events WHERE process_id = 1) < (SELECT min(seq) FROM events WHERE process_id = 2)
                 FROM events WHERE kind = 'mmap'")"
+# ---- glibc's statistics over time (--malloc-stats MS) ----
+if [[ -x ${WORKLOADS:-}/grow ]]; then
+    trace ms.db --malloc-stats 10 "$WORKLOADS/grow"
+    assert_eq "--malloc-stats: exit status" 0 "$RC"
+    assert_true "--malloc-stats 10: several snapshots over the run" \
+        test "$(q ms.db "SELECT count(*) FROM malloc_stats")" -ge 5
+    assert_eq "--malloc-stats: every snapshot whole (arena = in use + free), in seq order" 0 \
+        "$(q ms.db "SELECT count(*) FROM malloc_stats WHERE arena_bytes != in_use_bytes + free_bytes")"
+    assert_eq "--malloc-stats: the sampler is one thread of memtrace's besides the program's" 2 \
+        "$(q ms.db "SELECT count(*) FROM threads")"
+    rc=0
+    "$MEMTRACE" --malloc-stats x /bin/true >o 2>e || rc=$?
+    assert_eq "--malloc-stats x: usage error, one line" "2|1" "$rc|$(nlines e)"
+fi
 finish
