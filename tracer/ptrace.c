@@ -909,6 +909,43 @@ static int attach_all(mt_ptracer_t *t, pid_t pid)
     return 0;
 }
 
+/* Why ptrace refused the first process, and what to do, into t->err. */
+static void why_not(mt_ptracer_t *t, int err)
+{
+    int pid = (int)t->first;
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    uint32_t len = 0;
+    mt_read_small_file(path, buf, sizeof buf, &len);
+    const char *tp = len ? strstr(buf, "TracerPid:") : NULL;
+    long tracer = tp ? strtol(tp + 10, NULL, 10) : 0;
+    if (tracer > 0) {
+        snprintf(t->err, sizeof t->err,
+                 "cannot trace process %d: it is already traced by process %ld (a debugger, strace, "
+                 "another memtrace): detach that first",
+                 pid, tracer);
+        return;
+    }
+    if (err == EPERM) {
+        int scope = -1;
+        len = 0;
+        mt_read_small_file("/proc/sys/kernel/yama/ptrace_scope", buf, sizeof buf, &len);
+        if (len) scope = atoi(buf);
+        if (scope >= 1 && geteuid() != 0)
+            snprintf(t->err, sizeof t->err,
+                     "cannot trace process %d: kernel.yama.ptrace_scope is %d (only a parent may trace): run "
+                     "memtrace as root, or set it to 0 (sysctl kernel.yama.ptrace_scope=0)",
+                     pid, scope);
+        else
+            snprintf(t->err, sizeof t->err,
+                     "cannot trace process %d: not permitted (another user's process, or tracing is "
+                     "forbidden here: a container without CAP_SYS_PTRACE): run memtrace as its user or as root",
+                     pid);
+        return;
+    }
+    snprintf(t->err, sizeof t->err, "cannot trace process %d: %s", pid, strerror(err));
+}
+
 static void *tracer_main(void *arg)
 {
     mt_ptracer_t *t = arg;
@@ -923,7 +960,7 @@ static void *tracer_main(void *arg)
         }
     }
     pthread_mutex_lock(&t->lock);
-    if (rc) snprintf(t->err, sizeof t->err, "cannot trace process %d: %s", (int)t->first, strerror(-rc));
+    if (rc) why_not(t, -rc);
     t->ready = rc ? -1 : 1;
     pthread_cond_broadcast(&t->cond);
     pthread_mutex_unlock(&t->lock);

@@ -90,4 +90,22 @@ for args in "" "12x" "999999999" ; do
     assert_true "attach '$args': fails" test "$RC" -ne 0
     assert_eq "attach '$args': one line on stderr" 1 "$(nlines err)"
 done
+# a process another tracer holds: one line that says so and what to do
+if command -v strace >/dev/null; then
+    sleep 30 &
+    held=$!
+    strace -p "$held" -o /dev/null 2>/dev/null &
+    st=$!
+    for _ in $(seq 50); do
+        [[ $(awk '/TracerPid/ { print $2 }' "/proc/$held/status" 2>/dev/null) != 0 ]] && break
+        sleep 0.1
+    done
+    RC=0
+    "$MEMTRACE" attach -o held.db "$held" >out 2>err || RC=$?
+    kill "$st" "$held" 2>/dev/null || true
+    wait "$st" "$held" 2>/dev/null || true
+    assert_true "attach to a process already traced: fails" test "$RC" -ne 0
+    assert_eq "attach to a process already traced: one line" 1 "$(nlines err)"
+    assert_true "attach to a process already traced: says by whom and what to do" grep -q "already traced by process .*detach that first" err
+fi
 finish
