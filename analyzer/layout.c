@@ -1,5 +1,5 @@
 /* layout.c - `memtrace layout [--allocator bundled|pymalloc] [--at SEQ |
- * --time MS] [--by pools|classes|arenas] [--csv] DB`: an allocator's arenas
+ * --time MS] [--by pools|classes|arenas|mappings] [--csv] DB`: an allocator's arenas
  * and pools at one moment of a trace: the bundled allocator's (a trace
  * recorded with --allocator=bundled) or CPython's pymalloc (a traced
  * interpreter that uses it).
@@ -31,7 +31,7 @@
 #include <string.h>
 
 #define SYNOPSIS \
-    "[--allocator bundled|pymalloc] [--at SEQ | --time MS] [--by pools|classes|arenas] [--csv] DB"
+    "[--allocator bundled|pymalloc] [--at SEQ | --time MS] [--by pools|classes|arenas|mappings] [--csv] DB"
 
 enum { BY_POOLS, BY_CLASSES, BY_ARENAS, NBY };
 
@@ -126,7 +126,8 @@ void mt_usage_layout(FILE *out)
             "  --time MS      the moment MS milliseconds into the trace (a decimal\n"
             "                 number): the events recorded up to then\n"
             "  --by WHAT      the table CSV prints, or the only one text prints: pools\n"
-            "                 (the default for CSV), classes or arenas\n"
+            "                 (the default for CSV), classes or arenas; mappings: the OS\n"
+            "                 layer's mappings at the moment instead (memtrace maps)\n"
             "  --csv          RFC 4180 CSV: a header row, then one row per pool:\n"
             "                   process_id,pid,arena,pool,pool_index,size_class,block_size,\n"
             "                   state,blocks_used,capacity\n"
@@ -456,7 +457,20 @@ int mt_cmd_layout(int argc, char **argv)
     if (by_arg) {
         for (by = 0; by < NBY && strcmp(by_arg, by_names[by]); by++) {
         }
-        if (by == NBY) return mt_cli_usage_error(&c, "--by wants pools, classes or arenas, not '%s'", by_arg);
+        if (by == NBY && strcmp(by_arg, "mappings"))
+            return mt_cli_usage_error(&c, "--by wants pools, classes, arenas or mappings, not '%s'", by_arg);
+    }
+    if (by == NBY) { /* the OS layer's mapping list at the moment: `memtrace maps` */
+        char *margv[8];
+        int margc = 0;
+        margv[margc++] = "maps";
+        if (at_arg) margv[margc++] = "--at", margv[margc++] = (char *)at_arg;
+        if (time_arg) margv[margc++] = "--time", margv[margc++] = (char *)time_arg;
+        if (c.csv) margv[margc++] = "--csv";
+        margv[margc++] = (char *)c.path;
+        margv[margc] = NULL;
+        mt_cli_free(&c);
+        return mt_cmd_maps(margc, margv);
     }
     if (alloc_arg && strcmp(alloc_arg, "bundled") && strcmp(alloc_arg, "pymalloc"))
         return mt_cli_usage_error(&c, "--allocator wants bundled or pymalloc, not '%s'", alloc_arg);

@@ -30,6 +30,8 @@ if [[ -x $PYTHON ]]; then
                           - (SELECT count(*) FROM event_data WHERE kind = 28 AND size = 1048576)")" \
         "$("$MEMTRACE" maps --csv py.db | awk -F, '$6 == "pymalloc arena" && $5 == 1048576' | wc -l | tr -d ' ')"
 fi
+assert_eq "layout --by mappings is the same list" "$("$MEMTRACE" maps --csv --at "$last_mmap" mm.db)" \
+    "$("$MEMTRACE" layout --by mappings --csv --at "$last_mmap" mm.db)"
 rc=0
 "$MEMTRACE" maps --at x mm.db >o 2>e || rc=$?
 assert_eq "maps --at x: usage error, one line" "2|1" "$rc|$(nlines e)"
