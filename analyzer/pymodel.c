@@ -82,6 +82,8 @@ int64_t mt_pymodel_pool_capacity(const mt_pymodel_t *m, int c)
     return (m->g.pool_size - MT_PYMODEL_POOL_HEADER) / mt_pymodel_block_size(m, c);
 }
 
+int64_t mt_pymodel_arena_size(const mt_pymodel_t *m) { return m->g.arena_size; }
+
 int mt_pymodel_classes(const mt_pymodel_t *m)
 {
     return m->g.classes > 0 && m->g.classes <= MT_PYMODEL_MAX_CLASSES ? (int)m->g.classes : MT_PYMODEL_MAX_CLASSES;

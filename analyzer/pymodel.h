@@ -98,6 +98,7 @@ void mt_pymodel_totals(const mt_pymodel_t *m, mt_pymodel_totals_t *out);
 int64_t mt_pymodel_block_size(const mt_pymodel_t *m, int c);
 int64_t mt_pymodel_pool_capacity(const mt_pymodel_t *m, int c);
 int mt_pymodel_classes(const mt_pymodel_t *m);
+int64_t mt_pymodel_arena_size(const mt_pymodel_t *m);
 
 /* Every pool that served a class since its arena was mapped, ordered by
  * arena and pool (index: its number among the arena's pools, from 0);

@@ -730,6 +730,13 @@ int mt_report_build(mt_db_t *db, const mt_cli_t *c, const mt_report_opts_t *o, m
     /* the rest */
     int has_layout = p.dom[MT_DOM_bundled].calls > 0;
     if (has_layout && (rc = layout_table(db, c, r->duration_ns, &kept, r->t[MT_RT_layout]))) goto out;
+    /* pymalloc's too: its arenas' bytes not in live blocks at the end */
+    for (size_t i = 0; p.py && i < p.py->n; i++) {
+        mt_pymodel_totals_t pt;
+        mt_pymodel_totals(p.py->m[i], &pt);
+        kept += pt.arenas * mt_pymodel_arena_size(p.py->m[i]) - pt.used_bytes;
+        has_layout = 1;
+    }
     if ((rc = query_table(db, process_sql, process_cols, sizeof process_cols / sizeof process_cols[0],
                           &r->t[MT_RT_processes])))
         goto out;

@@ -123,6 +123,10 @@ assert_eq "retained: arena bytes at the end = live arenas x arena size" \
                         - (SELECT count(*) FROM event_data WHERE kind = 28 AND size = 1048576)")" \
     "$("$MEMTRACE" retained --csv --points 1 grow.db | awk -F, 'NR == 2 { print $4 / 1048576 }')"
 
+assert_eq "report: the verdict's retained bytes = what retained says pymalloc keeps free at the end" \
+    "$("$MEMTRACE" retained --csv --points 1 grow.db | awk -F, 'NR == 2 { print $7 }')" \
+    "$("$MEMTRACE" report --csv rep grow.db && awk -F, '$1 == "retained_bytes" { print $2 }' rep/summary.csv)"
+
 # ---- GC ----
 cat >gc50.py <<'EOF'
 import gc
