@@ -56,9 +56,6 @@ for mode in segv abort kill oom; do
     compare_with_shim "$mode after $rounds rounds" shim.$mode $mode.db
 done
 
-# counted_calls FILE SLOT: "tid calls" of slot SLOT of a DIER_COUNTS file
-counted_calls() { od -An -t d8 -j $(($2 * 16)) -N 16 "$1" | awk '{ print $1, $2 }'; }
-
 # ---- killed from outside at a random moment ----
 export DIER_COUNTS=$WORK/spin.counts
 rm -f spin.counts out

@@ -144,6 +144,10 @@ compare_with_shim() {
     fi
 }
 
+# counted_calls FILE SLOT: "tid calls" of thread SLOT in the counter file of
+# tests/programs/dier.c (DIER_COUNTS)
+counted_calls() { od -An -t d8 -j $(($2 * 16)) -N 16 "$1" | awk '{ print $1, $2 }'; }
+
 # finish: the test's verdict
 finish() {
     if ((FAILED)); then

@@ -17,6 +17,7 @@
  *   spin     starts THREADS threads (default 1) that loop forever on
  *            malloc(1000 + t) + free, counting each finished call in a
  *            shared file (below); prints "ready" once every thread has run
+ *   stubborn spin, with SIGINT and SIGTERM ignored
  *   hog      mallocs and touches blocks of 1 MiB forever, counting each
  *            finished malloc (for an out-of-memory kill by a cgroup)
  *
@@ -112,7 +113,7 @@ static void *spinner(void *arg)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        say("usage: dier exit|segv|abort|kill|oom|spin|hog ROUNDS [THREADS]\n");
+        say("usage: dier exit|segv|abort|kill|oom|spin|stubborn|hog ROUNDS [THREADS]\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -145,6 +146,11 @@ int main(int argc, char **argv)
             }
             p[0] = 1;
         }
+    }
+    if (!strcmp(mode, "stubborn")) {
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        mode = "spin";
     }
     if (!strcmp(mode, "spin")) {
         long n = argc > 3 ? strtol(argv[3], NULL, 10) : 1;
