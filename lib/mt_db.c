@@ -478,6 +478,21 @@ int mt_db_seal_events(mt_db_t *db, int64_t *count)
     return ret;
 }
 
+int mt_db_salvage(mt_db_t *db, int64_t *count)
+{
+    if (!db->events || !mt_evstore_failed(db->events)) return mt_db_seal_events(db, count);
+    /* the stand-in's tables go into the file: room for twice their pages */
+    int64_t pages = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db->h, "PRAGMA page_count", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) pages = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    int rc = mt_evstore_make_room(db->events, (uint64_t)(pages + 16) * 2 * PAGE_SIZE);
+    if (rc) return rc;
+    return mt_db_seal_events(db, count);
+}
+
 int mt_db_build_indexes(mt_db_t *db)
 {
     int rc = mt_db_seal_events(db, NULL);

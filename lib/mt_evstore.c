@@ -36,6 +36,9 @@ struct mt_evstore {
     uint32_t ncells, content; /* cells in page, start of cell content */
     int64_t page_max_rowid;
     int64_t *leaf_keys;     /* largest rowid of each written leaf */
+    int64_t *leaf_total;    /* events in leaves 0..i */
+    size_t durable;         /* leaves written to the file */
+    int failed;             /* the first write error: recording has stopped */
     size_t nleaves, capleaves;
     mt_evrow_t *late;
     size_t nlate, caplate;
@@ -190,12 +193,21 @@ static int write_all(int fd, const void *buf, size_t len, off_t off)
     return 0;
 }
 
+/* Writes the finished leaves.  On a write error the store keeps what was
+ * written before (the leaves of earlier batches) and takes no more. */
 static int flush_batch(mt_evstore_t *s)
 {
+    if (s->failed) return s->failed;
     if (!s->nbatch) return 0;
     uint64_t first = s->first_page - 1 + s->nleaves - s->nbatch;
     int rc = write_all(s->fd, s->batch, (size_t)s->nbatch * s->page_size, (off_t)(first * s->page_size));
     s->nbatch = 0;
+    if (rc) {
+        s->failed = rc;
+        s->nleaves = s->durable;
+    } else {
+        s->durable = s->nleaves;
+    }
     return rc;
 }
 
@@ -209,8 +221,12 @@ static int finish_leaf(mt_evstore_t *s)
         int64_t *k = realloc(s->leaf_keys, cap * sizeof *k);
         if (!k) return MT_ENOMEM;
         s->leaf_keys = k;
+        int64_t *t = realloc(s->leaf_total, cap * sizeof *t);
+        if (!t) return MT_ENOMEM;
+        s->leaf_total = t;
         s->capleaves = cap;
     }
+    s->leaf_total[s->nleaves] = s->count;
     s->leaf_keys[s->nleaves++] = s->page_max_rowid;
     page_reset(s);
     return s->nbatch == s->batch_cap ? flush_batch(s) : 0;
@@ -326,13 +342,17 @@ static int place(mt_evstore_t *s, int64_t seq, const mt_evrow_t *ev)
     return seq == s->base ? drain_ready(s) : 0;
 }
 
-int mt_evstore_add(mt_evstore_t *s, const mt_evrow_t *ev) { return place(s, ev->seq, ev); }
+int mt_evstore_add(mt_evstore_t *s, const mt_evrow_t *ev) { return s->failed ? s->failed : place(s, ev->seq, ev); }
 
-int mt_evstore_skip(mt_evstore_t *s, int64_t seq) { return place(s, seq, NULL); }
+int mt_evstore_skip(mt_evstore_t *s, int64_t seq) { return s->failed ? s->failed : place(s, seq, NULL); }
 
 int mt_evstore_flush(mt_evstore_t *s)
 {
     if (s->flushed) return 0;
+    if (s->failed) { /* what was written is all there is */
+        s->flushed = 1;
+        return 0;
+    }
     /* write whatever the ring still holds, in order, stepping over gaps */
     int64_t hi = s->base;
     for (uint32_t i = 0; i < RING_SIZE; i++)
@@ -350,7 +370,30 @@ const mt_evrow_t *mt_evstore_late(mt_evstore_t *s, size_t *n)
     return s->late;
 }
 
-int64_t mt_evstore_count(mt_evstore_t *s) { return s->count; }
+int64_t mt_evstore_count(mt_evstore_t *s)
+{
+    if (!s->failed) return s->count;
+    return s->nleaves ? s->leaf_total[s->nleaves - 1] : 0;
+}
+
+int mt_evstore_failed(mt_evstore_t *s) { return s->failed; }
+
+int mt_evstore_make_room(mt_evstore_t *s, uint64_t bytes)
+{
+    if (!s->failed) return 0;
+    uint64_t P = s->page_size;
+    for (;;) {
+        off_t end = (off_t)((s->first_page - 1 + s->nleaves) * P);
+        if (ftruncate(s->fd, end) != 0) return MT_EIO;
+        /* + the interior pages: hundreds of children each, a page per 64 is ample */
+        int e = posix_fallocate(s->fd, end, (off_t)(bytes + (s->nleaves / 64 + 4) * P));
+        if (ftruncate(s->fd, end) != 0) return MT_EIO;
+        if (e == 0) return 0;
+        if (e != ENOSPC && e != EFBIG && e != EDQUOT) return MT_EIO;
+        if (!s->nleaves) return MT_EFULL;
+        s->nleaves -= s->nleaves / 8 ? s->nleaves / 8 : 1; /* the newest events go first */
+    }
+}
 
 /* Builds one interior level over `nchild` children (page numbers `child`,
  * largest keys `key`), writing pages at `next_page`.. of the database, or
@@ -474,6 +517,7 @@ void mt_evstore_free(mt_evstore_t *s)
     free(s->batch);
     free(s->ring);
     free(s->leaf_keys);
+    free(s->leaf_total);
     free(s->late);
     free(s);
 }
