@@ -170,8 +170,8 @@ static int next_chunk(tstate_t *t)
         if (spins == 0) __atomic_fetch_add(&r->chunk_waits, 1, __ATOMIC_RELAXED);
         struct timespec ts = {0, 100000};
         nanosleep(&ts, NULL);
-        if (spins % 1000 == 999 && g_session->collector_pid > 0 &&
-            kill(g_session->collector_pid, 0) != 0 && errno == ESRCH) {
+        if (spins % 1000 == 999 && (g_session->collector_pid <= 0 /* it gave up */ ||
+                                    (kill(g_session->collector_pid, 0) != 0 && errno == ESRCH))) {
             __atomic_or_fetch(&r->flags, MT_RG_DISABLED, __ATOMIC_RELAXED);
             __atomic_store_n(&g_state, ST_OFF, __ATOMIC_RELEASE);
             return -1;

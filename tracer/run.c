@@ -204,6 +204,25 @@ static mt_session_t *make_session(char *dir, size_t cap, const mt_options_t *opt
     return s;
 }
 
+/* After a failed recording: marks the database incomplete and keeps the
+ * events written before the failure (mt_db_salvage); says what it kept. */
+static void salvage(mt_db_t *db, const char *output, int why)
+{
+    char reason[256];
+    snprintf(reason, sizeof reason, "recording stopped: writing the database failed (%s)",
+             why == MT_EFULL ? "disk full or file size limit reached" : mt_strerror(why));
+    mt_db_meta_set_int(db, "complete", 0);
+    mt_db_meta_set_text(db, "incomplete_reason", reason);
+    int64_t kept = 0;
+    int rc = mt_db_salvage(db, &kept);
+    if (!rc) rc = mt_db_meta_set_int(db, "events", kept);
+    if (rc)
+        fprintf(stderr, "memtrace: %s holds no events: %s\n", output, mt_strerror(rc));
+    else
+        fprintf(stderr, "memtrace: %s keeps the %lld events written before that, marked incomplete\n", output,
+                (long long)kept);
+}
+
 static char *join_args(char **argv)
 {
     size_t len = 1;
@@ -375,6 +394,9 @@ int mt_cmd_run(int argc, char **argv)
     close(go[0]);
     close(errp[1]);
     g_child = child;
+    /* past a file size limit (ulimit -f) a write fails with EFBIG instead of
+     * killing memtrace; the child's disposition is its own (it execs) */
+    signal(SIGXFSZ, SIG_IGN);
 
     char defname[PATH_MAX];
     if (!output) {
@@ -435,14 +457,22 @@ int mt_cmd_run(int argc, char **argv)
     rc = mt_collector_new(&cfg, &col);
     if (!rc) rc = mt_collector_run(col, &g_stop);
     if (rc) {
-        fprintf(stderr, "memtrace: writing %s failed: %s (%s); the program keeps running untraced\n", output,
-                mt_strerror(rc), mt_db_errmsg(db));
-        session->collector_pid = -1;
+        if (rc == MT_EFULL)
+            fprintf(stderr, "memtrace: writing %s failed: disk full or file size limit reached; recording stopped, "
+                    "the program keeps running untraced\n", output);
+        else
+            fprintf(stderr, "memtrace: writing %s failed: %s (%s); recording stopped, the program keeps running "
+                    "untraced\n", output, mt_strerror(rc), mt_db_errmsg(db));
+        session->collector_pid = -1; /* the preload library stops tracing */
     }
     int status = 0;
     if (rc) {
-        /* database broken: wait for the program, do not kill it */
+        /* database broken: wait for the program, do not kill it; keep what
+         * was written before the failure */
         waitpid(child, &status, 0);
+        mt_collector_free(col);
+        col = NULL;
+        salvage(db, output, rc);
     } else {
         rc = mt_collector_finish(col, &st);
         status = st.child_status;
