@@ -35,6 +35,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
@@ -129,6 +130,24 @@ static int resolve_program(const char *prog, char *out, size_t cap)
         if (!colon) break;
     }
     return seen ? MT_EPERM : MT_ENOENT;
+}
+
+/* Says so in one line when the loader will run PROGRAM in secure-execution
+ * mode (set-user-ID or set-group-ID to someone else, file capabilities),
+ * where it ignores LD_PRELOAD: nothing can be recorded by preloading. */
+static void warn_secure_exec(const char *prog)
+{
+    struct stat sb;
+    if (stat(prog, &sb) != 0) return;
+    const char *what = NULL;
+    if ((sb.st_mode & S_ISUID) && sb.st_uid != geteuid()) what = "set-user-ID";
+    else if ((sb.st_mode & S_ISGID) && (sb.st_mode & S_IXGRP) && sb.st_gid != getegid()) what = "set-group-ID";
+    else if (geteuid() != 0 && getxattr(prog, "security.capability", NULL, 0) > 0) what = "given file capabilities";
+    if (what)
+        fprintf(stderr,
+                "memtrace: warning: %s is %s: the loader ignores LD_PRELOAD for it, so nothing will be recorded "
+                "(trace a copy without that, or use a ptrace mode if this memtrace has one: memtrace help run)\n",
+                prog, what);
 }
 
 /* The preload library: $MEMTRACE_PRELOAD, or next to this executable, or in
@@ -361,6 +380,7 @@ int mt_cmd_run(int argc, char **argv)
                 rc == MT_ENOENT ? "no such program" : "not an executable file (permission denied)");
         return 127;
     }
+    warn_secure_exec(prog);
     char preload[PATH_MAX];
     if (find_preload(preload, sizeof preload)) {
         fprintf(stderr, "memtrace: cannot find libmemtrace_preload.so next to memtrace (set MEMTRACE_PRELOAD)\n");
