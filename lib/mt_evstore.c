@@ -330,9 +330,13 @@ static int place(mt_evstore_t *s, int64_t seq, const mt_evrow_t *ev)
 {
     if (seq < s->base) return ev ? put_late(s, ev) : 0;
     if (seq >= s->base + (int64_t)RING_SIZE) {
-        /* a gap has stalled the ring for a whole window: step over it */
-        int rc = drain_ring(s, seq - RING_SIZE + 1);
+        /* a gap has stalled the ring for a whole window: step over it.
+         * Past one window every slot is empty: jump, so that a wild seq (a
+         * damaged target's) costs one window, not a step per number */
+        int64_t upto = seq - (int64_t)RING_SIZE + 1, lim = s->base + (int64_t)RING_SIZE;
+        int rc = drain_ring(s, upto < lim ? upto : lim);
         if (rc) return rc;
+        if (s->base < upto) s->base = upto;
     }
     slot_t *sl = &s->ring[(uint64_t)seq & (RING_SIZE - 1)];
     if (sl->seq != RING_EMPTY) return ev ? put_late(s, ev) : 0; /* duplicate seq: keep it anyway */
