@@ -4,7 +4,7 @@
 #
 # usage: bash scripts/fuzz.sh [SECONDS] [TARGET...]
 #   SECONDS  per target (default 60); TARGET: fuzz_pynames, fuzz_evstore,
-#            fuzz_dbread (default: all)
+#            fuzz_dbread, fuzz_collector (default: all)
 #
 # Builds build-fuzz/ with clang, libFuzzer, AddressSanitizer and UBSan
 # (-DMEMTRACE_FUZZ=ON -DMEMTRACE_SANITIZE=ON), fuzzes each target starting
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(fuzz_pynames fuzz_evstore fuzz_dbread)
+((${#targets[@]})) || targets=(fuzz_pynames fuzz_evstore fuzz_dbread fuzz_collector)
 command -v clang >/dev/null || { echo "fuzz.sh: clang is needed (Debian: apt-get install clang)" >&2; exit 1; }
 
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMEMTRACE_SANITIZE=ON -DMEMTRACE_FUZZ=ON >/dev/null
@@ -34,7 +34,9 @@ for t in "${targets[@]}"; do
     before=$(find "$corpus" -type f | wc -l)
     echo "fuzz.sh: $t for $secs s (corpus: $before inputs)"
     # new inputs go to $new; the corpus is only read
-    "build-fuzz/tests/fuzz/${t}_fuzz" -max_total_time="$secs" -timeout=20 -max_len=65536 -print_final_stats=1 \
+    # -print_funcs=0: no llvm-symbolizer child, which the collector target
+    # (it waits for every child of its process) would wait for
+    "build-fuzz/tests/fuzz/${t}_fuzz" -max_total_time="$secs" -timeout=20 -max_len=65536 -print_final_stats=1 -print_funcs=0 \
         -artifact_prefix="$art" "$new" "$corpus" 2>"build-fuzz/$t.log" ||
         { tail -40 "build-fuzz/$t.log" >&2; echo "fuzz.sh: $t found a bug: input in $art" >&2; exit 1; }
     grep -E "^stat::number_of_executed_units|^Done" "build-fuzz/$t.log" || true
