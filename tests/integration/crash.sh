@@ -58,14 +58,8 @@ done
 
 # ---- killed from outside at a random moment ----
 export DIER_COUNTS=$WORK/spin.counts
-rm -f spin.counts out
-"$MEMTRACE" -q -o spin.db "$DIER" spin 0 3 >out 2>err &
-MPID=$!
-for _ in $(seq 1 400); do
-    grep -q ready out 2>/dev/null && break
-    sleep 0.05
-done
-assert_true "spin: the threads started" grep -q ready out
+rm -f spin.counts
+trace_bg spin.db "$DIER" spin 0 3
 sleep "0.$((RANDOM % 400 + 50))"
 target=$(pgrep -P "$MPID" -x dier | head -1)
 kill -KILL "$target"

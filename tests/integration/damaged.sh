@@ -89,12 +89,7 @@ for seed in $seeds; do
 done
 
 # ---- being recorded ----
-"$MEMTRACE" -q -o live.db "$PROGS/dier" spin 0 1 >out 2>err &
-MPID=$!
-for _ in $(seq 1 400); do
-    grep -q ready out 2>/dev/null && break
-    sleep 0.05
-done
+trace_bg live.db "$PROGS/dier" spin 0 1
 sleep 0.1
 refused live.db "while being recorded" "still being recorded, or its recording was cut off"
 kill -TERM "$MPID"
@@ -103,12 +98,7 @@ assert_eq "once memtrace finished it: summary reads it" 0 "$("$MEMTRACE" summary
 assert_eq "once memtrace finished it: integrity" ok "$(q live.db "PRAGMA integrity_check")"
 
 # ---- memtrace itself killed while recording ----
-"$MEMTRACE" -q -o cut.db "$PROGS/dier" spin 0 1 >out 2>err &
-MPID=$!
-for _ in $(seq 1 400); do
-    grep -q ready out 2>/dev/null && break
-    sleep 0.05
-done
+trace_bg cut.db "$PROGS/dier" spin 0 1
 sleep 0.1
 target=$(pgrep -P "$MPID" -x dier | head -1)
 kill -KILL "$MPID"

@@ -14,22 +14,16 @@
 source "$(dirname "$0")/lib.sh"
 export DIER_COUNTS=$WORK/counts
 
-# start DB MODE [setsid]: memtrace on "dier MODE 0 3" in the background;
-# waits for "ready"; MPID is memtrace's pid
+# start [--setsid] DB MODE: memtrace on "dier MODE 0 3" in the background,
+# once its threads run
 start() {
-    local db=$1 mode=$2
-    rm -f out counts
-    if [[ ${3:-} == setsid ]]; then
-        setsid "$MEMTRACE" -q -o "$db" "$PROGS/dier" "$mode" 0 3 >out 2>err &
-    else
-        "$MEMTRACE" -q -o "$db" "$PROGS/dier" "$mode" 0 3 >out 2>err &
+    local opt=()
+    if [[ $1 == --setsid ]]; then
+        opt=(--setsid)
+        shift
     fi
-    MPID=$!
-    for _ in $(seq 1 400); do
-        grep -q ready out 2>/dev/null && return 0
-        sleep 0.05
-    done
-    fail "$mode did not start"
+    rm -f counts
+    trace_bg "${opt[@]}" "$1" "$PROGS/dier" "$2" 0 3
 }
 
 # all_counted DB WHAT: per thread, the counted calls are in, plus at most 1
@@ -54,7 +48,7 @@ assert_eq "SIGTERM: process died of signal 15" "15|0" "$(q term.db "SELECT exit_
 assert_eq "SIGTERM: meta complete" 0 "$(meta term.db complete)"
 all_counted term.db SIGTERM
 
-start group.db spin setsid
+start --setsid group.db spin
 sleep 0.1
 kill -INT -- "-$MPID" # memtrace leads its own process group, as in a terminal
 RC=0

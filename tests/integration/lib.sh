@@ -65,6 +65,29 @@ trace() {
     if [[ -s $WORK/err ]]; then sed 's/^/memtrace stderr: /' "$WORK/err" >&2; fi
 }
 
+# trace_bg [--setsid] DB PROG [ARGS...]: starts `memtrace -q -o DB PROG
+# ARGS` in the background (with --setsid: as the leader of a new session
+# and process group, as a shell would start it), stdout to $WORK/out,
+# stderr to $WORK/err, and waits until the program has printed "ready".
+# MPID is memtrace's pid.
+trace_bg() {
+    local setsid=()
+    if [[ $1 == --setsid ]]; then
+        setsid=(setsid)
+        shift
+    fi
+    local db=$1 i
+    shift
+    rm -f "$WORK/out"
+    "${setsid[@]}" "$MEMTRACE" -q -o "$db" "$@" >"$WORK/out" 2>"$WORK/err" &
+    MPID=$!
+    for i in $(seq 1 400); do
+        grep -q ready "$WORK/out" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    fail "$* did not start"
+}
+
 # nlines FILE: number of lines in FILE
 nlines() { wc -l <"$1" | tr -d ' '; }
 
