@@ -243,6 +243,20 @@ typedef struct {
      MT_PAGE_ROUND((uint64_t)(slots) * sizeof(uint32_t)) + MT_NAMES_SIZE +      \
      (uint64_t)(nchunks) * MT_CHUNK_SIZE)
 
+/* Sets the offsets of a new region of `nchunks` chunks and `slots` trie
+ * slots (the layout above), its total size and its counts. */
+static inline void mt_region_layout(mt_region_t *r, uint32_t nchunks, uint32_t slots)
+{
+    r->nchunks = nchunks;
+    r->trie_slots = slots;
+    r->mod_off = MT_PAGE_ROUND(sizeof(mt_region_t));
+    r->trie_off = r->mod_off + MT_PAGE_ROUND((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t));
+    r->log_off = r->trie_off + MT_PAGE_ROUND((uint64_t)slots * sizeof(mt_trie_slot_t));
+    r->names_off = r->log_off + MT_PAGE_ROUND((uint64_t)slots * sizeof(uint32_t));
+    r->chunk_off = r->names_off + MT_NAMES_SIZE;
+    r->total_size = MT_REGION_SIZE(nchunks, slots);
+}
+
 static inline mt_chunk_t *mt_region_chunk(mt_region_t *r, uint32_t i)
 {
     return (mt_chunk_t *)((char *)r + r->chunk_off + (uint64_t)i * MT_CHUNK_SIZE);

@@ -747,15 +747,8 @@ static int create_region(int32_t parent_index, uint32_t flags)
     r->ppid = getppid();
     r->parent_region = parent_index;
     r->flags = flags;
-    r->nchunks = nchunks;
     r->start_ns = now_ns();
-    r->mod_off = MT_PAGE_ROUND(sizeof(mt_region_t));
-    r->trie_off = r->mod_off + MT_PAGE_ROUND((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t));
-    r->log_off = r->trie_off + MT_PAGE_ROUND((uint64_t)MT_TRIE_SLOTS * sizeof(mt_trie_slot_t));
-    r->names_off = r->log_off + MT_PAGE_ROUND((uint64_t)MT_TRIE_SLOTS * sizeof(uint32_t));
-    r->chunk_off = r->names_off + MT_NAMES_SIZE;
-    r->total_size = total;
-    r->trie_slots = MT_TRIE_SLOTS;
+    mt_region_layout(r, nchunks, MT_TRIE_SLOTS);
     ssize_t k = readlink("/proc/self/exe", r->exe, sizeof r->exe - 1);
     r->exe[k > 0 ? k : 0] = 0;
     read_small_file("/proc/self/cmdline", r->cmdline, sizeof r->cmdline, &r->cmdline_len);

@@ -74,14 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r->pid = child;
     r->ppid = getpid();
     r->parent_region = -1;
-    r->nchunks = nchunks;
-    r->mod_off = MT_PAGE_ROUND(sizeof(mt_region_t));
-    r->trie_off = r->mod_off + MT_PAGE_ROUND((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t));
-    r->log_off = r->trie_off + MT_PAGE_ROUND((uint64_t)slots * sizeof(mt_trie_slot_t));
-    r->names_off = r->log_off + MT_PAGE_ROUND((uint64_t)slots * sizeof(uint32_t));
-    r->chunk_off = r->names_off + MT_NAMES_SIZE;
-    r->total_size = total;
-    r->trie_slots = slots;
+    mt_region_layout(r, nchunks, slots);
     r->nnodes = nnodes;
     r->exit_status = 0;
     r->flags = MT_RG_EXITED;
