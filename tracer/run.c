@@ -496,6 +496,10 @@ int mt_cmd_run(int argc, char **argv)
     } else {
         rc = mt_collector_finish(col, &st);
         status = st.child_status;
+        /* after a second signal recording ended without waiting for the
+         * killed program: its status, unless the collector reaped it */
+        int killed_status;
+        if (g_stop >= 2 && waitpid(child, &killed_status, 0) == child) status = killed_status;
         if (rc) fprintf(stderr, "memtrace: finishing %s failed: %s (%s)\n", output, mt_strerror(rc), mt_db_errmsg(db));
     }
     uint64_t end = mono_ns();
