@@ -505,9 +505,12 @@ int mt_cmd_run(int argc, char **argv)
     uint64_t end = mono_ns();
     if (!rc) {
         /* a first signal is only passed on; a second one cut recording short */
-        if (g_stop >= 2 && !st.incomplete) {
+        if (g_stop >= 2) { /* the first cause to name, then what followed from it */
+            char then[sizeof st.reason];
+            snprintf(then, sizeof then, "%s", st.incomplete ? st.reason : "");
+            snprintf(st.reason, sizeof st.reason, "recording stopped by a second signal to memtrace%s%.180s%s",
+                     *then ? " (" : "", then, *then ? ")" : "");
             st.incomplete = 1;
-            snprintf(st.reason, sizeof st.reason, "recording stopped by a second signal to memtrace");
         }
         mt_db_meta_set_int(db, "duration_ns", (int64_t)(end - session->start_ns));
         mt_db_meta_set_int(db, "events", st.events);
