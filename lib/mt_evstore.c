@@ -414,7 +414,7 @@ static int build_level(mt_evstore_t *s, int dbfd, uint32_t *child, int64_t *key,
     while (i < nchild) {
         size_t start = i;
         uint32_t content = P;
-        uint32_t ncells = 0;
+        uint32_t ncells = 0, last = 0;
         memset(pg, 0, P);
         for (; i < nchild; i++) {
             if (i + 1 == nchild) break; /* last child of all: right-most */
@@ -427,6 +427,18 @@ static int build_level(mt_evstore_t *s, int dbfd, uint32_t *child, int64_t *key,
             memcpy(pg + content, cell, n);
             put16(pg + 12 + 2 * ncells, content);
             ncells++;
+            last = (uint32_t)n;
+        }
+        /* Key invariant: every interior page has a cell (SQLite reads one
+         * with only a right-most child as corrupt).  When this page would
+         * leave a single child for the next, it gives up its last cell,
+         * whose child becomes its right-most, and the next page gets two. */
+        if (i + 2 == nchild && ncells > 1) {
+            ncells--;
+            memset(pg + content, 0, last);
+            memset(pg + 12 + 2 * ncells, 0, 2);
+            content += last;
+            i--;
         }
         /* child i becomes this page's right-most pointer */
         uint32_t right = child[i];
