@@ -227,6 +227,43 @@ fail:
     return rc ? rc : MT_EIO;
 }
 
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Compares a memtrace file's size with the size its header declares
+ * (valid when the change counter equals version-valid-for):
+ *   shorter  the file was cut (a copy that stopped, a full disk): damaged;
+ *   longer   events are being written past the declared end: the trace is
+ *            being recorded, or its recorder was killed (mt_evstore.h).
+ * Other files are left to SQLite.  Returns 0 or MT_ECORRUPT with `err`. */
+static int check_size(const char *path, uint64_t size, char *err, size_t errlen)
+{
+    unsigned char h[100];
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t got = fread(h, 1, sizeof h, f);
+    fclose(f);
+    if (got != sizeof h || memcmp(h, "SQLite format 3", 16) != 0 || be32(h + 68) != MT_APPLICATION_ID) return 0;
+    uint64_t page = (uint32_t)h[16] << 8 | h[17];
+    if (page == 1) page = 65536;
+    uint64_t pages = be32(h + 28);
+    if (!pages || be32(h + 24) != be32(h + 92)) return 0;
+    if (size < pages * page) {
+        set_err(err, errlen, "%s: truncated: %llu of its %llu bytes are there (copy it again, or record again)",
+                path, (unsigned long long)size, (unsigned long long)(pages * page));
+        return MT_ECORRUPT;
+    }
+    if (size > pages * page) {
+        set_err(err, errlen,
+                "%s: still being recorded, or its recording was cut off (memtrace killed): no events can be "
+                "read until memtrace has finished it", path);
+        return MT_ECORRUPT;
+    }
+    return 0;
+}
+
 int mt_db_open(const char *path, int flags, mt_db_t **out, char *err, size_t errlen)
 {
     configure_once();
@@ -244,6 +281,8 @@ int mt_db_open(const char *path, int flags, mt_db_t **out, char *err, size_t err
         set_err(err, errlen, "%s: empty file, not a memtrace database", path);
         return MT_ENOTDB;
     }
+    int src = check_size(path, (uint64_t)sb.st_size, err, errlen);
+    if (src) return src;
     mt_db_t *db = calloc(1, sizeof *db);
     if (!db) return MT_ENOMEM;
     db->path = strdup(path);
@@ -270,7 +309,10 @@ int mt_db_open(const char *path, int flags, mt_db_t **out, char *err, size_t err
     if (rc) {
         ret = map_rc(rc);
         if (ret == MT_ESQL || ret == MT_ENOTDB) ret = MT_ENOTDB;
-        set_err(err, errlen, "%s: not a memtrace database (%s)", path, sqlite3_errmsg(db->h));
+        if (ret == MT_ECORRUPT)
+            set_err(err, errlen, "%s: damaged, cannot be read (%s)", path, sqlite3_errmsg(db->h));
+        else
+            set_err(err, errlen, "%s: not a memtrace database (%s)", path, sqlite3_errmsg(db->h));
         goto fail;
     }
     if (appid != MT_APPLICATION_ID) {
@@ -478,6 +520,21 @@ int mt_db_seal_events(mt_db_t *db, int64_t *count)
     }
     mt_evstore_free(ev);
     return ret;
+}
+
+int mt_db_salvage(mt_db_t *db, int64_t *count)
+{
+    if (!db->events || !mt_evstore_failed(db->events)) return mt_db_seal_events(db, count);
+    /* the stand-in's tables go into the file: room for twice their pages */
+    int64_t pages = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db->h, "PRAGMA page_count", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) pages = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    int rc = mt_evstore_make_room(db->events, (uint64_t)(pages + 16) * 2 * PAGE_SIZE);
+    if (rc) return rc;
+    return mt_db_seal_events(db, count);
 }
 
 int mt_db_build_indexes(mt_db_t *db)

@@ -75,6 +75,14 @@ int mt_db_skip_seq(mt_db_t *db, int64_t seq);
  * `count` when not NULL. */
 int mt_db_seal_events(mt_db_t *db, int64_t *count);
 
+/* mt_db_seal_events for a recording whose event writes failed (disk full,
+ * file size limit: mt_db_add_event returned MT_EFULL or MT_EIO): keeps the
+ * events written before the failure, dropping the newest of them as far as
+ * needed to make room for the rest of the database (the tables kept in
+ * memory: meta, processes, threads, markers...).  Without a failure it is
+ * mt_db_seal_events.  `count` (optional) gets the events kept. */
+int mt_db_salvage(mt_db_t *db, int64_t *count);
+
 /* Seals the events and builds the indexes of schemas/indexes.sql. */
 int mt_db_build_indexes(mt_db_t *db);
 

@@ -36,6 +36,9 @@ struct mt_evstore {
     uint32_t ncells, content; /* cells in page, start of cell content */
     int64_t page_max_rowid;
     int64_t *leaf_keys;     /* largest rowid of each written leaf */
+    int64_t *leaf_total;    /* events in leaves 0..i */
+    size_t durable;         /* leaves written to the file */
+    int failed;             /* the first write error: recording has stopped */
     size_t nleaves, capleaves;
     mt_evrow_t *late;
     size_t nlate, caplate;
@@ -219,12 +222,21 @@ static int write_all(int fd, const void *buf, size_t len, off_t off)
     return 0;
 }
 
+/* Writes the finished leaves.  On a write error the store keeps what was
+ * written before (the leaves of earlier batches) and takes no more. */
 static int flush_batch(mt_evstore_t *s)
 {
+    if (s->failed) return s->failed;
     if (!s->nbatch) return 0;
     uint64_t first = s->first_page - 1 + s->nleaves - s->nbatch;
     int rc = write_all(s->fd, s->batch, (size_t)s->nbatch * s->page_size, (off_t)(first * s->page_size));
     s->nbatch = 0;
+    if (rc) {
+        s->failed = rc;
+        s->nleaves = s->durable;
+    } else {
+        s->durable = s->nleaves;
+    }
     return rc;
 }
 
@@ -238,8 +250,12 @@ static int finish_leaf(mt_evstore_t *s)
         int64_t *k = realloc(s->leaf_keys, cap * sizeof *k);
         if (!k) return MT_ENOMEM;
         s->leaf_keys = k;
+        int64_t *t = realloc(s->leaf_total, cap * sizeof *t);
+        if (!t) return MT_ENOMEM;
+        s->leaf_total = t;
         s->capleaves = cap;
     }
+    s->leaf_total[s->nleaves] = s->count;
     s->leaf_keys[s->nleaves++] = s->page_max_rowid;
     page_reset(s);
     return s->nbatch == s->batch_cap ? flush_batch(s) : 0;
@@ -343,9 +359,13 @@ static int place(mt_evstore_t *s, int64_t seq, const mt_evrow_t *ev)
 {
     if (seq < s->base) return ev ? put_late(s, ev) : 0;
     if (seq >= s->base + (int64_t)RING_SIZE) {
-        /* a gap has stalled the ring for a whole window: step over it */
-        int rc = drain_ring(s, seq - RING_SIZE + 1);
+        /* a gap has stalled the ring for a whole window: step over it.
+         * Past one window every slot is empty: jump, so that a wild seq (a
+         * damaged target's) costs one window, not a step per number */
+        int64_t upto = seq - (int64_t)RING_SIZE + 1, lim = s->base + (int64_t)RING_SIZE;
+        int rc = drain_ring(s, upto < lim ? upto : lim);
         if (rc) return rc;
+        if (s->base < upto) s->base = upto;
     }
     slot_t *sl = &s->ring[(uint64_t)seq & (RING_SIZE - 1)];
     if (sl->seq != RING_EMPTY) return ev ? put_late(s, ev) : 0; /* duplicate seq: keep it anyway */
@@ -361,13 +381,17 @@ static int place(mt_evstore_t *s, int64_t seq, const mt_evrow_t *ev)
     return seq == s->base ? drain_ready(s) : 0;
 }
 
-int mt_evstore_add(mt_evstore_t *s, const mt_evrow_t *ev) { return place(s, ev->seq, ev); }
+int mt_evstore_add(mt_evstore_t *s, const mt_evrow_t *ev) { return s->failed ? s->failed : place(s, ev->seq, ev); }
 
-int mt_evstore_skip(mt_evstore_t *s, int64_t seq) { return place(s, seq, NULL); }
+int mt_evstore_skip(mt_evstore_t *s, int64_t seq) { return s->failed ? s->failed : place(s, seq, NULL); }
 
 int mt_evstore_flush(mt_evstore_t *s)
 {
     if (s->flushed) return 0;
+    if (s->failed) { /* what was written is all there is */
+        s->flushed = 1;
+        return 0;
+    }
     /* write whatever the ring still holds, in order, stepping over gaps */
     int64_t hi = s->base;
     for (uint32_t i = 0; i < RING_SIZE; i++)
@@ -385,7 +409,30 @@ const mt_evrow_t *mt_evstore_late(mt_evstore_t *s, size_t *n)
     return s->late;
 }
 
-int64_t mt_evstore_count(mt_evstore_t *s) { return s->count; }
+int64_t mt_evstore_count(mt_evstore_t *s)
+{
+    if (!s->failed) return s->count;
+    return s->nleaves ? s->leaf_total[s->nleaves - 1] : 0;
+}
+
+int mt_evstore_failed(mt_evstore_t *s) { return s->failed; }
+
+int mt_evstore_make_room(mt_evstore_t *s, uint64_t bytes)
+{
+    if (!s->failed) return 0;
+    uint64_t P = s->page_size;
+    for (;;) {
+        off_t end = (off_t)((s->first_page - 1 + s->nleaves) * P);
+        if (ftruncate(s->fd, end) != 0) return MT_EIO;
+        /* + the interior pages: hundreds of children each, a page per 64 is ample */
+        int e = posix_fallocate(s->fd, end, (off_t)(bytes + (s->nleaves / 64 + 4) * P));
+        if (ftruncate(s->fd, end) != 0) return MT_EIO;
+        if (e == 0) return 0;
+        if (e != ENOSPC && e != EFBIG && e != EDQUOT) return MT_EIO;
+        if (!s->nleaves) return MT_EFULL;
+        s->nleaves -= s->nleaves / 8 ? s->nleaves / 8 : 1; /* the newest events go first */
+    }
+}
 
 /* Builds one interior level over `nchild` children (page numbers `child`,
  * largest keys `key`), writing pages at `next_page`.. of the database, or
@@ -402,7 +449,7 @@ static int build_level(mt_evstore_t *s, int dbfd, uint32_t *child, int64_t *key,
     while (i < nchild) {
         size_t start = i;
         uint32_t content = P;
-        uint32_t ncells = 0;
+        uint32_t ncells = 0, last = 0;
         memset(pg, 0, P);
         for (; i < nchild; i++) {
             if (i + 1 == nchild) break; /* last child of all: right-most */
@@ -415,6 +462,18 @@ static int build_level(mt_evstore_t *s, int dbfd, uint32_t *child, int64_t *key,
             memcpy(pg + content, cell, n);
             put16(pg + 12 + 2 * ncells, content);
             ncells++;
+            last = (uint32_t)n;
+        }
+        /* Key invariant: every interior page has a cell (SQLite reads one
+         * with only a right-most child as corrupt).  When this page would
+         * leave a single child for the next, it gives up its last cell,
+         * whose child becomes its right-most, and the next page gets two. */
+        if (i + 2 == nchild && ncells > 1) {
+            ncells--;
+            memset(pg + content, 0, last);
+            memset(pg + 12 + 2 * ncells, 0, 2);
+            content += last;
+            i--;
         }
         /* child i becomes this page's right-most pointer */
         uint32_t right = child[i];
@@ -509,6 +568,7 @@ void mt_evstore_free(mt_evstore_t *s)
     free(s->batch);
     free(s->ring);
     free(s->leaf_keys);
+    free(s->leaf_total);
     free(s->late);
     free(s);
 }

@@ -85,6 +85,18 @@ const mt_evrow_t *mt_evstore_late(mt_evstore_t *s, size_t *n);
 /* Number of events stored in pages (late ones excluded). */
 int64_t mt_evstore_count(mt_evstore_t *s);
 
+/* After a write error (disk full, file size limit) the store takes no more
+ * events; the leaves written before it are kept, and mt_evstore_flush and
+ * mt_evstore_splice complete the table with them.  Returns that error, or
+ * 0 while none happened. */
+int mt_evstore_failed(mt_evstore_t *s);
+
+/* After a write error: drops the newest leaves until `bytes` more, and
+ * room for the interior pages, can be allocated at the end of the file,
+ * and truncates the file there.  0 when there is room (or
+ * no error happened), MT_EFULL when not even an empty table leaves room. */
+int mt_evstore_make_room(mt_evstore_t *s, uint64_t bytes);
+
 /* Completes the table in the database file, with its root at page `root`
  * (currently an empty leaf).  No SQLite connection may write the file
  * meanwhile.  Returns 0 or MT_EIO / MT_EFULL / MT_ECORRUPT. */

@@ -15,8 +15,11 @@ cd "$(dirname "$0")/.."
 # chromium and nodejs: the report page's browser test (tests/browser), which
 # also needs the npm command (Debian's npm package; a nodejs built elsewhere
 # may carry its own, which is as good).
+# clang: scripts/fuzz.sh (libFuzzer); libcap2-bin (setcap) and strace: cases
+# of tests/integration/secure.sh and hostile.sh.
 PACKAGES=(build-essential cmake pkg-config libsqlite3-dev sqlite3 libunwind-dev
-          libdw-dev libelf-dev libcmocka-dev python3 python3-dev chromium nodejs heaptrack strace)
+          libdw-dev libelf-dev libcmocka-dev python3 python3-dev chromium nodejs heaptrack
+          clang libcap2-bin strace)
 
 check_deps() {
     if ! command -v dpkg-query >/dev/null 2>&1; then

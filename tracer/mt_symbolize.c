@@ -741,7 +741,8 @@ int mt_symbolize(mt_db_t *db, long *nresolved)
         while (r1 < nrows && rows[r1].process_id == pid) r1++;
         for (; i < nframes && frames[i].process_id == pid; i++) {
             int got;
-            rc = symbolize_frame(upd, &files, rows + r0, r1 - r0, &frames[i], &got);
+            /* no modules at all: rows is NULL (NULL + 0 is undefined in C) */
+            rc = symbolize_frame(upd, &files, rows ? rows + r0 : NULL, r1 - r0, &frames[i], &got);
             if (rc) goto out;
             resolved += got;
         }

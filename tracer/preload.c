@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -202,8 +203,8 @@ static int next_chunk(tstate_t *t)
         if (spins == 0) __atomic_fetch_add(&r->chunk_waits, 1, __ATOMIC_RELAXED);
         struct timespec ts = {0, 100000};
         nanosleep(&ts, NULL);
-        if (spins % 1000 == 999 && g_session->collector_pid > 0 &&
-            kill(g_session->collector_pid, 0) != 0 && errno == ESRCH) {
+        if (spins % 1000 == 999 && (g_session->collector_pid <= 0 /* it gave up */ ||
+                                    (kill(g_session->collector_pid, 0) != 0 && errno == ESRCH))) {
             __atomic_or_fetch(&r->flags, MT_RG_DISABLED, __ATOMIC_RELAXED);
             __atomic_store_n(&g_state, ST_OFF, __ATOMIC_RELEASE);
             return -1;
@@ -637,6 +638,65 @@ static void scan_modules(void)
     spin_unlock(&g_region->mod_lock);
 }
 
+/* One line on stderr when a process cannot be traced (the program goes on
+ * untraced): "memtrace: process PID is not traced: WHAT (errno N)".
+ * hook context: no allocation (write only). */
+static void say_untraced(const char *what, int err)
+{
+    char line[160], num[24];
+    size_t o = 0;
+    const char *parts[] = {"memtrace: process ", NULL, " is not traced: ", what, " (errno ", NULL, ")\n"};
+    uint64_t vals[2] = {(uint64_t)getpid(), (uint64_t)err};
+    int v = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        const char *s = parts[i];
+        if (!s) { /* a number */
+            int k = 0;
+            uint64_t x = vals[v++];
+            do { num[k++] = (char)('0' + x % 10); x /= 10; } while (x && k < (int)sizeof num);
+            while (k && o < sizeof line) line[o++] = num[--k];
+            continue;
+        }
+        size_t n = strlen(s);
+        if (n > sizeof line - o) n = sizeof line - o;
+        memcpy(line + o, s, n);
+        o += n;
+    }
+    ssize_t w = write(2, line, o);
+    (void)w;
+}
+
+/* Gives the region file its size.  A program may have lowered its own
+ * RLIMIT_FSIZE below it (ftruncate past the limit raises SIGXFSZ, which
+ * would kill the program): the soft limit is raised to the hard one for the
+ * call, and when even that is too low the call fails with SIGXFSZ ignored.
+ * Only at process start (constructor, fork child): one thread.
+ * hook context: no allocation. */
+static int size_region(int fd, uint64_t total)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= total)
+        return ftruncate(fd, (off_t)total);
+    struct rlimit raised = {rl.rlim_max, rl.rlim_max};
+    if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= total) {
+        if (setrlimit(RLIMIT_FSIZE, &raised) != 0) return -1;
+        int rc = ftruncate(fd, (off_t)total);
+        int e = errno;
+        setrlimit(RLIMIT_FSIZE, &rl);
+        errno = e;
+        return rc;
+    }
+    struct sigaction ign, old;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGXFSZ, &ign, &old);
+    int rc = ftruncate(fd, (off_t)total); /* EFBIG, the signal discarded */
+    int e = errno;
+    sigaction(SIGXFSZ, &old, NULL);
+    errno = e;
+    return rc;
+}
+
 /* Creates this process image's region file and maps it.  Returns 0 or -1.
  * hook context: no allocation (open/ftruncate/mmap system calls only). */
 static int create_region(int32_t parent_index, uint32_t flags)
@@ -661,8 +721,12 @@ static int create_region(int32_t parent_index, uint32_t flags)
     uint32_t nchunks = MT_DEFAULT_CHUNKS;
     uint64_t total = MT_REGION_SIZE(nchunks, MT_TRIE_SLOTS);
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return -1;
-    if (ftruncate(fd, (off_t)total) != 0) {
+    if (fd < 0) {
+        say_untraced("cannot create its region file", errno);
+        return -1;
+    }
+    if (size_region(fd, total) != 0) {
+        say_untraced("cannot size its region file", errno);
         close(fd);
         unlink(path);
         return -1;
@@ -670,6 +734,7 @@ static int create_region(int32_t parent_index, uint32_t flags)
     void *p = raw_mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     if (p == MAP_FAILED) {
+        say_untraced("cannot map its region file", errno);
         unlink(path);
         return -1;
     }

@@ -36,6 +36,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
@@ -146,6 +147,29 @@ static int resolve_program(const char *prog, char *out, size_t cap)
         if (!colon) break;
     }
     return seen ? MT_EPERM : MT_ENOENT;
+}
+
+/* Says so in one line when the loader will run PROGRAM in secure-execution
+ * mode (set-user-ID or set-group-ID to someone else, file capabilities),
+ * where it ignores LD_PRELOAD: nothing can be recorded by preloading. */
+static void warn_secure_exec(const char *prog, int os_syscalls)
+{
+    struct stat sb;
+    if (stat(prog, &sb) != 0) return;
+    const char *what = NULL;
+    if ((sb.st_mode & S_ISUID) && sb.st_uid != geteuid()) what = "set-user-ID";
+    else if ((sb.st_mode & S_ISGID) && (sb.st_mode & S_IXGRP) && sb.st_gid != getegid()) what = "set-group-ID";
+    else if (geteuid() != 0 && getxattr(prog, "security.capability", NULL, 0) > 0) what = "given file capabilities";
+    if (what && os_syscalls)
+        fprintf(stderr,
+                "memtrace: warning: %s is %s: the loader ignores LD_PRELOAD for it, so only its OS layer is "
+                "recorded, and it runs without its privileges under ptrace (trace a copy without that)\n",
+                prog, what);
+    else if (what)
+        fprintf(stderr,
+                "memtrace: warning: %s is %s: the loader ignores LD_PRELOAD for it, so nothing will be recorded "
+                "(trace a copy without that, or record its OS layer with --os=syscalls)\n",
+                prog, what);
 }
 
 /* The preload library: $MEMTRACE_PRELOAD, or next to this executable, or in
@@ -288,6 +312,25 @@ static void catch_signals(void (*handler)(int, siginfo_t *, void *))
     sigemptyset(&sa.sa_mask);
     int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+}
+
+/* After a failed recording: marks the database incomplete and keeps the
+ * events written before the failure (mt_db_salvage); says what it kept. */
+static void salvage(mt_db_t *db, const char *output, int why)
+{
+    char reason[256];
+    snprintf(reason, sizeof reason, "recording stopped: writing the database failed (%s)",
+             why == MT_EFULL ? "disk full or file size limit reached" : mt_strerror(why));
+    mt_db_meta_set_int(db, "complete", 0);
+    mt_db_meta_set_text(db, "incomplete_reason", reason);
+    int64_t kept = 0;
+    int rc = mt_db_salvage(db, &kept);
+    if (!rc) rc = mt_db_meta_set_int(db, "events", kept);
+    if (rc)
+        fprintf(stderr, "memtrace: %s holds no events: %s\n", output, mt_strerror(rc));
+    else
+        fprintf(stderr, "memtrace: %s keeps the %lld events written before that, marked incomplete\n", output,
+                (long long)kept);
 }
 
 static char *join_args(char **argv)
@@ -458,6 +501,7 @@ int mt_cmd_run(int argc, char **argv)
                 rc == MT_ENOENT ? "no such program" : "not an executable file (permission denied)");
         return 127;
     }
+    warn_secure_exec(prog, os_syscalls || ptrace_only);
     if (!ptrace_only && mt_elf_is_static(prog) == 1) {
         fprintf(stderr, "memtrace: %s is statically linked: the preload library cannot work there; recording "
                         "with ptrace (--mode=ptrace: the OS layer only)\n", pargv[0]);
@@ -498,6 +542,9 @@ int mt_cmd_run(int argc, char **argv)
     close(go[0]);
     close(errp[1]);
     g_child = child;
+    /* past a file size limit (ulimit -f) a write fails with EFBIG instead of
+     * killing memtrace; the child's disposition is its own (it execs) */
+    signal(SIGXFSZ, SIG_IGN);
     mt_ptracer_t *tracer = NULL;
     if (os_syscalls) {
         /* seized before it may exec: its filter stops need us */
@@ -573,30 +620,45 @@ int mt_cmd_run(int argc, char **argv)
     rc = mt_collector_new(&cfg, &col);
     if (!rc) rc = mt_collector_run(col, &g_stop);
     if (rc) {
-        fprintf(stderr, "memtrace: writing %s failed: %s (%s); the program keeps running untraced\n", output,
-                mt_strerror(rc), mt_db_errmsg(db));
-        session->collector_pid = -1;
+        if (rc == MT_EFULL)
+            fprintf(stderr, "memtrace: writing %s failed: disk full or file size limit reached; recording stopped, "
+                    "the program keeps running untraced\n", output);
+        else
+            fprintf(stderr, "memtrace: writing %s failed: %s (%s); recording stopped, the program keeps running "
+                    "untraced\n", output, mt_strerror(rc), mt_db_errmsg(db));
+        session->collector_pid = -1; /* the preload library stops tracing */
     }
     int status = 0;
     mt_ptracer_stats_t pst;
     memset(&pst, 0, sizeof pst);
     if (rc) {
-        /* database broken: wait for the program, do not kill it */
+        /* database broken: wait for the program, do not kill it; keep what
+         * was written before the failure */
         if (tracer) mt_ptracer_join(tracer, &pst);
         else waitpid(child, &status, 0);
         tracer = NULL;
+        mt_collector_free(col);
+        col = NULL;
+        salvage(db, output, rc);
     } else {
         if (tracer) mt_ptracer_join(tracer, &pst); /* it has ended: the collector saw every exit */
         tracer = NULL;
         rc = mt_collector_finish(col, &st);
         status = st.child_status;
+        /* after a second signal recording ended without waiting for the
+         * killed program: its status, unless the collector reaped it */
+        int killed_status;
+        if (g_stop >= 2 && waitpid(child, &killed_status, 0) == child) status = killed_status;
         if (rc) fprintf(stderr, "memtrace: finishing %s failed: %s (%s)\n", output, mt_strerror(rc), mt_db_errmsg(db));
     }
     if (!rc) {
         /* a first signal is only passed on; a second one cut recording short */
-        if (g_stop >= 2 && !st.incomplete) {
+        if (g_stop >= 2) { /* the first cause to name, then what followed from it */
+            char then[sizeof st.reason];
+            snprintf(then, sizeof then, "%s", st.incomplete ? st.reason : "");
+            snprintf(st.reason, sizeof st.reason, "recording stopped by a second signal to memtrace%s%.180s%s",
+                     *then ? " (" : "", then, *then ? ")" : "");
             st.incomplete = 1;
-            snprintf(st.reason, sizeof st.reason, "recording stopped by a second signal to memtrace");
         }
         meta_end(db, &st, session);
         mt_db_meta_set_int(db, "collector_waits", st.chunk_waits);

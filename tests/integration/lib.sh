@@ -73,6 +73,29 @@ trace() {
     if [[ -s $WORK/err ]]; then sed 's/^/memtrace stderr: /' "$WORK/err" >&2; fi
 }
 
+# trace_bg [--setsid] DB PROG [ARGS...]: starts `memtrace -q -o DB PROG
+# ARGS` in the background (with --setsid: as the leader of a new session
+# and process group, as a shell would start it), stdout to $WORK/out,
+# stderr to $WORK/err, and waits until the program has printed "ready".
+# MPID is memtrace's pid.
+trace_bg() {
+    local setsid=()
+    if [[ $1 == --setsid ]]; then
+        setsid=(setsid)
+        shift
+    fi
+    local db=$1 i
+    shift
+    rm -f "$WORK/out"
+    "${setsid[@]}" "$MEMTRACE" -q -o "$db" "${TRACE_OPTS[@]}" "$@" >"$WORK/out" 2>"$WORK/err" &
+    MPID=$!
+    for i in $(seq 1 400); do
+        grep -q ready "$WORK/out" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    fail "$* did not start"
+}
+
 # nlines FILE: number of lines in FILE
 nlines() { wc -l <"$1" | tr -d ' '; }
 
@@ -151,6 +174,10 @@ compare_with_shim() {
         assert_eq "$label: os-domain events" "$os" "$(q "$db" "SELECT count(*) FROM events WHERE domain = 'os'")"
     fi
 }
+
+# counted_calls FILE SLOT: "tid calls" of thread SLOT in the counter file of
+# tests/programs/dier.c (DIER_COUNTS)
+counted_calls() { od -An -t d8 -j $(($2 * 16)) -N 16 "$1" | awk '{ print $1, $2 }'; }
 
 # finish: the test's verdict
 finish() {

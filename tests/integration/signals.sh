@@ -10,18 +10,11 @@
 #     130 and the database is intact.
 source "$(dirname "$0")/lib.sh"
 
-# start DB ARGS...: runs memtrace in the background, waits for "ready"
+# start DB ARGS...: memtrace on waiter in the background, once it is ready
 start() {
     local db=$1
     shift
-    rm -f out
-    "$MEMTRACE" -q -o "$db" "${TRACE_OPTS[@]}" "$PROGS/waiter" "$@" >out 2>err &
-    MPID=$!
-    for _ in $(seq 1 200); do
-        grep -q ready out 2>/dev/null && return 0
-        sleep 0.05
-    done
-    fail "waiter did not start"
+    trace_bg "$db" "$PROGS/waiter" "$@"
 }
 
 start term.db

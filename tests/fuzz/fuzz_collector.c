@@ -1,0 +1,156 @@
+/* fuzz_collector.c - fuzz target: the collector (tracer/collector.c) on a
+ * region whose contents a traced program could have damaged: records of
+ * any type, kind, sequence number, stack id and chunk fill level, a stack
+ * trie with any parents and states, any node log.
+ *
+ * Each input makes a session directory with one region file, as the
+ * preload library lays it out (lib/mt_shm.h) but with 1 to 4 chunks and a
+ * trie of 1 to 256 slots, then runs the collector on it to the end
+ * (mt_collector_new, _run, _finish) with a child process that exits at
+ * once (/bin/true) as the "program".  The collector must not crash; when it
+ * finishes, every record of type event in the published part of a chunk is
+ * an event row, and the database passes PRAGMA integrity_check.
+ *
+ * Input: byte 0: chunks - 1 (mod 4); byte 1: trie slots - 1; bytes 2-5:
+ * nnodes (as published); byte 6: chunk states (2 bits each); then the trie
+ * slots (16 bytes each), the node log (4 bytes a slot); the rest fills the
+ * chunks' record areas in order; each chunk's `used` is its share of the
+ * bytes, or (state bit) anything from the next 8 bytes.  No modules (the
+ * symbolizer would open the files they name).
+ */
+#define _GNU_SOURCE
+#include "fuzz.h"
+#include "mt_collector.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 7) return 0;
+    uint32_t nchunks = data[0] % 4 + 1, slots = (uint32_t)data[1] + 1;
+    uint32_t nnodes = le32(data + 2);
+    uint8_t states = data[6];
+    size_t o = 7;
+
+    char dir[128], path[192], dbpath[192];
+    snprintf(dir, sizeof dir, "%s/fuzz_collector.%d.XXXXXX", access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm",
+             (int)getpid());
+    CHECK(mkdtemp(dir));
+    snprintf(dbpath, sizeof dbpath, "%s.db", dir);
+
+    /* the "program": gone at once (posix_spawn, not fork: a fork child of
+     * this multi-threaded, sanitized process can deadlock before it exits) */
+    pid_t child;
+    char *targv[] = {"true", NULL};
+    CHECK(posix_spawn(&child, "/bin/true", NULL, NULL, targv, environ) == 0);
+
+    mt_session_t *session = calloc(1, sizeof *session);
+    CHECK(session);
+    session->magic = MT_SESSION_MAGIC;
+    session->version = MT_SHM_VERSION;
+    session->collector_pid = getpid();
+    session->seq = 1;
+
+    uint64_t total = MT_REGION_SIZE(nchunks, slots);
+    snprintf(path, sizeof path, "%s/proc.%d.0", dir, (int)child);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    CHECK(fd >= 0 && ftruncate(fd, (off_t)total) == 0);
+    mt_region_t *r = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    CHECK(r != MAP_FAILED);
+    r->version = MT_SHM_VERSION;
+    r->pid = child;
+    r->ppid = getpid();
+    r->parent_region = -1;
+    mt_region_layout(r, nchunks, slots);
+    r->nnodes = nnodes;
+    r->exit_status = 0;
+    r->flags = MT_RG_EXITED;
+    memcpy(r->exe, "/fuzz/prog", 11);
+
+    size_t k = slots * sizeof(mt_trie_slot_t);
+    if (k > size - o) k = size - o;
+    memcpy(mt_region_trie(r), data + o, k);
+    o += k;
+    k = slots * sizeof(uint32_t);
+    if (k > size - o) k = size - o;
+    memcpy(mt_region_log(r), data + o, k);
+    o += k;
+
+    /* the records, shared out over the chunks */
+    size_t rest = size - o, share = (rest + nchunks - 1) / nchunks;
+    long want_events = 0;
+    for (uint32_t i = 0; i < nchunks; i++) {
+        mt_chunk_t *ch = mt_region_chunk(r, i);
+        size_t n = share < rest ? share : rest;
+        if (n > MT_CHUNK_DATA) n = MT_CHUNK_DATA;
+        memcpy(ch + 1, data + o, n);
+        uint32_t st = (states >> (2 * (i % 4))) & 3;
+        ch->state = st == 3 ? MT_CHUNK_OWNED : st; /* FREE, OWNED, FULL */
+        ch->tid = (int32_t)child + (int32_t)i;
+        ch->used = n;
+        if (st == 3 && n >= 8) memcpy(&ch->used, data + o, 8); /* any fill level at all */
+        if (ch->state != MT_CHUNK_FREE) {
+            uint64_t used = ch->used > MT_CHUNK_DATA ? MT_CHUNK_DATA : ch->used;
+            used -= used % sizeof(mt_rec_t);
+            const mt_rec_t *rec = (const mt_rec_t *)(ch + 1);
+            for (uint64_t j = 0; j < used / sizeof(mt_rec_t); j++) want_events += rec[j].type == MT_REC_EVENT;
+        }
+        o += n;
+        rest -= n;
+    }
+    __atomic_store_n(&r->magic, MT_REGION_MAGIC, __ATOMIC_RELEASE);
+    /* sequence numbers up to here are "taken" (the death marker uses it) */
+    session->seq = 1u << 20;
+
+    char err[256];
+    mt_db_t *db;
+    CHECK(mt_db_create(dbpath, &db, err, sizeof err) == 0);
+    mt_collector_cfg_t cfg = {dir, session, db, child, 0, NULL, NULL, NULL};
+    mt_collector_t *col = NULL;
+    volatile int stop = 0;
+    int rc = mt_collector_new(&cfg, &col);
+    CHECK(rc == 0);
+    rc = mt_collector_run(col, &stop);
+    CHECK(rc == 0);
+    mt_collector_stats_t st;
+    rc = mt_collector_finish(col, &st);
+    /* duplicate sequence numbers (possible only from a damaged target)
+     * make sealing fail: an error, not a crash */
+    if (rc == 0) {
+        if (st.events != want_events) fprintf(stderr, "events %lld, records %ld\n", (long long)st.events, want_events);
+        CHECK(st.events == want_events);
+    }
+    mt_collector_free(col);
+    mt_db_close(db);
+    if (rc == 0) {
+        CHECK(mt_db_open(dbpath, MT_DB_READONLY, &db, err, sizeof err) == 0);
+        mt_stmt_t *q;
+        CHECK(mt_stmt_prepare(db, "PRAGMA integrity_check", &q) == 0 && mt_stmt_step(q) == 1);
+        CHECK(strcmp(mt_stmt_text(q, 0), "ok") == 0);
+        mt_stmt_finalize(q);
+        CHECK(mt_stmt_prepare(db, "SELECT count(*) FROM event_data", &q) == 0 && mt_stmt_step(q) == 1);
+        CHECK(mt_stmt_int(q, 0) == want_events);
+        mt_stmt_finalize(q);
+        mt_db_close(db);
+    }
+    munmap(r, total);
+    unlink(path);
+    rmdir(dir);
+    unlink(dbpath);
+    free(session);
+    waitpid(child, NULL, WNOHANG);
+    return 0;
+}
