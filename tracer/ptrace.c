@@ -546,7 +546,12 @@ static task_t *task_new(mt_ptracer_t *t, pid_t tid)
     if (!k) return NULL;
     k->tid = tid;
     pid_t tgid = tid, ppid = 0;
-    task_ids(tid, &tgid, &ppid);
+    if (task_ids(tid, &tgid, &ppid) != 0) {
+        /* gone already (a short thread that exited before its creation
+         * was seen): no image of its own - it is not a new process */
+        t->tasks[t->ntasks++] = k;
+        return k;
+    }
     if (tgid != tid) {
         k->img = image_of_pid(t, tgid);
     } else {

@@ -26,7 +26,7 @@ CHUNK=$((MIB + 4096))
 # ---- osmaps ----
 trace os.db "$PROGS/osmaps"
 assert_eq "osmaps: exit status" 0 "$RC"
-assert_eq "osmaps: meta os_capture, complete" "syscalls|1" \
+assert_eq "osmaps: meta os_capture, complete (incomplete_reason: $(meta os.db incomplete_reason))" "syscalls|1" \
     "$(q os.db "SELECT (SELECT value FROM meta WHERE key = 'os_capture'), (SELECT value FROM meta WHERE key = 'complete')")"
 assert_true "osmaps: memtrace's own calls were left out and counted" test "$(meta os.db os_own_calls)" -gt 0
 main=$(q os.db "SELECT seq FROM marker_names WHERE kind = 'main_enter'")
