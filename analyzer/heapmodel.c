@@ -587,7 +587,7 @@ int mt_heap_leaks(const mt_heap_t *h, mt_heap_group_t **out, size_t *n)
 
 /* ---- replay ---- */
 
-static int load_threads(mt_heap_t *h, mt_db_t *db)
+int mt_heap_load_threads(mt_heap_t *h, mt_db_t *db)
 {
     mt_stmt_t *st;
     int rc = mt_stmt_prepare(db, "SELECT id, process_id FROM threads", &st);
@@ -606,7 +606,7 @@ int mt_heap_replay(mt_heap_t *h, mt_db_t *db, const mt_heap_replay_opts_t *opts)
     mt_stmt_t *st = NULL;
     if (opts->layer) h->layer = opts->layer;
     int rc = mt_progress_start(&prog, opts->progress, db);
-    if (!rc) rc = load_threads(h, db);
+    if (!rc) rc = mt_heap_load_threads(h, db);
     if (rc) goto out;
     rc = mt_stmt_prepare(db,
                          "SELECT seq, ts, kind, thread, addr, size, old_addr, stack, failed"

@@ -127,6 +127,10 @@ void mt_heap_destroy(mt_heap_t *h);
  * process 0.  mt_heap_replay does this from the threads table.
  * Returns 0 or MT_ENOMEM. */
 int mt_heap_set_thread(mt_heap_t *h, int64_t thread, int64_t process);
+/* mt_heap_set_thread for every row of the threads table (mt_heap_replay
+ * does it; a model fed by hand with mt_heap_feed needs it).  Returns 0,
+ * MT_ENOMEM or a database error. */
+int mt_heap_load_threads(mt_heap_t *h, mt_db_t *db);
 
 /* Applies one event (events must come in increasing seq).  `d` (may be
  * NULL) receives what it did.  Returns 0, or MT_ENOMEM when a map could not

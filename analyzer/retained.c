@@ -234,20 +234,6 @@ static int visit(void *arg, const mt_db_event_t *ev, const mt_heap_delta_t *d)
     return 0;
 }
 
-/* Tells models fed by hand (mt_heap_feed) which process each thread is in,
- * as mt_heap_replay does for its own. */
-static int register_threads(mt_db_t *db, mt_heap_t **hs, int n)
-{
-    mt_stmt_t *st;
-    int rc = mt_stmt_prepare(db, "SELECT id, process_id FROM threads", &st);
-    while (!rc && (rc = mt_stmt_step(st)) == 1) {
-        rc = 0;
-        for (int k = 0; k < n && !rc; k++) rc = mt_heap_set_thread(hs[k], mt_stmt_int(st, 0), mt_stmt_int(st, 1));
-    }
-    mt_stmt_finalize(st);
-    return rc < 0 ? rc : 0;
-}
-
 /* pymalloc's columns of a point: its totals now, added to the point (one
  * model per interpreter). */
 static void py_totals(const mt_pymodel_t *m, const mt_pymodel_geom_t *g, point_t *pt)
@@ -464,7 +450,8 @@ int mt_cmd_retained(int argc, char **argv)
         if ((rc = mt_heap_create(&p.py[k]))) goto fail;
         mt_heap_set_layer(p.py[k], k ? MT_DOM_pymem : MT_DOM_pyobj);
     }
-    if (py && (rc = register_threads(db, p.py, 2))) goto fail;
+    for (int k = 0; py && k < 2; k++)
+        if ((rc = mt_heap_load_threads(p.py[k], db))) goto fail;
     mt_heap_replay_opts_t ho = {.visit = visit, .arg = &p, .progress = c.progress};
     if ((rc = mt_heap_replay(h, db, &ho))) goto fail;
     emit_until(&p, INT64_MAX);

@@ -44,7 +44,6 @@
 #include "preload_int.h"
 
 #include <dlfcn.h>
-#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -681,22 +680,15 @@ static PyObject *atexit_callback(PyObject *self, PyObject *unused)
  * references). */
 static void at_finalize(void) { mt_pl_untraced(resolve_names, NULL); }
 
-/* The process's resident bytes without shared memory (RssAnon + RssFile of
- * /proc/self/status): memtrace's own record buffers are shared memory and
- * would count otherwise.  -1: unreadable. */
+/* The process's resident bytes without shared memory (mt_status_rss):
+ * memtrace's own record buffers are shared memory.  -1: unreadable. */
 static int64_t resident_bytes(void)
 {
     char buf[2048];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    const char *a = strstr(buf, "RssAnon:"), *f = strstr(buf, "RssFile:");
-    long long anon, file;
-    if (!a || !f || sscanf(a + 8, "%lld", &anon) != 1 || sscanf(f + 8, "%lld", &file) != 1) return -1;
-    return (int64_t)(anon + file) * 1024;
+    uint32_t len = 0;
+    uint64_t rss, vm;
+    mt_read_small_file("/proc/self/status", buf, sizeof buf, &len);
+    return len && mt_status_rss(buf, &rss, &vm) == 0 ? (int64_t)rss : -1;
 }
 
 static int audit_hook(const char *event, PyObject *args, void *ud)
