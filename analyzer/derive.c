@@ -182,8 +182,8 @@ static int build(mt_db_t *db, const char *progress, int64_t *rows)
         if ((fl & MT_KF_ALLOC) && addr) {
             /* an allocation at a live address: that block's end was not seen */
             if ((rc = end_block(&d, key, addr, seq, ts, -1, &dummy))) break;
-            blk_t nb = {mt_stmt_column_type(sel, 5) == MT_COL_NULL ? -1 : mt_stmt_int(sel, 5), seq, ts, thread,
-                        mt_stmt_column_type(sel, 7) == MT_COL_NULL ? 0 : mt_stmt_int(sel, 7), replaced, kind};
+            blk_t nb = {mt_stmt_int_or(sel, 5, -1), seq, ts, thread,
+                        mt_stmt_int_or(sel, 7, 0), replaced, kind};
             if ((rc = add_block(&d, key, addr, &nb))) break;
         }
         if ((seq & 0xffff) == 0) mt_progress_tick(&prog, seq);

@@ -623,7 +623,7 @@ int mt_layout_replay(mt_layout_t *m, mt_db_t *db, const mt_layout_replay_opts_t 
             .addr = (uint64_t)mt_stmt_int(st, 4),
             .value = mt_stmt_int(st, 5),
             .pool = (uint64_t)mt_stmt_int(st, 6),
-            .size_class = mt_stmt_column_type(st, 7) == MT_COL_NULL ? -1 : (int)mt_stmt_int(st, 7),
+            .size_class = mt_stmt_int_or(st, 7, -1),
         };
         if (opts->at_ts >= 0 && ev.ts > opts->at_ts) break;
         int64_t thread = mt_stmt_int(st, 3);

@@ -227,9 +227,9 @@ int mt_cmd_maps(int argc, char **argv)
             p->process = process;
         }
         uint64_t addr = (uint64_t)mt_stmt_int(st, 4), old = (uint64_t)mt_stmt_int(st, 6);
-        int64_t size = mt_stmt_column_type(st, 5) == MT_COL_NULL ? 0 : mt_stmt_int(st, 5);
+        int64_t size = mt_stmt_int_or(st, 5, 0);
         region_t nr = {addr, addr + (uint64_t)(size > 0 ? size : 0), seq, mt_stmt_int(st, 7),
-                       mt_stmt_column_type(st, 8) == MT_COL_NULL ? -1 : (int)mt_stmt_int(st, 8), 0};
+                       (int)mt_stmt_int_or(st, 8, -1), 0};
         events++;
         switch (kind) {
         case MT_EV_mmap:

@@ -340,7 +340,7 @@ int mt_pymodel_replay(mt_pymodel_t *m, mt_db_t *db, const mt_pymodel_replay_opts
         if (opts->before && (rc = opts->before(opts->arg, seq, ts, m))) goto out;
         int null_old = mt_stmt_column_type(st, 5) == MT_COL_NULL, null_failed = mt_stmt_column_type(st, 6) == MT_COL_NULL;
         if ((rc = mt_pymodel_feed(m, (int)mt_stmt_int(st, 2), (uint64_t)mt_stmt_int(st, 3),
-                                  mt_stmt_column_type(st, 4) == MT_COL_NULL ? 0 : mt_stmt_int(st, 4),
+                                  mt_stmt_int_or(st, 4, 0),
                                   null_old ? 0 : (uint64_t)mt_stmt_int(st, 5), null_failed ? 0 : (int)mt_stmt_int(st, 6))))
             goto out;
         if ((++n & 0xffff) == 0) mt_progress_tick(&prog, seq);
@@ -382,7 +382,7 @@ int mt_pymodel_interpreters(mt_db_t *db, int64_t **procs, mt_pymodel_geom_t **ge
         (*procs)[*n] = mt_stmt_int(st, 0);
         g->arena_size = mt_stmt_int(st, 1);
         g->pool_size = mt_stmt_int(st, 2);
-        g->classes = mt_stmt_column_type(st, 3) == MT_COL_NULL ? 0 : mt_stmt_int(st, 3);
+        g->classes = mt_stmt_int_or(st, 3, 0);
         const char *a = mt_stmt_text(st, 4);
         snprintf(g->allocator, sizeof g->allocator, "%s", a ? a : "");
         ++*n;

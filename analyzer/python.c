@@ -86,11 +86,6 @@ typedef struct {
     char note[256];
 } pyinfo_t;
 
-static int64_t col_int(mt_stmt_t *st, int col, int64_t dflt)
-{
-    return mt_stmt_column_type(st, col) == MT_COL_NULL ? dflt : mt_stmt_int(st, col);
-}
-
 static void col_text(mt_stmt_t *st, int col, char *buf, size_t len)
 {
     const char *t = mt_stmt_text(st, col);
@@ -121,23 +116,23 @@ static int read_info(mt_db_t *db, int64_t pid, pyinfo_t *pi, int *rcp)
         pi->pid = mt_stmt_int(st, 1);
         col_text(st, 2, pi->version, sizeof pi->version);
         col_text(st, 3, pi->allocator, sizeof pi->allocator);
-        pi->arena_size = col_int(st, 4, 0);
-        pi->pool_size = col_int(st, 5, 0);
-        pi->classes = col_int(st, 6, 0);
-        pi->small_max = col_int(st, 7, 0);
-        pi->frames = col_int(st, 8, 0);
-        pi->installs = col_int(st, 9, 0);
+        pi->arena_size = mt_stmt_int_or(st, 4, 0);
+        pi->pool_size = mt_stmt_int_or(st, 5, 0);
+        pi->classes = mt_stmt_int_or(st, 6, 0);
+        pi->small_max = mt_stmt_int_or(st, 7, 0);
+        pi->frames = mt_stmt_int_or(st, 8, 0);
+        pi->installs = mt_stmt_int_or(st, 9, 0);
         for (int g = 0; g < 3; g++) {
-            pi->threshold[g] = col_int(st, 10 + g, -1);
-            pi->before[g] = col_int(st, 13 + g, -1);
-            pi->after[g] = col_int(st, 16 + g, -1);
+            pi->threshold[g] = mt_stmt_int_or(st, 10 + g, -1);
+            pi->before[g] = mt_stmt_int_or(st, 13 + g, -1);
+            pi->after[g] = mt_stmt_int_or(st, 16 + g, -1);
         }
-        pi->callback_seq = col_int(st, 19, -1);
-        pi->stats_seq = col_int(st, 20, -1);
-        pi->allocated_blocks = col_int(st, 21, -1);
-        for (int k = 0; k < 4; k++) pi->arenas[k] = col_int(st, 22 + k, -1);
+        pi->callback_seq = mt_stmt_int_or(st, 19, -1);
+        pi->stats_seq = mt_stmt_int_or(st, 20, -1);
+        pi->allocated_blocks = mt_stmt_int_or(st, 21, -1);
+        for (int k = 0; k < 4; k++) pi->arenas[k] = mt_stmt_int_or(st, 22 + k, -1);
         col_text(st, 26, pi->note, sizeof pi->note);
-        pi->startup_rss = col_int(st, 27, -1);
+        pi->startup_rss = mt_stmt_int_or(st, 27, -1);
     }
     mt_stmt_finalize(st);
     *rcp = rc < 0 ? rc : 0;
@@ -309,7 +304,7 @@ static int marker_seq(mt_db_t *db, int64_t process, int kind, int64_t *out)
     if (rc) return rc;
     mt_stmt_bind_int(st, 1, process);
     mt_stmt_bind_int(st, 2, kind);
-    if ((rc = mt_stmt_step(st)) == 1) *out = col_int(st, 0, -1);
+    if ((rc = mt_stmt_step(st)) == 1) *out = mt_stmt_int_or(st, 0, -1);
     mt_stmt_finalize(st);
     return rc < 0 ? rc : 0;
 }
@@ -332,8 +327,8 @@ static int replay(mt_db_t *db, model_t *m, const char *progress)
         for (int p = 0; p < NPOINTS; p++)
             if (p != P_PEAK && !m->pt[p].taken && m->point_seq[p] >= 0 && seq > m->point_seq[p])
                 snapshot(m, p, m->point_seq[p], last_ts);
-        rc = feed(m, (int)mt_stmt_int(st, 2), (int)col_int(st, 3, 0), (uint64_t)mt_stmt_int(st, 4),
-                  col_int(st, 5, 0), (uint64_t)col_int(st, 6, 0), (int)col_int(st, 7, 0));
+        rc = feed(m, (int)mt_stmt_int(st, 2), (int)mt_stmt_int_or(st, 3, 0), (uint64_t)mt_stmt_int(st, 4),
+                  mt_stmt_int_or(st, 5, 0), (uint64_t)mt_stmt_int_or(st, 6, 0), (int)mt_stmt_int_or(st, 7, 0));
         if (rc) break;
         int64_t py = m->layer[MT_DOM_pymem].live_bytes + m->layer[MT_DOM_pyobj].live_bytes;
         if (py > m->py_peak) {
@@ -643,7 +638,7 @@ static int sec_gc(ctx_t *x)
     while ((rc = mt_stmt_step(st)) == 1) {
         int64_t g = mt_stmt_int(st, 0);
         if (g < 0 || g > 2) continue;
-        for (int k = 0; k < 5; k++) v[g][k] = col_int(st, k + 1, 0);
+        for (int k = 0; k < 5; k++) v[g][k] = mt_stmt_int_or(st, k + 1, 0);
     }
     /* columns: until atexit, after, collected, uncollectable, ns */
     mt_stmt_finalize(st);
@@ -757,7 +752,7 @@ static int chain_sizes(mt_db_t *db, int64_t process, int64_t first_seq, int64_t 
     int64_t cur = 0;
     while ((rc = mt_stmt_step(st)) == 1) {
         int kind = (int)mt_stmt_int(st, 0);
-        int64_t addr = mt_stmt_int(st, 1), old = col_int(st, 2, 0), size = col_int(st, 3, 0);
+        int64_t addr = mt_stmt_int(st, 1), old = mt_stmt_int_or(st, 2, 0), size = mt_stmt_int_or(st, 3, 0);
         int follows = *n == 0 || (kind == MT_EV_mem_realloc && old == cur);
         if (*n && kind == MT_EV_mem_free && addr == cur) break;
         if (!follows) continue;

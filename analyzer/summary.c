@@ -161,8 +161,8 @@ static int read_header(summary_t *s, mt_db_t *db)
         p->id = mt_stmt_int(st, 0);
         p->pid = mt_stmt_int(st, 1);
         p->exe = exe ? strdup(exe) : NULL;
-        p->exit_status = mt_stmt_column_type(st, 3) == MT_COL_NULL ? -1 : mt_stmt_int(st, 3);
-        p->exit_signal = mt_stmt_column_type(st, 4) == MT_COL_NULL ? -1 : mt_stmt_int(st, 4);
+        p->exit_status = mt_stmt_int_or(st, 3, -1);
+        p->exit_signal = mt_stmt_int_or(st, 4, -1);
         p->complete = mt_stmt_int(st, 5) != 0;
         s->free_null += mt_stmt_int(st, 6);
         s->lost_events += mt_stmt_int(st, 7);

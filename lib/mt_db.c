@@ -611,6 +611,10 @@ int mt_stmt_column_type(mt_stmt_t *st, int col)
     }
 }
 int64_t mt_stmt_int(mt_stmt_t *st, int col) { return sqlite3_column_int64(st->h, col); }
+int64_t mt_stmt_int_or(mt_stmt_t *st, int col, int64_t dflt)
+{
+    return mt_stmt_column_type(st, col) == MT_COL_NULL ? dflt : mt_stmt_int(st, col);
+}
 double mt_stmt_double(mt_stmt_t *st, int col) { return sqlite3_column_double(st->h, col); }
 const char *mt_stmt_text(mt_stmt_t *st, int col) { return (const char *)sqlite3_column_text(st->h, col); }
 const void *mt_stmt_blob(mt_stmt_t *st, int col, int *len)

@@ -112,6 +112,8 @@ int mt_stmt_columns(mt_stmt_t *st);
 const char *mt_stmt_column_name(mt_stmt_t *st, int col);
 int mt_stmt_column_type(mt_stmt_t *st, int col);
 int64_t mt_stmt_int(mt_stmt_t *st, int col);
+/* The integer in `col`, or `dflt` when it is NULL. */
+int64_t mt_stmt_int_or(mt_stmt_t *st, int col, int64_t dflt);
 double mt_stmt_double(mt_stmt_t *st, int col);
 /* Valid until the next step/reset/finalize; NULL for SQL NULL. */
 const char *mt_stmt_text(mt_stmt_t *st, int col);
