@@ -477,16 +477,15 @@ static int sec_startup(ctx_t *x)
     }
     int64_t rss = x->pi->startup_rss; /* read by the target at that moment */
     if (!rc && rss < 0) rc = rss_at(x->db, x->pi->process, s->seq, &rss);
-    if (!rc && !x->csv) {
-        char a[32], b[32], r[32];
-        printf("\n3. Start-up footprint: when the interpreter began the user's code (seq %" PRId64 ", %s)\n",
-               s->seq, mt_fmt_ns(a, sizeof a, s->ts));
-        printf("   pymalloc: %" PRId64 " arena%s (%s), %" PRId64 " pool%s in use; resident memory %s\n\n",
-               s->arenas, mt_cli_plural(s->arenas), mt_fmt_bytes(b, sizeof b, (double)s->arena_bytes), s->pools,
-               mt_cli_plural(s->pools), rss >= 0 ? mt_fmt_bytes(r, sizeof r, (double)rss) : "not sampled");
-        rc = mt_table_write(t, x->sf, 0, stdout, "  ");
-    } else if (!rc) {
-        rc = mt_table_write(t, x->sf, 1, stdout, NULL);
+    if (!rc) {
+        char a[32], b[32], r[32], title[256];
+        snprintf(title, sizeof title,
+                 "3. Start-up footprint: when the interpreter began the user's code (seq %" PRId64 ", %s)\n"
+                 "   pymalloc: %" PRId64 " arena%s (%s), %" PRId64 " pool%s in use; resident memory %s",
+                 s->seq, mt_fmt_ns(a, sizeof a, s->ts), s->arenas, mt_cli_plural(s->arenas),
+                 mt_fmt_bytes(b, sizeof b, (double)s->arena_bytes), s->pools, mt_cli_plural(s->pools),
+                 rss >= 0 ? mt_fmt_bytes(r, sizeof r, (double)rss) : "not sampled");
+        rc = emit(x, t, title);
     }
     mt_table_destroy(t);
     return rc;
@@ -656,16 +655,15 @@ static int sec_gc(ctx_t *x)
         mt_table_int(t, 6, x->csv ? v[g][4] : v[g][4] / 1000000);
         if (pi->before[g] >= 0) mt_table_int(t, 7, pi->before[g]);
     }
-    if (!rc && !x->csv) {
-        printf("\n5. When the garbage collector ran (thresholds %" PRId64 "/%" PRId64 "/%" PRId64
-               "): collections recorded until atexit\n"
-               "   and after it (at finalisation), gc.get_stats()'s count over the same span, and\n"
-               "   the collections before memtrace's callback went in\n",
-               pi->threshold[0], pi->threshold[1], pi->threshold[2]);
-        printf("\n");
-        rc = mt_table_write(t, x->sf, 0, stdout, "  ");
-    } else if (!rc) {
-        rc = mt_table_write(t, x->sf, 1, stdout, NULL);
+    if (!rc) {
+        char title[320];
+        snprintf(title, sizeof title,
+                 "5. When the garbage collector ran (thresholds %" PRId64 "/%" PRId64 "/%" PRId64
+                 "): collections recorded until atexit\n"
+                 "   and after it (at finalisation), gc.get_stats()'s count over the same span, and\n"
+                 "   the collections before memtrace's callback went in",
+                 pi->threshold[0], pi->threshold[1], pi->threshold[2]);
+        rc = emit(x, t, title);
     }
     mt_table_destroy(t);
     return rc;
