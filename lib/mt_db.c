@@ -418,6 +418,11 @@ int mt_db_add_event(mt_db_t *db, const mt_db_event_t *ev)
     return db->events ? mt_evstore_add(db->events, ev) : MT_EINVAL;
 }
 
+int64_t mt_db_event_window_end(const mt_db_t *db)
+{
+    return db->events ? mt_evstore_window_end(db->events) : INT64_MAX;
+}
+
 int mt_db_skip_seq(mt_db_t *db, int64_t seq)
 {
     return db->events ? mt_evstore_skip(db->events, seq) : MT_EINVAL;
@@ -516,6 +521,7 @@ int mt_db_seal_events(mt_db_t *db, int64_t *count)
         size_t nlate;
         const mt_db_event_t *late = mt_evstore_late(ev, &nlate);
         ret = insert_late(db, late, nlate);
+        if (!ret) ret = mt_db_meta_set_int(db, "late_events", (int64_t)nlate);
         if (count) *count = mt_evstore_count(ev) + (int64_t)nlate;
     }
     mt_evstore_free(ev);

@@ -67,6 +67,10 @@ typedef mt_evrow_t mt_db_event_t;
 int mt_db_add_event(mt_db_t *db, const mt_db_event_t *ev);
 /* Declares a sequence number used by something other than an event. */
 int mt_db_skip_seq(mt_db_t *db, int64_t seq);
+/* One past the highest sequence number mt_db_add_event takes in place now
+ * (mt_evstore_window_end); INT64_MAX when events do not go through the
+ * bulk writer. */
+int64_t mt_db_event_window_end(const mt_db_t *db);
 
 /* Moves the spooled events into the database: closes the connection,
  * splices the pages, reopens, inserts late events.  No statement of this

@@ -383,6 +383,8 @@ static int place(mt_evstore_t *s, int64_t seq, const mt_evrow_t *ev)
 
 int mt_evstore_add(mt_evstore_t *s, const mt_evrow_t *ev) { return s->failed ? s->failed : place(s, ev->seq, ev); }
 
+int64_t mt_evstore_window_end(const mt_evstore_t *s) { return s->base + (int64_t)RING_SIZE; }
+
 int mt_evstore_skip(mt_evstore_t *s, int64_t seq) { return s->failed ? s->failed : place(s, seq, NULL); }
 
 int mt_evstore_flush(mt_evstore_t *s)

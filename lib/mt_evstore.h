@@ -71,6 +71,12 @@ int mt_evstore_new(const char *db_path, uint32_t page_size, uint32_t first_page,
 /* Adds an event (any order).  Fails only on I/O errors (MT_EIO, MT_EFULL). */
 int mt_evstore_add(mt_evstore_t *s, const mt_evrow_t *ev);
 
+/* One past the highest seq that can be placed now without stepping over a
+ * gap still open at the bottom of the reorder window (an event with a seq
+ * at or above it forces the window forward, and the missing events then
+ * arrive "late"). */
+int64_t mt_evstore_window_end(const mt_evstore_t *s);
+
 /* Declares that `seq` belongs to no event (it was used by a marker). */
 int mt_evstore_skip(mt_evstore_t *s, int64_t seq);
 

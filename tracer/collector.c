@@ -40,6 +40,7 @@
 
 #define MT_COMMIT_EVENTS (1 << 20)
 #define LIVENESS_NS 20000000ull /* 20 ms */
+#define STALL_NS 20000000ull    /* 20 ms: a gap in the sequence that long is stepped over */
 
 typedef struct {
     int32_t tid;
@@ -52,6 +53,8 @@ typedef struct {
     char name[64];
     int64_t process_id;   /* processes.id = region index + 1 */
     uint64_t *consumed;   /* per chunk */
+    struct pending *pending; /* per chunk: drain_region's work list */
+    uint64_t stall_since; /* when the reorder window began to wait on a gap (0: not) */
     int closed;           /* drained after its process ended */
     int superseded;       /* its pid exec'd a newer image */
     int status_known;
@@ -150,6 +153,7 @@ void mt_collector_free(mt_collector_t *c)
         region_t *g = &c->regions[i];
         if (g->r) munmap(g->r, g->map_size);
         free(g->consumed);
+        free(g->pending);
         free(g->threads);
         free(g->stack_ids);
         mt_pyc_gc_free(&g->gc);
@@ -297,12 +301,34 @@ static int held_back(const mt_collector_t *c, const mt_rec_t *rec)
     return rec->ts > last && rec->ts - last < (1ull << 34);
 }
 
-/* Converts every published record of one region.  Returns the number of
- * records read, or a negative MT_E*. */
-static long drain_region(mt_collector_t *c, region_t *g)
+/* A chunk with records not read yet, and the seq of the first of them. */
+typedef struct pending {
+    uint32_t chunk;
+    uint64_t head;
+} pending_t;
+
+static int by_head(const void *a, const void *b)
+{
+    uint64_t x = ((const pending_t *)a)->head, y = ((const pending_t *)b)->head;
+    return (x > y) - (x < y);
+}
+
+/* Converts the published records of one region, chunk by chunk in the
+ * order of their first unread seq, and within the event store's reorder
+ * window (mt_db_event_window_end): a chunk stops at the first record
+ * beyond it and goes on in a later pass, once the gap below is filled.
+ * Chunks are claimed round-robin, so their index says nothing about their
+ * age; read in index order behind a busy program, a newer chunk pushed the
+ * window past an older one whose events then all went in "late", one
+ * SQLite INSERT each.  With `unlimited`, records beyond the window are read
+ * too (the window steps over the gap: a seq that no record will ever
+ * fill, or the end of the region).  Returns the number of records read, or
+ * a negative MT_E*; *blocked says whether the window held a chunk back. */
+static long drain_region(mt_collector_t *c, region_t *g, int unlimited, int *blocked)
 {
     mt_region_t *r = g->r;
     long n = 0;
+    size_t np = 0;
     for (uint32_t i = 0; i < r->nchunks; i++) {
         mt_chunk_t *ch = mt_region_chunk(r, i);
         uint32_t st = __atomic_load_n(&ch->state, __ATOMIC_ACQUIRE);
@@ -313,22 +339,72 @@ static long drain_region(mt_collector_t *c, region_t *g)
         uint64_t pos = g->consumed[i];
         if (pos < used) {
             const mt_rec_t *rec = (const mt_rec_t *)((const char *)(ch + 1) + pos);
-            int64_t tid_row;
-            int rc = thread_id(c, g, ch->tid, rec, &tid_row);
-            if (rc) return rc;
-            for (; pos < used; pos += sizeof(mt_rec_t), rec++, n++) {
-                if (held_back(c, rec)) break;
-                rc = store_record(c, g, tid_row, rec);
-                if (rc) return rc;
-            }
-            g->consumed[i] = pos;
+            g->pending[np++] = (pending_t){i, rec->seq};
+        } else if (st == MT_CHUNK_FULL) {
+            g->consumed[i] = 0;
+            __atomic_store_n(&ch->state, MT_CHUNK_FREE, __ATOMIC_RELEASE);
         }
-        if (st == MT_CHUNK_FULL && g->consumed[i] >= used) {
+    }
+    if (np > 1) qsort(g->pending, np, sizeof *g->pending, by_head);
+    for (size_t k = 0; k < np; k++) {
+        uint32_t i = g->pending[k].chunk;
+        mt_chunk_t *ch = mt_region_chunk(r, i);
+        uint32_t st = __atomic_load_n(&ch->state, __ATOMIC_ACQUIRE);
+        uint64_t used = __atomic_load_n(&ch->used, __ATOMIC_ACQUIRE);
+        if (used > MT_CHUNK_DATA) used = MT_CHUNK_DATA;
+        used -= used % sizeof(mt_rec_t);
+        uint64_t pos = g->consumed[i];
+        uint64_t end = unlimited ? UINT64_MAX : (uint64_t)mt_db_event_window_end(c->cfg.db);
+        const mt_rec_t *rec = (const mt_rec_t *)((const char *)(ch + 1) + pos);
+        int64_t tid_row;
+        int rc = thread_id(c, g, ch->tid, rec, &tid_row);
+        if (rc) return rc;
+        for (; pos < used; pos += sizeof(mt_rec_t), rec++, n++) {
+            if (held_back(c, rec)) break;
+            if (!unlimited && rec->seq >= end) {
+                /* the window moved while this chunk was read? */
+                end = (uint64_t)mt_db_event_window_end(c->cfg.db);
+                if (!unlimited && rec->seq >= end) {
+                    *blocked = 1;
+                    break;
+                }
+            }
+            rc = store_record(c, g, tid_row, rec);
+            if (rc) return rc;
+        }
+        g->consumed[i] = pos;
+        if (st == MT_CHUNK_FULL && pos >= used) {
             g->consumed[i] = 0;
             __atomic_store_n(&ch->state, MT_CHUNK_FREE, __ATOMIC_RELEASE);
         }
     }
     return n;
+}
+
+/* Drains one region until nothing more can be read.  A gap the window
+ * waited on for STALL_NS with nothing read is stepped over. */
+static long drain_region_all(mt_collector_t *c, region_t *g, int unlimited)
+{
+    long total = 0;
+    for (;;) {
+        int blocked = 0;
+        long n = drain_region(c, g, unlimited, &blocked);
+        if (n < 0) return n;
+        total += n;
+        if (!blocked) {
+            g->stall_since = 0;
+            break;
+        }
+        if (n > 0) {
+            g->stall_since = 0;
+            continue; /* the window moved: read what it now admits */
+        }
+        uint64_t now = mono_ns();
+        if (!g->stall_since) g->stall_since = now;
+        if (now - g->stall_since < STALL_NS) break;
+        unlimited = 1; /* nothing fills the gap: step over it */
+    }
+    return total;
 }
 
 static region_t *region_by_index(mt_collector_t *c, uint32_t index)
@@ -422,9 +498,11 @@ static int add_region(mt_collector_t *c, const char *name)
     memcpy(g->name, name, nlen + 1);
     g->process_id = (int64_t)r->index + 1;
     g->consumed = calloc(r->nchunks, sizeof *g->consumed);
+    g->pending = calloc(r->nchunks, sizeof *g->pending);
     g->stack_ids = calloc(r->trie_slots, sizeof *g->stack_ids);
-    if (!g->consumed || !g->stack_ids) {
+    if (!g->consumed || !g->pending || !g->stack_ids) {
         free(g->consumed);
+        free(g->pending);
         free(g->stack_ids);
         munmap(p, (size_t)sb.st_size);
         return MT_ENOMEM;
@@ -591,7 +669,7 @@ static int check_liveness(mt_collector_t *c, int force)
         if (!ended) continue;
         int crc = sample_clock(c, 1); /* its last records are all stamped before now */
         if (crc) return crc;
-        long rc = drain_region(c, g);
+        long rc = drain_region_all(c, g, 1);
         if (rc < 0) return (int)rc;
         g->closed = 1;
     }
@@ -608,7 +686,7 @@ int mt_collector_run(mt_collector_t *c, volatile int *stop)
         if ((rc = sample_clock(c, 0))) return rc;
         for (size_t i = 0; i < c->nregions; i++) {
             if (c->regions[i].closed) continue;
-            long n = drain_region(c, &c->regions[i]);
+            long n = drain_region_all(c, &c->regions[i], 0);
             if (n < 0) return (int)n;
             total += n;
         }

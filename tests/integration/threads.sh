@@ -43,6 +43,24 @@ assert_eq "times within the run" 0 \
     "$(q t4.db "SELECT count(*) FROM event_data WHERE ts < 0 OR ts > (SELECT value FROM meta WHERE key = 'duration_ns')")"
 assert_eq "thread_start markers" 4 "$(q t4.db "SELECT count(*) FROM marker_names WHERE kind = 'thread_start'")"
 
+# A collector that falls behind: stopped for half a second while 4 threads
+# keep filling the record region, by then past its first wrap-around, so
+# that chunk indexes no longer follow age.  The backlog is several times
+# the event store's reorder window; read oldest chunk first it goes in
+# place, none of it "late" (read in index order, most of it went in late,
+# one SQLite INSERT each).
+"$MEMTRACE" -q --os=hooks -o lag.db "$PROGS/threads4" 400000 >"$WORK/lag.out" 2>"$WORK/lag.err" &
+LAGPID=$!
+sleep 0.3
+kill -STOP "$LAGPID"
+sleep 0.5
+kill -CONT "$LAGPID"
+LAGRC=0
+wait "$LAGPID" || LAGRC=$?
+assert_eq "stopped collector: memtrace exit status" 0 "$LAGRC"
+assert_eq "stopped collector: mallocs" 1600000 "$(q lag.db "SELECT count(*) FROM event_data WHERE kind = 1")"
+assert_eq "stopped collector: the backlog went in in order (late_events)" 0 "$(meta lag.db late_events)"
+
 if [[ -n ${COUNT_SHIM:-} && -e ${COUNT_SHIM:-} ]]; then
     shim_counts t4.shim "$PROGS/threads4" || true
     compare_with_shim threads4 t4.shim t4.db heap # mapping calls: os_layer.sh
