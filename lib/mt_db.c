@@ -423,6 +423,8 @@ int64_t mt_db_event_window_end(const mt_db_t *db)
     return db->events ? mt_evstore_window_end(db->events) : INT64_MAX;
 }
 
+int mt_db_event_admit(mt_db_t *db, int64_t seq) { return db->events ? mt_evstore_admit(db->events, seq) : 0; }
+
 int mt_db_skip_seq(mt_db_t *db, int64_t seq)
 {
     return db->events ? mt_evstore_skip(db->events, seq) : MT_EINVAL;

@@ -71,6 +71,8 @@ int mt_db_skip_seq(mt_db_t *db, int64_t seq);
  * (mt_evstore_window_end); INT64_MAX when events do not go through the
  * bulk writer. */
 int64_t mt_db_event_window_end(const mt_db_t *db);
+/* mt_evstore_admit: makes room in the window for `seq`. */
+int mt_db_event_admit(mt_db_t *db, int64_t seq);
 
 /* Moves the spooled events into the database: closes the connection,
  * splices the pages, reopens, inserts late events.  No statement of this

@@ -385,6 +385,18 @@ int mt_evstore_add(mt_evstore_t *s, const mt_evrow_t *ev) { return s->failed ? s
 
 int64_t mt_evstore_window_end(const mt_evstore_t *s) { return s->base + (int64_t)RING_SIZE; }
 
+int mt_evstore_admit(mt_evstore_t *s, int64_t seq)
+{
+    if (s->failed) return s->failed;
+    int64_t upto = seq - (int64_t)RING_SIZE + 1;
+    if (upto <= s->base) return 0;
+    int64_t lim = s->base + (int64_t)RING_SIZE; /* past one window every slot is empty */
+    int rc = drain_ring(s, upto < lim ? upto : lim);
+    if (rc) return rc;
+    if (s->base < upto) s->base = upto;
+    return drain_ready(s);
+}
+
 int mt_evstore_skip(mt_evstore_t *s, int64_t seq) { return s->failed ? s->failed : place(s, seq, NULL); }
 
 int mt_evstore_flush(mt_evstore_t *s)

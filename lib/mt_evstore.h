@@ -77,6 +77,12 @@ int mt_evstore_add(mt_evstore_t *s, const mt_evrow_t *ev);
  * arrive "late"). */
 int64_t mt_evstore_window_end(const mt_evstore_t *s);
 
+/* Moves the window so that `seq` fits in it: what the ring holds below
+ * seq - window is written, the numbers missing there are given up (an
+ * event that comes for one later goes in "late").  For a caller that
+ * knows no published event fills the gap. */
+int mt_evstore_admit(mt_evstore_t *s, int64_t seq);
+
 /* Declares that `seq` belongs to no event (it was used by a marker). */
 int mt_evstore_skip(mt_evstore_t *s, int64_t seq);
 

@@ -40,7 +40,6 @@
 
 #define MT_COMMIT_EVENTS (1 << 20)
 #define LIVENESS_NS 20000000ull /* 20 ms */
-#define STALL_NS 20000000ull    /* 20 ms: a gap in the sequence that long is stepped over */
 
 typedef struct {
     int32_t tid;
@@ -54,7 +53,6 @@ typedef struct {
     int64_t process_id;   /* processes.id = region index + 1 */
     uint64_t *consumed;   /* per chunk */
     struct pending *pending; /* per chunk: drain_region's work list */
-    uint64_t stall_since; /* when the reorder window began to wait on a gap (0: not) */
     int closed;           /* drained after its process ended */
     int superseded;       /* its pid exec'd a newer image */
     int status_known;
@@ -321,10 +319,10 @@ static int by_head(const void *a, const void *b)
  * age; read in index order behind a busy program, a newer chunk pushed the
  * window past an older one whose events then all went in "late", one
  * SQLite INSERT each.  With `unlimited`, records beyond the window are read
- * too (the window steps over the gap: a seq that no record will ever
- * fill, or the end of the region).  Returns the number of records read, or
- * a negative MT_E*; *blocked says whether the window held a chunk back. */
-static long drain_region(mt_collector_t *c, region_t *g, int unlimited, int *blocked)
+ * too (the end of the region).  Returns the number of records read, or
+ * a negative MT_E*; *blocked gets the lowest seq the window held back
+ * (0: none). */
+static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t *blocked)
 {
     mt_region_t *r = g->r;
     long n = 0;
@@ -364,8 +362,8 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, int *blo
             if (!unlimited && rec->seq >= end) {
                 /* the window moved while this chunk was read? */
                 end = (uint64_t)mt_db_event_window_end(c->cfg.db);
-                if (!unlimited && rec->seq >= end) {
-                    *blocked = 1;
+                if (rec->seq >= end) {
+                    if (!*blocked || rec->seq < *blocked) *blocked = rec->seq;
                     break;
                 }
             }
@@ -381,28 +379,27 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, int *blo
     return n;
 }
 
-/* Drains one region until nothing more can be read.  A gap the window
- * waited on for STALL_NS with nothing read is stepped over. */
+/* Drains one region until nothing more can be read.  When the window held
+ * records back and nothing could be read below them, the numbers missing
+ * below the lowest of them are in no published record: the window steps
+ * over them (a seq taken and never used, or one whose record a thread has
+ * held back longer than it took the others to make a window of events;
+ * that one then goes in late). */
 static long drain_region_all(mt_collector_t *c, region_t *g, int unlimited)
 {
     long total = 0;
-    for (;;) {
-        int blocked = 0;
+    for (int admitted = 0;;) {
+        uint64_t blocked = 0;
         long n = drain_region(c, g, unlimited, &blocked);
         if (n < 0) return n;
         total += n;
-        if (!blocked) {
-            g->stall_since = 0;
-            break;
-        }
-        if (n > 0) {
-            g->stall_since = 0;
-            continue; /* the window moved: read what it now admits */
-        }
-        uint64_t now = mono_ns();
-        if (!g->stall_since) g->stall_since = now;
-        if (now - g->stall_since < STALL_NS) break;
-        unlimited = 1; /* nothing fills the gap: step over it */
+        if (!blocked) break;
+        if (n > 0) continue;
+        /* once: what is still held back then waits for a clock sample
+         * (held_back), which the next pass of the run loop takes */
+        if (admitted++) break;
+        int rc = mt_db_event_admit(c->cfg.db, (int64_t)blocked);
+        if (rc) return rc;
     }
     return total;
 }

@@ -95,14 +95,19 @@ static size_t (*real_usable_size)(void *);
 
 /* ---- per-thread state ---- */
 
-#define TCACHE_SLOTS 256
+/* The per-thread stack cache: 1024 stacks of up to 64 frames, 4-way set
+ * associative (direct-mapped, 207 distinct stacks - churn's - collided in
+ * half the lookups, and each miss walks the shared trie frame by frame). */
+#define TCACHE_SLOTS 1024
+#define TCACHE_WAYS 4
+#define TCACHE_SETS (TCACHE_SLOTS / TCACHE_WAYS)
 #define TCACHE_DEPTH 64
 
 typedef struct {
-    uint64_t hash;
-    uint32_t id, depth;
-    uint64_t ip[TCACHE_DEPTH];
-} tcache_entry_t;
+    uint64_t hash[TCACHE_WAYS];
+    uint32_t id[TCACHE_WAYS], depth[TCACHE_WAYS];
+    uint32_t victim; /* the way to replace next (round robin) */
+} tcache_set_t;
 
 struct tstate {
     mt_chunk_t *chunk;   /* owned chunk, NULL before the first record */
@@ -112,7 +117,8 @@ struct tstate {
     mt_region_t *region; /* region the chunk belongs to (fork check) */
     uint64_t stack_lo, stack_hi; /* this thread's stack: frame pointers must lie inside */
     uint64_t call_ts;    /* timestamp of the hook call in progress (0: not taken) */
-    tcache_entry_t cache[TCACHE_SLOTS];
+    tcache_set_t cache[TCACHE_SETS];
+    uint64_t cache_ip[TCACHE_SLOTS][TCACHE_DEPTH]; /* set * TCACHE_WAYS + way */
 };
 
 static __thread int t_in_hook __attribute__((tls_model("initial-exec")));
@@ -544,10 +550,12 @@ uint32_t mt_pl_stack_of(tstate_t *t, const uint64_t *ip, int n, uint16_t *flags)
     }
     for (; i < n; i++) l0 = (l0 + ip[i]) * 0x9e3779b97f4a7c15ull;
     uint64_t h = mix(l0 ^ (l1 << 1 | l1 >> 63) ^ (l2 << 2 | l2 >> 62) ^ (l3 << 3 | l3 >> 61));
-    tcache_entry_t *e = &t->cache[h % TCACHE_SLOTS];
-    if (e->id && e->hash == h && e->depth == (uint32_t)n &&
-        memcmp(e->ip, ip, (size_t)n * sizeof *ip) == 0)
-        return e->id;
+    uint32_t set = (uint32_t)(h % TCACHE_SETS);
+    tcache_set_t *cs = &t->cache[set];
+    for (uint32_t w = 0; w < TCACHE_WAYS; w++)
+        if (cs->hash[w] == h && cs->id[w] && cs->depth[w] == (uint32_t)n &&
+            memcmp(t->cache_ip[set * TCACHE_WAYS + w], ip, (size_t)n * sizeof *ip) == 0)
+            return cs->id[w];
 
     uint32_t id = 0;
     for (int i = n - 1; i >= 0; i--) { /* outermost first */
@@ -556,10 +564,11 @@ uint32_t mt_pl_stack_of(tstate_t *t, const uint64_t *ip, int n, uint16_t *flags)
         id = next;
     }
     if (n <= TCACHE_DEPTH && id) {
-        e->hash = h;
-        e->depth = (uint32_t)n;
-        e->id = id;
-        memcpy(e->ip, ip, (size_t)n * sizeof *ip);
+        uint32_t w = cs->victim++ % TCACHE_WAYS;
+        cs->hash[w] = h;
+        cs->depth[w] = (uint32_t)n;
+        cs->id[w] = id;
+        memcpy(t->cache_ip[set * TCACHE_WAYS + w], ip, (size_t)n * sizeof *ip);
     }
     return id;
 }
