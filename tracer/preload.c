@@ -218,19 +218,37 @@ static int next_chunk(tstate_t *t)
     }
 }
 
+/* The thread's next record slot in its chunk (claiming a new chunk when
+ * this one is full), or NULL when the record is lost (counted).  The hot
+ * hooks fill the slot in place and publish() it: a record built on the
+ * stack and copied cost a store-forwarding stall (8-byte stores read back
+ * as 16-byte loads).  hook context: no allocation. */
+static inline mt_rec_t *reserve(tstate_t *t)
+{
+    if (UNLIKELY(!t->chunk || t->pos + sizeof(mt_rec_t) > MT_CHUNK_DATA)) {
+        if (next_chunk(t) != 0) {
+            __atomic_fetch_add(&g_region->lost, 1, __ATOMIC_RELAXED);
+            return NULL;
+        }
+    }
+    return (mt_rec_t *)(void *)(t->data + t->pos);
+}
+
+/* Publishes the slot reserve() returned.  hook context: no allocation. */
+static inline void publish(tstate_t *t)
+{
+    t->pos += sizeof(mt_rec_t);
+    __atomic_store_n(&t->chunk->used, t->pos, __ATOMIC_RELEASE);
+}
+
 /* Appends one record to the thread's chunk and publishes it.
  * hook context: no allocation. */
 static inline void emit(tstate_t *t, const mt_rec_t *rec)
 {
-    if (UNLIKELY(!t->chunk || t->pos + sizeof *rec > MT_CHUNK_DATA)) {
-        if (next_chunk(t) != 0) {
-            __atomic_fetch_add(&g_region->lost, 1, __ATOMIC_RELAXED);
-            return;
-        }
-    }
-    memcpy(t->data + t->pos, rec, sizeof *rec);
-    t->pos += sizeof *rec;
-    __atomic_store_n(&t->chunk->used, t->pos, __ATOMIC_RELEASE);
+    mt_rec_t *slot = reserve(t);
+    if (!slot) return;
+    memcpy(slot, rec, sizeof *rec);
+    publish(t);
 }
 
 static inline uint64_t next_seq(void)
@@ -989,17 +1007,22 @@ static inline uint64_t call_ts(tstate_t *t)
 static inline void record(tstate_t *t, uint64_t seq, int kind, const void *addr, uint64_t size,
                           const void *old, int failed, int want_stack)
 {
-    mt_rec_t r;
-    r.type = MT_REC_EVENT;
-    r.kind = (uint8_t)kind;
-    r.flags = (uint16_t)((failed ? MT_RF_FAILED : 0) | (mt_t_via << MT_RF_VIA_SHIFT));
-    r.seq = seq;
-    r.ts = call_ts(t);
-    r.addr = (uint64_t)(uintptr_t)addr;
-    r.size = size;
-    r.old_addr = (uint64_t)(uintptr_t)old;
-    r.stack = want_stack ? capture_stack(t, &r.flags) : 0;
-    emit(t, &r);
+    uint16_t flags = (uint16_t)((failed ? MT_RF_FAILED : 0) | (mt_t_via << MT_RF_VIA_SHIFT));
+    uint64_t ts = call_ts(t);
+    uint32_t stack = want_stack ? capture_stack(t, &flags) : 0;
+    mt_rec_t *r = reserve(t);
+    if (LIKELY(r != NULL)) {
+        r->type = MT_REC_EVENT;
+        r->kind = (uint8_t)kind;
+        r->flags = flags;
+        r->stack = stack;
+        r->seq = seq;
+        r->ts = ts;
+        r->addr = (uint64_t)(uintptr_t)addr;
+        r->size = size;
+        r->old_addr = (uint64_t)(uintptr_t)old;
+        publish(t);
+    }
     if (UNLIKELY(mt_py_watching)) mt_py_watch();
 }
 
@@ -1025,17 +1048,19 @@ void mt_pl_untraced(void (*fn)(void *), void *arg)
 void mt_pl_event(tstate_t *t, uint64_t seq, int kind, const void *addr, uint64_t size, const void *old, int failed,
                  unsigned via, uint32_t stack, uint16_t flags)
 {
-    mt_rec_t r;
-    r.type = MT_REC_EVENT;
-    r.kind = (uint8_t)kind;
-    r.flags = (uint16_t)(flags | (failed ? MT_RF_FAILED : 0) | (via << MT_RF_VIA_SHIFT));
-    r.seq = seq;
-    r.ts = call_ts(t);
-    r.addr = (uint64_t)(uintptr_t)addr;
-    r.size = size;
-    r.old_addr = (uint64_t)(uintptr_t)old;
-    r.stack = stack;
-    emit(t, &r);
+    uint64_t ts = call_ts(t);
+    mt_rec_t *r = reserve(t);
+    if (UNLIKELY(!r)) return;
+    r->type = MT_REC_EVENT;
+    r->kind = (uint8_t)kind;
+    r->flags = (uint16_t)(flags | (failed ? MT_RF_FAILED : 0) | (via << MT_RF_VIA_SHIFT));
+    r->stack = stack;
+    r->seq = seq;
+    r->ts = ts;
+    r->addr = (uint64_t)(uintptr_t)addr;
+    r->size = size;
+    r->old_addr = (uint64_t)(uintptr_t)old;
+    publish(t);
 }
 
 void mt_pl_marker(tstate_t *t, int marker, uint64_t value) { record_marker(t, marker, value); }
