@@ -54,11 +54,12 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include "mt_clock.h"
 #include "pym.h"
 
 #define MT_SESSION_MAGIC 0x4d54534553534e31ULL /* "MTSESSN1" */
 #define MT_REGION_MAGIC  0x4d54524547494f31ULL /* "MTREGIO1" */
-#define MT_SHM_VERSION   5
+#define MT_SHM_VERSION   6
 
 #define MT_CHUNK_SIZE     (64u * 1024u)
 #define MT_DEFAULT_CHUNKS 1024u     /* 64 MiB of address space per process */
@@ -86,6 +87,9 @@ enum { MT_UNWIND_AUTO = 0, MT_UNWIND_FP = 1, MT_UNWIND_DWARF = 2 };
 #define MT_OPT_PY_ON 8u       /* --python=on: say so when no interpreter is found */
 #define MT_OPT_PY_NATIVE 16u  /* --python-native: full native stacks for Python-domain events */
 #define MT_OPT_TSC 32u        /* record ts are time-stamp counter ticks (lib/mt_clock.h) */
+#define MT_OPT_PRECISE_TS 128u /* --precise-times: every record reads the clock itself
+                               * (by default heap events take the session's shared
+                               * clock word, mt_session_t.clock) */
 #define MT_OPT_OS_SYSCALLS 64u /* --os=syscalls: the launcher records mmap, munmap, mremap,
                                * brk and madvise as system calls (tracer/ptrace.c); the
                                * preload library leaves them alone and tells the launcher,
@@ -113,7 +117,29 @@ typedef struct {
     uint64_t seq;             /* next sequence number (atomic), own cache line */
     uint8_t pad1[56];
     uint32_t region_count;    /* regions created so far (atomic) */
+    uint8_t pad2[60];
+    /* The shared clock: the launcher stores the time (in the units of
+     * record ts: TSC ticks with MT_OPT_TSC, else ns) here every
+     * MT_CLOCK_PERIOD_NS; a hook reads it (one load, mostly from its own
+     * cache) instead of the time-stamp counter, which cost the hot hooks
+     * 10-40 ns an event.  0: not ticking (read the clock instead).  Own
+     * cache line. */
+    uint64_t clock;
+    uint8_t pad3[56];
 } mt_session_t;
+
+#define MT_CLOCK_PERIOD_NS 100000u /* the shared clock's step: 100 us */
+
+/* The time for a record: the shared clock while it ticks, else a reading
+ * of the clock in the session's units.  All records of a process - the
+ * preload library's and the system-call tracer's - take it from the same
+ * word, so one thread's times follow its order. */
+static inline uint64_t mt_session_now(const mt_session_t *s)
+{
+    uint64_t c = __atomic_load_n(&s->clock, __ATOMIC_RELAXED);
+    if (c) return c;
+    return (s->opt.flags & MT_OPT_TSC) ? mt_clock_rdtsc() : mt_clock_mono_ns();
+}
 
 /* Chunk states */
 enum { MT_CHUNK_FREE = 0, MT_CHUNK_OWNED = 1, MT_CHUNK_FULL = 2 };

@@ -167,10 +167,10 @@ static void hello(uint64_t op, uint64_t a, uint64_t b)
 
 static inline uint64_t now_ns(void) { return mt_clock_mono_ns(); }
 
-/* A record's timestamp: TSC ticks or ns (mt_clock.h); the collector
- * converts.  hook context: no allocation, no system call. */
-static int g_tsc;
-static inline uint64_t now_ts(void) { return LIKELY(g_tsc) ? mt_clock_rdtsc() : mt_clock_mono_ns(); }
+/* A record's timestamp: the session's shared clock, or TSC ticks or ns
+ * with --precise-times (mt_session_now); the collector converts.
+ * hook context: no allocation, no system call. */
+static inline uint64_t now_ts(void) { return mt_session_now(g_session); }
 uint64_t mt_pl_now(void) { return now_ts(); }
 
 /* ---- chunks ---- */
@@ -846,7 +846,6 @@ static void init_tracing(void)
                 if (g_depth > MT_MAX_DEPTH) g_depth = MT_MAX_DEPTH;
                 g_opt_flags = g_session->opt.flags;
                 g_unwind = g_session->opt.unwind;
-                g_tsc = (g_opt_flags & MT_OPT_TSC) != 0;
                 g_os_syscalls = (g_opt_flags & MT_OPT_OS_SYSCALLS) != 0;
                 execed = earlier_image();
                 ok = create_region(-1, execed ? MT_RG_EXECED : 0) == 0;

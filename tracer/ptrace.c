@@ -183,7 +183,7 @@ out:
  * when the session uses them, else CLOCK_MONOTONIC ns), as the hooks'. */
 uint64_t mt_pt_record_ts(const mt_ptracer_t *t)
 {
-    return (t->cfg.session->opt.flags & MT_OPT_TSC) ? mt_clock_rdtsc() : mt_clock_mono_ns();
+    return mt_session_now(t->cfg.session);
 }
 
 uint64_t mt_pt_mono_ns(void)

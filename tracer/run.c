@@ -28,6 +28,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +101,10 @@ void mt_usage_run(FILE *out)
             "                         main on (default 0: at exit only)\n"
             "      --rss-interval MS  sample resident memory every MS milliseconds\n"
             "                         (default %d, 0 = never)\n"
+            "      --precise-times    stamp every record with its own reading of the\n"
+            "                         clock (default: records carry a clock that memtrace\n"
+            "                         advances every 100 us, at a fraction of the cost\n"
+            "                         per event)\n"
             "  -q, --quiet            do not print the closing line\n"
             "  -h, --help             show this text\n"
             "\n"
@@ -215,6 +220,57 @@ static uint64_t mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the shared clock (mt_session_t.clock) ----
+ * A thread of the launcher stores the time in the session every
+ * MT_CLOCK_PERIOD_NS; the preload library's heap hooks read it instead of
+ * the time-stamp counter. */
+
+typedef struct {
+    mt_session_t *session;
+    int tsc;             /* store TSC ticks (MT_OPT_TSC), else CLOCK_MONOTONIC ns */
+    volatile int stop;
+    int running;
+    pthread_t thread;
+} ticker_t;
+
+static void *ticker_main(void *arg)
+{
+    ticker_t *k = arg;
+    prctl(PR_SET_TIMERSLACK, 1000ul); /* wake within a microsecond, not the default 50 */
+    struct timespec period = {0, MT_CLOCK_PERIOD_NS};
+    while (!k->stop) {
+        __atomic_store_n(&k->session->clock, k->tsc ? mt_clock_rdtsc() : mt_clock_mono_ns(), __ATOMIC_RELAXED);
+        nanosleep(&period, NULL);
+    }
+    return NULL;
+}
+
+/* Starts the clock unless --precise-times; without it (no thread) the hooks
+ * read the clock themselves. */
+static void ticker_start(ticker_t *k, mt_session_t *session)
+{
+    memset(k, 0, sizeof *k);
+    if (session->opt.flags & MT_OPT_PRECISE_TS) return;
+    k->session = session;
+    k->tsc = (session->opt.flags & MT_OPT_TSC) != 0;
+    /* ticking before the program's first record: a record stamped by the
+     * clock itself while the word was still 0 would be ahead of the word */
+    __atomic_store_n(&session->clock, k->tsc ? mt_clock_rdtsc() : mt_clock_mono_ns(), __ATOMIC_RELAXED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* signals are the main thread's */
+    k->running = pthread_create(&k->thread, NULL, ticker_main, k) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void ticker_stop(ticker_t *k)
+{
+    if (!k->running) return;
+    k->stop = 1;
+    pthread_join(k->thread, NULL);
+    k->running = 0;
 }
 
 /* Session directory and file.  Returns the mapped session or NULL. */
@@ -389,6 +445,7 @@ int mt_cmd_run(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},
         {"stack-depth", required_argument, NULL, 'd'},
         {"no-stacks", no_argument, NULL, 'n'},
+        {"precise-times", no_argument, NULL, 'T'},
         {"free-stacks", no_argument, NULL, 'f'},
         {"unwind", required_argument, NULL, 'u'},
         {"allocator", required_argument, NULL, 'a'},
@@ -427,6 +484,7 @@ int mt_cmd_run(int argc, char **argv)
             break;
         }
         case 'n': opt.stack_depth = 0; break;
+        case 'T': opt.flags |= MT_OPT_PRECISE_TS; break;
         case 'f': opt.flags |= MT_OPT_FREE_STACKS; break;
         case 'a':
             if (!strcmp(optarg, "bundled")) opt.flags |= MT_OPT_BUNDLED;
@@ -542,6 +600,8 @@ int mt_cmd_run(int argc, char **argv)
     close(go[0]);
     close(errp[1]);
     g_child = child;
+    ticker_t ticker;
+    ticker_start(&ticker, session);
     /* past a file size limit (ulimit -f) a write fails with EFBIG instead of
      * killing memtrace; the child's disposition is its own (it execs) */
     signal(SIGXFSZ, SIG_IGN);
@@ -590,6 +650,7 @@ int mt_cmd_run(int argc, char **argv)
     free(cmd);
     mt_db_meta_set_text(db, "unwind", unwind_names[opt.unwind]);
     mt_db_meta_set_text(db, "allocator", opt.flags & MT_OPT_BUNDLED ? "bundled" : "libc");
+    mt_db_meta_set_int(db, "time_step_ns", opt.flags & MT_OPT_PRECISE_TS ? 0 : MT_CLOCK_PERIOD_NS);
     catch_signals(on_signal);
 
     /* let the child exec, and learn whether exec worked */
@@ -679,6 +740,7 @@ int mt_cmd_run(int argc, char **argv)
     }
     mt_collector_free(col);
     mt_db_close(db);
+    ticker_stop(&ticker);
     remove_session(dir);
     munmap(session, sizeof *session);
 
