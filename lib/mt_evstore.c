@@ -29,6 +29,7 @@ struct mt_evstore {
     int fd;
     uint32_t page_size;
     slot_t *ring;
+    size_t nring;           /* occupied slots: 0 lets in-order events skip the ring */
     int64_t base;           /* next seq to write */
     uint8_t *page;          /* leaf under construction */
     uint8_t *batch;         /* finished leaves not yet written to the database */
@@ -322,6 +323,7 @@ static int drain_ring(mt_evstore_t *s, int64_t upto)
                 if (rc) return rc;
             }
             sl->seq = RING_EMPTY;
+            s->nring--;
         }
         s->base++;
     }
@@ -330,7 +332,7 @@ static int drain_ring(mt_evstore_t *s, int64_t upto)
 
 static int drain_ready(mt_evstore_t *s)
 {
-    for (;;) {
+    while (s->nring) { /* (an empty ring: no slot to look at, no cache miss) */
         slot_t *sl = &s->ring[(uint64_t)s->base & (RING_SIZE - 1)];
         if (sl->seq != s->base) return 0;
         if (!sl->skip) {
@@ -338,8 +340,10 @@ static int drain_ready(mt_evstore_t *s)
             if (rc) return rc;
         }
         sl->seq = RING_EMPTY;
+        s->nring--;
         s->base++;
     }
+    return 0;
 }
 
 static int put_late(mt_evstore_t *s, const mt_evrow_t *ev)
@@ -376,6 +380,7 @@ static int place(mt_evstore_t *s, int64_t seq, const mt_evrow_t *ev)
         return drain_ready(s);
     }
     sl->seq = seq;
+    s->nring++;
     sl->skip = ev == NULL;
     if (ev) sl->ev = *ev;
     return seq == s->base ? drain_ready(s) : 0;

@@ -235,13 +235,26 @@ typedef struct {
     pthread_t thread;
 } ticker_t;
 
+/* Steps of MT_CLOCK_PERIOD_NS while the program makes events; after
+ * TICKER_IDLE_STEPS steps without one, steps of TICKER_IDLE_NS (a program
+ * that waits costs memtrace a thousand wake-ups a second, not ten
+ * thousand; its first event after the wait may carry a time up to 1 ms
+ * old). */
+#define TICKER_IDLE_STEPS 20
+#define TICKER_IDLE_NS 1000000l
+
 static void *ticker_main(void *arg)
 {
     ticker_t *k = arg;
     prctl(PR_SET_TIMERSLACK, 1000ul); /* wake within a microsecond, not the default 50 */
-    struct timespec period = {0, MT_CLOCK_PERIOD_NS};
+    uint64_t last_seq = 0;
+    unsigned quiet = 0;
     while (!k->stop) {
         __atomic_store_n(&k->session->clock, k->tsc ? mt_clock_rdtsc() : mt_clock_mono_ns(), __ATOMIC_RELAXED);
+        uint64_t seq = __atomic_load_n(&k->session->seq, __ATOMIC_RELAXED);
+        quiet = seq == last_seq ? quiet + 1 : 0;
+        last_seq = seq;
+        struct timespec period = {0, quiet > TICKER_IDLE_STEPS ? TICKER_IDLE_NS : (long)MT_CLOCK_PERIOD_NS};
         nanosleep(&period, NULL);
     }
     return NULL;
