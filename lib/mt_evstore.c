@@ -361,6 +361,15 @@ static int put_late(mt_evstore_t *s, const mt_evrow_t *ev)
 
 static int place(mt_evstore_t *s, int64_t seq, const mt_evrow_t *ev)
 {
+    if (seq == s->base) {
+        /* in order (the usual case): no copy through the ring, and no look
+         * at its slot (a cache miss an event: the ring is larger than the
+         * caches; the slot of base is always empty, drain_ready saw to it) */
+        int rc = ev ? append(s, ev) : 0;
+        if (rc) return rc;
+        s->base++;
+        return drain_ready(s);
+    }
     if (seq < s->base) return ev ? put_late(s, ev) : 0;
     if (seq >= s->base + (int64_t)RING_SIZE) {
         /* a gap has stalled the ring for a whole window: step over it.
@@ -373,17 +382,11 @@ static int place(mt_evstore_t *s, int64_t seq, const mt_evrow_t *ev)
     }
     slot_t *sl = &s->ring[(uint64_t)seq & (RING_SIZE - 1)];
     if (sl->seq != RING_EMPTY) return ev ? put_late(s, ev) : 0; /* duplicate seq: keep it anyway */
-    if (seq == s->base) { /* in order (the usual case): no copy through the ring */
-        int rc = ev ? append(s, ev) : 0;
-        if (rc) return rc;
-        s->base++;
-        return drain_ready(s);
-    }
     sl->seq = seq;
     s->nring++;
     sl->skip = ev == NULL;
     if (ev) sl->ev = *ev;
-    return seq == s->base ? drain_ready(s) : 0;
+    return 0; /* seq > base: it waits for the numbers below */
 }
 
 int mt_evstore_add(mt_evstore_t *s, const mt_evrow_t *ev) { return s->failed ? s->failed : place(s, ev->seq, ev); }
