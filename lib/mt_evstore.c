@@ -15,11 +15,11 @@
 #define BATCH_BYTES (1u << 20) /* leaves are written 1 MiB at a time */
 #define RING_BITS 18
 #define RING_SIZE (1u << RING_BITS)
-#define RING_EMPTY INT64_MIN
-#define RING_SKIP (INT64_MIN + 1)
+#define RING_EMPTY 0 /* sequence numbers start at 1: the ring needs no filling,
+                       * its pages are touched only where events go through it */
 
 typedef struct {
-    int64_t seq; /* the slot's seq, RING_EMPTY or (for markers) negative mark */
+    int64_t seq; /* the slot's seq, or RING_EMPTY */
     int skip;    /* a marker used this seq: no event */
     mt_evrow_t ev;
 } slot_t;
@@ -284,7 +284,7 @@ int mt_evstore_new(const char *db_path, uint32_t page_size, uint32_t first_page,
                    mt_evstore_t **out)
 {
     *out = NULL;
-    if (page_size < 512 || page_size > 65536 || (page_size & (page_size - 1))) return MT_EINVAL;
+    if (page_size < 512 || page_size > 65536 || (page_size & (page_size - 1)) || first_seq < 1) return MT_EINVAL;
     mt_evstore_t *s = calloc(1, sizeof *s);
     if (!s) return MT_ENOMEM;
     s->fd = -1;
@@ -294,12 +294,11 @@ int mt_evstore_new(const char *db_path, uint32_t page_size, uint32_t first_page,
     s->page = malloc(page_size);
     s->batch_cap = BATCH_BYTES / page_size;
     s->batch = malloc(BATCH_BYTES);
-    s->ring = malloc(sizeof *s->ring * RING_SIZE);
+    s->ring = calloc(RING_SIZE, sizeof *s->ring); /* all RING_EMPTY */
     if (!first_page || !s->page || !s->batch || !s->ring) {
         mt_evstore_free(s);
         return MT_ENOMEM;
     }
-    for (uint32_t i = 0; i < RING_SIZE; i++) s->ring[i].seq = RING_EMPTY;
     s->fd = open(db_path, O_RDWR | O_CLOEXEC);
     if (s->fd < 0) {
         int e = errno;

@@ -64,7 +64,7 @@ typedef struct {
 /* Creates a store writing leaves into the database file `db_path` from
  * page number `first_page` on (one past its last page), with pages of
  * `page_size` bytes (512..65536, a power of two, the database's).
- * `first_seq` is the lowest sequence number that will occur. */
+ * `first_seq` (at least 1) is the lowest sequence number that will occur. */
 int mt_evstore_new(const char *db_path, uint32_t page_size, uint32_t first_page, int64_t first_seq,
                    mt_evstore_t **out);
 
