@@ -512,6 +512,10 @@ static int fp_walk(tstate_t *t, uint64_t *ip, int max, uint64_t *stop_ra)
 static uint32_t capture_stack(tstate_t *t, uint16_t *flags)
 {
     if (!g_depth) return 0;
+    if (mt_py_frames_on) { /* serving a Python-domain call: its stack */
+        uint32_t id = mt_py_call_stack(t, flags);
+        if (id) return id;
+    }
     void *raw[MT_MAX_DEPTH + 8];
     uint64_t stop_ra = 0;
     int n = g_unwind == MT_UNWIND_DWARF ? -1 : fp_walk(t, (uint64_t *)raw, (int)g_depth + 1, &stop_ra);

@@ -65,6 +65,13 @@ MT_HIDDEN void mt_py_watch(void);
  * ip[0..n) (innermost first), writing at most `cap` frames to out.
  * Returns the new count, or -1 when the thread runs no Python code. */
 MT_HIDDEN int mt_py_merge(const uint64_t *ip, int n, uint64_t *out, int cap);
+/* Inside a Python-domain call (a PyMem/PyObject wrapper serving it): that
+ * call's stack - its native caller and the Python frames, computed once
+ * per call and shared with the wrapper's own event - as the stack of an
+ * event the call makes beneath (a malloc serving PyObject_Malloc), so that
+ * no native unwind runs through the interpreter for it.  0 outside such a
+ * call, or with --python-native.  hook context: no allocation. */
+MT_HIDDEN uint32_t mt_py_call_stack(tstate_t *t, uint16_t *flags);
 /* Names the Python frames when the process ends without Python's atexit
  * (os._exit); the recursion guard is held. */
 MT_HIDDEN void mt_py_at_exit(void);

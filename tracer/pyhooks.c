@@ -287,12 +287,44 @@ static inline void check_init(void)
     if (UNLIKELY_PY(!g_pending) && api.IsInitialized()) schedule_pending();
 }
 
+/* The Python-domain call in progress on this thread (innermost), for
+ * mt_py_call_stack: its caller, domain and, once computed, its stack. */
+typedef struct {
+    const void *ra; /* NULL: none */
+    int dom;
+    uint32_t stack; /* 0: not computed yet */
+    uint16_t flags;
+} py_call_t;
+static __thread py_call_t t_call __attribute__((tls_model("initial-exec")));
+
+uint32_t mt_py_call_stack(tstate_t *t, uint16_t *flags)
+{
+    if (!t_call.ra || g_native) return 0;
+    if (!t_call.stack) t_call.stack = py_stack(t, t_call.dom, t_call.ra, &t_call.flags);
+    *flags |= t_call.flags;
+    return t_call.stack;
+}
+
+/* Around the call a wrapper serves: the layer (via) and the call's stack
+ * for what happens beneath. */
+#define CALL_BEGIN(s)                                             \
+    unsigned via = mt_t_via;                                      \
+    py_call_t outer = t_call;                                     \
+    t_call = (py_call_t){__builtin_return_address(0), (s)->dom, 0, 0}; \
+    mt_t_via = (unsigned)dom_mt[(s)->dom]
+#define CALL_END()                                                \
+    py_call_t mine = t_call;                                      \
+    t_call = outer;                                               \
+    mt_t_via = via
+
+/* The wrapper's own event: the stack computed beneath, if any was. */
 #define RECORD_ALLOC(s, kind_off, p, size, old, failed, via)                                    \
     do {                                                                                        \
         tstate_t *t = mt_pl_enter();                                                            \
         if (t) {                                                                                \
-            uint16_t fl = 0;                                                                    \
-            uint32_t st = py_stack(t, (s)->dom, __builtin_return_address(0), &fl);             \
+            uint16_t fl = mine.flags;                                                           \
+            uint32_t st = mine.stack ? mine.stack                                               \
+                                     : py_stack(t, (s)->dom, __builtin_return_address(0), &fl); \
             mt_pl_event(t, mt_pl_seq(), kind_base[(s)->dom] + (kind_off), p, size, old, failed, via, st, fl); \
             if ((s)->dom != DOM_RAW) check_init();                                              \
             mt_pl_leave();                                                                      \
@@ -302,10 +334,9 @@ static inline void check_init(void)
 static void *w_malloc(void *ctx, size_t n)
 {
     slot_t *s = ctx;
-    unsigned via = mt_t_via;
-    mt_t_via = (unsigned)dom_mt[s->dom];
+    CALL_BEGIN(s);
     void *p = s->prev.malloc(s->prev.ctx, n);
-    mt_t_via = via;
+    CALL_END();
     RECORD_ALLOC(s, 0, p, n, NULL, p == NULL, via);
     return p;
 }
@@ -313,10 +344,9 @@ static void *w_malloc(void *ctx, size_t n)
 static void *w_calloc(void *ctx, size_t a, size_t b)
 {
     slot_t *s = ctx;
-    unsigned via = mt_t_via;
-    mt_t_via = (unsigned)dom_mt[s->dom];
+    CALL_BEGIN(s);
     void *p = s->prev.calloc(s->prev.ctx, a, b);
-    mt_t_via = via;
+    CALL_END();
     size_t total;
     if (__builtin_mul_overflow(a, b, &total)) total = SIZE_MAX;
     RECORD_ALLOC(s, 1, p, total, NULL, p == NULL, via);
@@ -326,10 +356,9 @@ static void *w_calloc(void *ctx, size_t a, size_t b)
 static void *w_realloc(void *ctx, void *old, size_t n)
 {
     slot_t *s = ctx;
-    unsigned via = mt_t_via;
-    mt_t_via = (unsigned)dom_mt[s->dom];
+    CALL_BEGIN(s);
     void *p = s->prev.realloc(s->prev.ctx, old, n);
-    mt_t_via = via;
+    CALL_END();
     RECORD_ALLOC(s, 2, p, n, old, p == NULL, via);
     return p;
 }
@@ -350,9 +379,12 @@ static void w_free(void *ctx, void *p)
             mt_pl_leave();
         }
     }
+    py_call_t outer = t_call;
+    t_call = (py_call_t){__builtin_return_address(0), s->dom, 0, 0};
     mt_t_via = (unsigned)dom_mt[s->dom];
     s->prev.free(s->prev.ctx, p);
     mt_t_via = via;
+    t_call = outer;
 }
 
 static void *w_arena_alloc(void *ctx, size_t n)
