@@ -92,6 +92,8 @@ struct mt_collector {
     mt_stmt_t *ins_marker, *ins_thread, *ins_rss, *ins_mallinfo;
     uint64_t last_liveness, last_rss;
     int tsc;              /* records carry TSC ticks */
+    uint64_t last_tick;   /* rec_ts's last conversion (0: none) */
+    int64_t last_rel;
     mt_tscmap_t tscmap;   /* ticks -> CLOCK_MONOTONIC ns */
 };
 
@@ -112,7 +114,11 @@ static int64_t rel_ts(mt_collector_t *c, uint64_t ts)
  * the session start. */
 static int64_t rec_ts(mt_collector_t *c, uint64_t ts)
 {
-    return rel_ts(c, c->tsc ? mt_tscmap_ns(&c->tscmap, ts) : ts);
+    /* records carry the shared clock: runs of them have the same time */
+    if (ts == c->last_tick && c->last_tick) return c->last_rel;
+    c->last_tick = ts;
+    c->last_rel = rel_ts(c, c->tsc ? mt_tscmap_ns(&c->tscmap, ts) : ts);
+    return c->last_rel;
 }
 
 /* A (ticks, ns) sample for rec_ts, taken before each pass over the
@@ -122,6 +128,7 @@ static int sample_clock(mt_collector_t *c, int force)
     if (!c->tsc) return 0;
     uint64_t t = mt_clock_rdtsc(), ns = mono_ns();
     if (!force && c->tscmap.n && ns - c->tscmap.ns[c->tscmap.n - 1] < 1000000ull) return 0;
+    c->last_tick = 0; /* rec_ts's cache: the map changes */
     return mt_tscmap_add(&c->tscmap, t, ns);
 }
 
