@@ -95,13 +95,11 @@ static inline unsigned int_type_w(int64_t v, uint8_t *type)
         return 0;
     }
     uint64_t u = v < 0 ? ~(uint64_t)v : (uint64_t)v; /* magnitude, for the signed ranges */
-    if (u <= 0x7f) { *type = 1; return 1; }
-    if (u <= 0x7fff) { *type = 2; return 2; }
-    if (u <= 0x7fffff) { *type = 3; return 3; }
-    if (u <= 0x7fffffff) { *type = 4; return 4; }
-    if (u <= 0x7fffffffffffull) { *type = 5; return 6; }
-    *type = 6;
-    return 8;
+    /* bytes for its bits and a sign bit, then SQLite's widths 1-4, 6, 8 */
+    static const uint8_t type_of[9] = {0, 1, 2, 3, 4, 5, 5, 6, 6}, width_of[9] = {0, 1, 2, 3, 4, 6, 6, 8, 8};
+    unsigned bytes = (unsigned)(72 - __builtin_clzll(u | 1)) / 8;
+    *type = type_of[bytes];
+    return width_of[bytes];
 }
 
 /* Stores the low `w` bytes of v big-endian at p (1 <= w <= 8), writing 8
@@ -119,6 +117,24 @@ static inline size_t put_varint_fast(uint8_t *p, uint64_t v)
     if (v <= 0x7f) {
         p[0] = (uint8_t)v;
         return 1;
+    }
+    if (v <= 0x3fff) { /* a payload size, a seq up to 16383 */
+        p[0] = (uint8_t)(0x80 | (v >> 7));
+        p[1] = (uint8_t)(v & 0x7f);
+        return 2;
+    }
+    if (v <= 0x1fffff) {
+        p[0] = (uint8_t)(0x80 | (v >> 14));
+        p[1] = (uint8_t)(0x80 | ((v >> 7) & 0x7f));
+        p[2] = (uint8_t)(v & 0x7f);
+        return 3;
+    }
+    if (v <= 0xfffffff) { /* a seq up to 268 million */
+        p[0] = (uint8_t)(0x80 | (v >> 21));
+        p[1] = (uint8_t)(0x80 | ((v >> 14) & 0x7f));
+        p[2] = (uint8_t)(0x80 | ((v >> 7) & 0x7f));
+        p[3] = (uint8_t)(v & 0x7f);
+        return 4;
     }
     if (v > 0x00ffffffffffffffull) return put_varint(p, v);
     size_t n = (size_t)(64 - __builtin_clzll(v) + 6) / 7;

@@ -171,11 +171,79 @@ static void test_late_event(void **state)
     rmdir(dir);
 }
 
+/* Every integer width SQLite has (0 and 1 as constants, 1, 2, 3, 4, 6 and
+ * 8 bytes), at both ends of each, negative too, in every column, read back
+ * exactly through SQLite; and rowids across the varint lengths. */
+static void test_int_widths(void **state)
+{
+    (void)state;
+    int64_t v[256];
+    int nv = 0;
+    v[nv++] = 0;
+    v[nv++] = 1;
+    for (int k = 7; k <= 62; k++) {
+        int64_t p = (int64_t)1 << k;
+        v[nv++] = p - 1;
+        v[nv++] = p;
+        v[nv++] = -p;
+        v[nv++] = -p - 1;
+    }
+    v[nv++] = INT64_MAX;
+    v[nv++] = INT64_MIN;
+    char dir[] = "/tmp/mt_evstore_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/t.db", dir);
+    mt_db_t *db = NULL;
+    char err[256];
+    assert_int_equal(mt_db_create(path, &db, err, sizeof err), 0);
+    /* rowids from 1 to past 2^28 (varints of 1 to 5 bytes): one event per
+     * value, the numbers between given up as markers' */
+    int64_t seqs[sizeof v / sizeof v[0]];
+    for (int i = 0; i < nv; i++) seqs[i] = i < 8 ? i + 1 : ((int64_t)1 << (i % 29)) + i;
+    int64_t prev = 0;
+    for (int i = 0; i < nv; i++) { /* increasing */
+        if (seqs[i] <= prev) seqs[i] = prev + 1;
+        prev = seqs[i];
+    }
+    for (int i = 0; i < nv; i++) {
+        mt_db_event_t e = {.seq = seqs[i], .ts = v[i], .kind = 1, .thread = v[i], .addr = (uint64_t)v[i],
+                           .size = v[i] >= 0 ? v[i] : -1, .stack = v[i], .old_addr = (uint64_t)v[i]};
+        assert_int_equal(mt_db_add_event(db, &e), 0);
+        if (i + 1 < nv) /* a jump of 2^28 steps over the window: announce the gap */
+            for (int64_t g = seqs[i] + 1; g < seqs[i + 1] && g < seqs[i] + 4; g++)
+                assert_int_equal(mt_db_skip_seq(db, g), 0);
+        if (i + 1 < nv && seqs[i + 1] > seqs[i] + 4) assert_int_equal(mt_db_event_admit(db, seqs[i + 1]), 0);
+    }
+    int64_t sealed = 0;
+    assert_int_equal(mt_db_seal_events(db, &sealed), 0);
+    assert_int_equal(sealed, nv);
+    mt_stmt_t *st;
+    assert_int_equal(mt_stmt_prepare(db, "SELECT seq, ts, thread, addr, size, stack, old_addr FROM event_data ORDER BY seq",
+                                     &st), 0);
+    for (int i = 0; i < nv; i++) {
+        assert_int_equal(mt_stmt_step(st), 1);
+        assert_int_equal(mt_stmt_int(st, 0), seqs[i]);
+        assert_int_equal(mt_stmt_int(st, 1), v[i]);
+        assert_int_equal(mt_stmt_int(st, 2), v[i]);
+        assert_int_equal(mt_stmt_int(st, 3), v[i]);
+        assert_int_equal(mt_stmt_int(st, 4), v[i] >= 0 ? v[i] : 0); /* NULL reads as 0 */
+        assert_int_equal(mt_stmt_int(st, 5), v[i]);
+        assert_int_equal(mt_stmt_int(st, 6), v[i]);
+    }
+    assert_int_equal(mt_stmt_step(st), 0);
+    mt_stmt_finalize(st);
+    mt_db_close(db);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cell_bytes), cmocka_unit_test(test_empty),     cmocka_unit_test(test_one_leaf),
         cmocka_unit_test(test_many_leaves), cmocka_unit_test(test_two_levels), cmocka_unit_test(test_late_event),
+        cmocka_unit_test(test_int_widths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
