@@ -20,10 +20,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BENCH_SRC=$(cd "$ROOT/../shared/bench" 2>/dev/null && pwd) || {
-    echo "collector.sh: ../shared/bench not found next to $ROOT" >&2
-    exit 1
-}
+source "$ROOT/bench/workloads.sh"
 BUILD=$ROOT/build
 ROUNDS="1 4 16"
 while getopts "b:k:h" opt; do
@@ -41,25 +38,10 @@ WORKLOADS=("$@")
 MEMTRACE=$BUILD/memtrace
 REPLAY=$BUILD/bench/collector_replay
 [[ -x $MEMTRACE && -x $REPLAY ]] || { echo "collector.sh: $MEMTRACE or $REPLAY not built" >&2; exit 1; }
-PYTHON=/usr/bin/python3.11
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/memtrace-collector.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
-cp -r "$BENCH_SRC/workloads" "$TMP/workloads"
-make -s -C "$TMP/workloads" >/dev/null
-gcc -O2 -g -fno-omit-frame-pointer -pthread -o "$TMP/workloads/pairs" "$ROOT/bench/workloads/pairs.c"
-
-cmd_of() {
-    CMD_ENV=()
-    case $1 in
-    churn | grow | threads | mmapper) CMD=("$TMP/workloads/$1") ;;
-    py_lists) CMD=("$PYTHON" "$TMP/workloads/py_lists.py") ;;
-    py_lists_malloc) CMD=("$PYTHON" "$TMP/workloads/py_lists.py"); CMD_ENV=(PYTHONMALLOC=malloc) ;;
-    pairs1) CMD=("$TMP/workloads/pairs" 1 500000) ;;
-    pairs4) CMD=("$TMP/workloads/pairs" 4 500000) ;;
-    *) echo "collector.sh: unknown workload '$1'" >&2; exit 2 ;;
-    esac
-}
+build_workloads
 
 # field NAME FILE: the value of collector_replay's line "NAME value"
 field() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
