@@ -140,14 +140,14 @@ static void stream_put(mt_collector_t *c, uint32_t kind, uint32_t region, int32_
     c->stream = NULL;
 }
 
-static int stream_open(mt_collector_t *c)
+static void stream_open(mt_collector_t *c)
 {
     const char *path = getenv(MT_STREAM_ENV);
-    if (!path || !*path) return 0;
+    if (!path || !*path) return;
     c->stream = fopen(path, "wbe");
     if (!c->stream) {
         fprintf(stderr, "memtrace: cannot write the record stream %s: %s\n", path, strerror(errno));
-        return 0;
+        return;
     }
     setvbuf(c->stream, NULL, _IOFBF, 1 << 20);
     mt_stream_head_t h;
@@ -156,10 +156,10 @@ static int stream_open(mt_collector_t *c)
     h.version = MT_SHM_VERSION;
     h.session = *c->cfg.session;
     if (fwrite(&h, sizeof h, 1, c->stream) != 1) {
+        fprintf(stderr, "memtrace: writing the record stream failed: %s\n", strerror(errno));
         fclose(c->stream);
         c->stream = NULL;
     }
-    return 0;
 }
 
 /* What the collector reads of a region besides its chunks: the header,
@@ -178,18 +178,16 @@ static void stream_region(mt_collector_t *c, region_t *g)
     if (nlog > r->trie_slots) nlog = r->trie_slots;
     mt_stream_node_t buf[256];
     size_t n = 0;
-    for (uint32_t k = 0; k <= nlog && c->stream; k++) {
-        if (n == 256 || (k == nlog && n)) {
-            stream_put(c, MT_STREAM_NODES, index, 0, buf, n * sizeof *buf);
-            n = 0;
-        }
-        if (k == nlog) break;
+    for (uint32_t k = 0; k < nlog && c->stream; k++) {
         uint32_t id = __atomic_load_n(&log[k], __ATOMIC_ACQUIRE);
         if (!id || id > r->trie_slots || __atomic_load_n(&slots[id - 1].state, __ATOMIC_ACQUIRE) != 2) continue;
-        buf[n].id = id;
-        buf[n].pad = 0;
-        buf[n++].slot = slots[id - 1];
+        buf[n++] = (mt_stream_node_t){id, 0, slots[id - 1]};
+        if (n == 256) {
+            stream_put(c, MT_STREAM_NODES, index, 0, buf, sizeof buf);
+            n = 0;
+        }
     }
+    if (c->stream && n) stream_put(c, MT_STREAM_NODES, index, 0, buf, n * sizeof *buf);
     uint64_t names = __atomic_load_n(&r->py.names_used, __ATOMIC_ACQUIRE);
     if (names > MT_NAMES_SIZE) names = MT_NAMES_SIZE;
     if (c->stream && names) stream_put(c, MT_STREAM_NAMES, index, 0, mt_region_names(r), names);
@@ -206,11 +204,11 @@ int mt_collector_new(const mt_collector_cfg_t *cfg, mt_collector_t **out)
     if (!rc) rc = mt_stmt_prepare(cfg->db, "INSERT INTO threads VALUES(?,?,?,?,?)", &c->ins_thread);
     if (!rc) rc = mt_stmt_prepare(cfg->db, "INSERT INTO rss_samples VALUES(?,?,?,?,?)", &c->ins_rss);
     if (!rc) rc = mt_stmt_prepare(cfg->db, "INSERT INTO malloc_stats VALUES(?,?,?,?,?,?,?,?,?,?,?)", &c->ins_mallinfo);
-    if (!rc) rc = stream_open(c);
     if (rc) {
         mt_collector_free(c);
         return rc;
     }
+    stream_open(c);
     *out = c;
     return 0;
 }
