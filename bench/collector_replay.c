@@ -22,6 +22,11 @@
  * -c CHUNKS  chunks per region (default 1024, as the preload library)
  * -o DB      keep the database there (default: a temporary file, removed)
  *
+ * Timestamps are fed as recorded: time-stamp-counter ticks are then mapped
+ * with the recorded start and this process's clock samples, so the
+ * database's times are not the recorded ones (its events, threads, stacks
+ * and markers are).
+ *
  * Prints "name value" lines: events, rounds, run_cpu_s (user + system),
  * run_sys_s (the system part: mostly writing the database), finish_cpu_s,
  * events_per_s (run loop), events_per_s_all (run loop and finishing),
