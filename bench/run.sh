@@ -29,10 +29,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BENCH_SRC=$(cd "$ROOT/../shared/bench" 2>/dev/null && pwd) || {
-    echo "run.sh: ../shared/bench not found next to $ROOT" >&2
-    exit 1
-}
+source "$ROOT/bench/workloads.sh"
 PAIRS=5
 BUILD=$ROOT/build
 ALLOC=libc
@@ -53,7 +50,6 @@ WORKLOADS=("$@")
 
 MEMTRACE=$BUILD/memtrace
 [[ -x $MEMTRACE ]] || { echo "run.sh: $MEMTRACE not built (run: bash scripts/setup.sh)" >&2; exit 1; }
-PYTHON=/usr/bin/python3.11
 HEAPTRACK=$(command -v heaptrack || true)
 PYM_MALLOC=$BUILD/libmemtrace_pym_malloc.so
 if [[ $ALLOC == bundled ]]; then
@@ -65,26 +61,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/memtrace-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
 # ---- build the workloads and the shim, in TMP ----
-cp -r "$BENCH_SRC/workloads" "$TMP/workloads"
-make -s -C "$TMP/workloads" >/dev/null
+build_workloads
 gcc -O2 -shared -fPIC -o "$TMP/count_shim.so" "$BENCH_SRC/tools/count_shim.c" -ldl
-# this project's workloads
-g++ -O2 -g -o "$TMP/workloads/cppmap" "$ROOT/bench/workloads/cppmap.cpp"
-gcc -O2 -g -fno-omit-frame-pointer -pthread -o "$TMP/workloads/pairs" "$ROOT/bench/workloads/pairs.c"
-
-# cmd_of NAME: sets CMD (array) and CMD_ENV (array of VAR=value)
-cmd_of() {
-    CMD_ENV=()
-    case $1 in
-    churn | grow | threads | mmapper) CMD=("$TMP/workloads/$1") ;;
-    py_lists) CMD=("$PYTHON" "$TMP/workloads/py_lists.py") ;;
-    py_lists_malloc) CMD=("$PYTHON" "$TMP/workloads/py_lists.py"); CMD_ENV=(PYTHONMALLOC=malloc) ;;
-    cppmap) CMD=("$TMP/workloads/cppmap") ;;
-    pairs1) CMD=("$TMP/workloads/pairs" 1 500000) ;;
-    pairs4) CMD=("$TMP/workloads/pairs" 4 500000) ;;
-    *) echo "run.sh: unknown workload '$1'" >&2; exit 2 ;;
-    esac
-}
 
 # timed VAR CMD...: runs CMD (output discarded), puts its wall time in
 # seconds into VAR; returns CMD's exit status.

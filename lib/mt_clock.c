@@ -21,9 +21,25 @@ int mt_clock_tsc_usable(void)
 #endif
 }
 
+/* Halves the density of the older half of the samples (the first sample,
+ * the session's start, stays): the map keeps its recent samples one
+ * apart and ever fewer old ones, in bounded memory however long the run. */
+static void thin(mt_tscmap_t *m)
+{
+    size_t half = m->n / 2, j = 1;
+    for (size_t i = 2; i < half; i += 2, j++) {
+        m->tick[j] = m->tick[i];
+        m->ns[j] = m->ns[i];
+    }
+    memmove(m->tick + j, m->tick + half, (m->n - half) * sizeof *m->tick);
+    memmove(m->ns + j, m->ns + half, (m->n - half) * sizeof *m->ns);
+    m->n -= half - j;
+}
+
 int mt_tscmap_add(mt_tscmap_t *m, uint64_t tick, uint64_t ns)
 {
     if (m->n && (tick <= m->tick[m->n - 1] || ns < m->ns[m->n - 1])) return 0;
+    if (m->n == MT_TSCMAP_MAX) thin(m);
     if (m->n == m->cap) {
         size_t cap = m->cap ? 2 * m->cap : 256;
         uint64_t *t = realloc(m->tick, cap * sizeof *t);

@@ -50,6 +50,11 @@ typedef struct {
     double ns0, rate;
 } mt_tscmap_t; /* zero-initialised: empty */
 
+/* Samples kept at most: when the map is full, every other sample of its
+ * older half is dropped (64 KiB; at one sample a millisecond the last 2 s
+ * stay exact, the hour before at a sample every few seconds). */
+#define MT_TSCMAP_MAX 4096
+
 /* Adds a sample; samples must come in increasing tick order (others are
  * ignored).  Returns 0 or MT_ENOMEM. */
 int mt_tscmap_add(mt_tscmap_t *m, uint64_t tick, uint64_t ns);

@@ -18,6 +18,24 @@
 #define RING_EMPTY 0 /* sequence numbers start at 1: the ring needs no filling,
                        * its pages are touched only where events go through it */
 
+#define MAX_LEVELS 16 /* interior levels: hundreds of children a page, far more than enough */
+
+/* One interior level of the B-tree, built while the leaves are written:
+ * the page being filled, whose last child is kept as the right-most
+ * pointer (not a cell yet), and the full page before it, held back until
+ * the open page has a second child, so that at the end a lone child can
+ * still take a cell of it (every interior page needs a cell). */
+typedef struct {
+    uint8_t *open;
+    uint32_t ncells, content, nchild;
+    uint32_t right;      /* the open page's last child, and its largest key */
+    int64_t right_key;
+    uint8_t *done;       /* the held-back full page (has_done) */
+    uint32_t done_ncells, done_content, done_right;
+    int64_t done_key;
+    int has_done;
+} level_t;
+
 typedef struct {
     int64_t seq; /* the slot's seq, or RING_EMPTY */
     int skip;    /* a marker used this seq: no event */
@@ -36,11 +54,13 @@ struct mt_evstore {
     uint32_t nbatch, batch_cap; /* pages in batch, capacity in pages */
     uint32_t ncells, content; /* cells in page, start of cell content */
     int64_t page_max_rowid;
-    int64_t *leaf_keys;     /* largest rowid of each written leaf */
-    int64_t *leaf_total;    /* events in leaves 0..i */
-    size_t durable;         /* leaves written to the file */
+    uint32_t next_page;     /* page number of the next page finished (leaf or interior) */
+    uint32_t durable_end;   /* pages before it are in the file */
+    int64_t batch_count;    /* events in the leaves of batch */
+    int64_t durable_count;  /* events in the leaves in the file */
+    uint32_t rebuild_end;   /* rebuilding the levels after a failure: pages before it exist */
+    level_t lv[MAX_LEVELS];
     int failed;             /* the first write error: recording has stopped */
-    size_t nleaves, capleaves;
     mt_evrow_t *late;
     size_t nlate, caplate;
     int64_t count;
@@ -239,43 +259,121 @@ static int write_all(int fd, const void *buf, size_t len, off_t off)
     return 0;
 }
 
-/* Writes the finished leaves.  On a write error the store keeps what was
- * written before (the leaves of earlier batches) and takes no more. */
+/* Writes the finished pages.  On a write error the store keeps what was
+ * written before (the pages of earlier batches) and takes no more. */
 static int flush_batch(mt_evstore_t *s)
 {
     if (s->failed) return s->failed;
     if (!s->nbatch) return 0;
-    uint64_t first = s->first_page - 1 + s->nleaves - s->nbatch;
-    int rc = write_all(s->fd, s->batch, (size_t)s->nbatch * s->page_size, (off_t)(first * s->page_size));
+    uint64_t first = s->next_page - s->nbatch;
+    int rc = write_all(s->fd, s->batch, (size_t)s->nbatch * s->page_size, (off_t)((first - 1) * s->page_size));
     s->nbatch = 0;
     if (rc) {
         s->failed = rc;
-        s->nleaves = s->durable;
     } else {
-        s->durable = s->nleaves;
+        s->durable_end = s->next_page;
+        s->durable_count += s->batch_count;
     }
+    s->batch_count = 0;
     return rc;
+}
+
+/* Gives a finished page the next page number and writes it (through the
+ * batch; while rebuilding after a failure, only past what the file has). */
+static int emit_page(mt_evstore_t *s, const uint8_t *pg, uint32_t *pno)
+{
+    uint32_t P = s->page_size;
+    *pno = s->next_page++;
+    if (s->rebuild_end) return *pno < s->rebuild_end ? 0 : write_all(s->fd, pg, P, (off_t)(*pno - 1) * P);
+    memcpy(s->batch + (size_t)s->nbatch * P, pg, P);
+    s->nbatch++;
+    return s->nbatch == s->batch_cap ? flush_batch(s) : 0;
+}
+
+/* Header of an interior page; the rest of it is in place. */
+static void interior_finish(uint8_t *pg, uint32_t ncells, uint32_t content, uint32_t right)
+{
+    pg[0] = 0x05;
+    put16(pg + 1, 0);
+    put16(pg + 3, ncells);
+    put16(pg + 5, content == 65536 ? 0 : content);
+    pg[7] = 0;
+    put32(pg + 8, right);
+}
+
+/* Appends the cell (child, key) to an interior page; 0 when it does not
+ * fit (room kept for its pointer; the right-most child is in the header). */
+static int interior_cell(uint8_t *pg, uint32_t *ncells, uint32_t *content, uint32_t child, int64_t key)
+{
+    uint8_t cell[13];
+    put32(cell, child);
+    size_t n = 4 + put_varint(cell + 4, (uint64_t)key);
+    if (12 + 2 * (*ncells + 1) + n > *content) return 0;
+    *content -= (uint32_t)n;
+    memcpy(pg + *content, cell, n);
+    put16(pg + 12 + 2 * *ncells, *content);
+    (*ncells)++;
+    return 1;
+}
+
+static int add_child(mt_evstore_t *s, int level, uint32_t child, int64_t key);
+
+/* Writes level L's held-back page and hands it to the level above. */
+static int emit_done(mt_evstore_t *s, int level)
+{
+    level_t *lv = &s->lv[level];
+    uint32_t pno;
+    interior_finish(lv->done, lv->done_ncells, lv->done_content, lv->done_right);
+    lv->has_done = 0;
+    int rc = emit_page(s, lv->done, &pno);
+    return rc ? rc : add_child(s, level + 1, pno, lv->done_key);
+}
+
+/* Adds a finished page (a leaf for level 0) as the next child of the
+ * interior level `level`. */
+static int add_child(mt_evstore_t *s, int level, uint32_t child, int64_t key)
+{
+    if (level >= MAX_LEVELS) return MT_ECORRUPT;
+    level_t *lv = &s->lv[level];
+    uint32_t P = s->page_size;
+    if (!lv->open) {
+        lv->open = calloc(1, P);
+        lv->done = calloc(1, P);
+        if (!lv->open || !lv->done) return MT_ENOMEM;
+        lv->content = P;
+    }
+    if (lv->nchild && !interior_cell(lv->open, &lv->ncells, &lv->content, lv->right, lv->right_key)) {
+        /* full: it becomes the held-back page, the new child starts the next */
+        uint8_t *t = lv->done;
+        lv->done = lv->open;
+        lv->open = t;
+        memset(lv->open, 0, P);
+        lv->done_ncells = lv->ncells;
+        lv->done_content = lv->content;
+        lv->done_right = lv->right;
+        lv->done_key = lv->right_key;
+        lv->has_done = 1;
+        lv->ncells = 0;
+        lv->content = P;
+        lv->nchild = 0;
+    }
+    lv->right = child;
+    lv->right_key = key;
+    lv->nchild++;
+    return lv->nchild == 2 && lv->has_done ? emit_done(s, level) : 0;
 }
 
 static int finish_leaf(mt_evstore_t *s)
 {
     if (!s->ncells) return 0;
     leaf_finish(s, s->batch + (size_t)s->nbatch * s->page_size);
+    uint32_t pno = s->next_page++;
     s->nbatch++;
-    if (s->nleaves == s->capleaves) {
-        size_t cap = s->capleaves ? 2 * s->capleaves : 256;
-        int64_t *k = realloc(s->leaf_keys, cap * sizeof *k);
-        if (!k) return MT_ENOMEM;
-        s->leaf_keys = k;
-        int64_t *t = realloc(s->leaf_total, cap * sizeof *t);
-        if (!t) return MT_ENOMEM;
-        s->leaf_total = t;
-        s->capleaves = cap;
-    }
-    s->leaf_total[s->nleaves] = s->count;
-    s->leaf_keys[s->nleaves++] = s->page_max_rowid;
+    s->batch_count += s->ncells;
+    int64_t key = s->page_max_rowid;
     page_reset(s);
-    return s->nbatch == s->batch_cap ? flush_batch(s) : 0;
+    int rc = s->nbatch == s->batch_cap ? flush_batch(s) : 0;
+    return rc ? rc : add_child(s, 0, pno, key);
 }
 
 /* Appends one in-order event to the current leaf. */
@@ -307,6 +405,7 @@ int mt_evstore_new(const char *db_path, uint32_t page_size, uint32_t first_page,
     s->page_size = page_size;
     s->base = first_seq;
     s->first_page = first_page;
+    s->next_page = s->durable_end = first_page;
     s->page = malloc(page_size);
     s->batch_cap = BATCH_BYTES / page_size;
     s->batch = malloc(BATCH_BYTES);
@@ -446,11 +545,7 @@ const mt_evrow_t *mt_evstore_late(mt_evstore_t *s, size_t *n)
     return s->late;
 }
 
-int64_t mt_evstore_count(mt_evstore_t *s)
-{
-    if (!s->failed) return s->count;
-    return s->nleaves ? s->leaf_total[s->nleaves - 1] : 0;
-}
+int64_t mt_evstore_count(mt_evstore_t *s) { return s->failed ? s->durable_count : s->count; }
 
 int mt_evstore_failed(mt_evstore_t *s) { return s->failed; }
 
@@ -459,78 +554,122 @@ int mt_evstore_make_room(mt_evstore_t *s, uint64_t bytes)
     if (!s->failed) return 0;
     uint64_t P = s->page_size;
     for (;;) {
-        off_t end = (off_t)((s->first_page - 1 + s->nleaves) * P);
+        uint64_t pages = s->durable_end - s->first_page;
+        off_t end = (off_t)((s->durable_end - 1) * P);
         if (ftruncate(s->fd, end) != 0) return MT_EIO;
         /* + the interior pages: hundreds of children each, a page per 64 is ample */
-        int e = posix_fallocate(s->fd, end, (off_t)(bytes + (s->nleaves / 64 + 4) * P));
+        int e = posix_fallocate(s->fd, end, (off_t)(bytes + (pages / 64 + 4 + MAX_LEVELS) * P));
         if (ftruncate(s->fd, end) != 0) return MT_EIO;
         if (e == 0) return 0;
         if (e != ENOSPC && e != EFBIG && e != EDQUOT) return MT_EIO;
-        if (!s->nleaves) return MT_EFULL;
-        s->nleaves -= s->nleaves / 8 ? s->nleaves / 8 : 1; /* the newest events go first */
+        if (!pages) return MT_EFULL;
+        s->durable_end -= pages / 8 ? (uint32_t)(pages / 8) : 1; /* the newest events go first */
     }
 }
 
-/* Builds one interior level over `nchild` children (page numbers `child`,
- * largest keys `key`), writing pages at `next_page`.. of the database, or
- * into `root` when the level fits one page.  Returns the number of pages
- * written at this level via *npages and their numbers/keys in place. */
-static int build_level(mt_evstore_t *s, int dbfd, uint32_t *child, int64_t *key, size_t nchild,
-                       uint32_t *next_page, uint32_t root, size_t *nout)
+/* SQLite varint at p (at most 9 bytes). */
+static uint64_t get_varint(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = v << 7 | (p[i] & 0x7f);
+        if (!(p[i] & 0x80)) return v;
+    }
+    return v << 8 | p[8];
+}
+
+/* After a write error: the levels as they were when the pages the file
+ * still has were written, rebuilt from them (the build is deterministic:
+ * each interior page the builder finishes again is already there, at the
+ * same page number).  The events of the leaves are counted. */
+static int rebuild_levels(mt_evstore_t *s)
 {
     uint32_t P = s->page_size;
-    uint8_t *pg = s->page;
-    size_t out = 0, i = 0;
-    /* how many children fit one interior page: 12-byte header, then per
-     * child except the right-most a 2-byte pointer and a cell of 4 + varint */
-    while (i < nchild) {
-        size_t start = i;
-        uint32_t content = P;
-        uint32_t ncells = 0, last = 0;
-        memset(pg, 0, P);
-        for (; i < nchild; i++) {
-            if (i + 1 == nchild) break; /* last child of all: right-most */
-            uint8_t cell[13];
-            put32(cell, child[i]);
-            size_t n = 4 + put_varint(cell + 4, (uint64_t)key[i]);
-            /* keep room for this cell's pointer plus the right-most child */
-            if (12 + 2 * (ncells + 1) + n > content) break;
-            content -= (uint32_t)n;
-            memcpy(pg + content, cell, n);
-            put16(pg + 12 + 2 * ncells, content);
-            ncells++;
-            last = (uint32_t)n;
-        }
-        /* Key invariant: every interior page has a cell (SQLite reads one
-         * with only a right-most child as corrupt).  When this page would
-         * leave a single child for the next, it gives up its last cell,
-         * whose child becomes its right-most, and the next page gets two. */
-        if (i + 2 == nchild && ncells > 1) {
-            ncells--;
-            memset(pg + content, 0, last);
-            memset(pg + 12 + 2 * ncells, 0, 2);
-            content += last;
-            i--;
-        }
-        /* child i becomes this page's right-most pointer */
-        uint32_t right = child[i];
-        int64_t maxkey = key[i];
-        i++;
-        pg[0] = 0x05;
-        put16(pg + 3, ncells);
-        put16(pg + 5, content == 65536 ? 0 : content);
-        put32(pg + 8, right);
-        uint32_t pno;
-        int last_level_single = start == 0 && i == nchild;
-        pno = last_level_single ? root : (*next_page)++;
-        int rc = write_all(dbfd, pg, P, (off_t)(pno - 1) * P);
-        if (rc) return rc;
-        child[out] = pno;
-        key[out] = maxkey;
-        out++;
+    for (int l = 0; l < MAX_LEVELS; l++) {
+        level_t *lv = &s->lv[l];
+        lv->ncells = lv->nchild = 0;
+        lv->has_done = 0;
+        lv->content = P;
+        if (lv->open) memset(lv->open, 0, P);
     }
-    *nout = out;
+    s->rebuild_end = s->durable_end;
+    s->next_page = s->first_page;
+    s->durable_count = 0;
+    while (s->next_page < s->rebuild_end) {
+        uint32_t pno = s->next_page++;
+        if (pread(s->fd, s->page, P, (off_t)(pno - 1) * P) != (ssize_t)P) return MT_EIO;
+        uint32_t ncells = (uint32_t)s->page[3] << 8 | s->page[4];
+        if (s->page[0] != 0x0D || !ncells) return MT_ECORRUPT;
+        uint32_t last = (uint32_t)s->page[8 + 2 * (ncells - 1)] << 8 | s->page[9 + 2 * (ncells - 1)];
+        if (last < 8 + 2 * ncells || last >= P) return MT_ECORRUPT;
+        uint8_t cell[18] = {0}; /* payload size and rowid: two varints */
+        memcpy(cell, s->page + last, P - last < sizeof cell ? P - last : sizeof cell);
+        const uint8_t *c = cell;
+        while (*c & 0x80 && c < cell + 8) c++;
+        s->durable_count += ncells;
+        int rc = add_child(s, 0, pno, (int64_t)get_varint(c + 1));
+        if (rc) return rc;
+    }
     return 0;
+}
+
+/* Completes the levels: each level's pages go to the level above, the
+ * top page is written at `root` (a single leaf is copied there, and the
+ * file then ends before it). */
+static int finish_levels(mt_evstore_t *s, uint32_t root)
+{
+    uint32_t P = s->page_size;
+    for (int l = 0; l < MAX_LEVELS; l++) {
+        level_t *lv = &s->lv[l];
+        int top = !lv->has_done;
+        for (int k = l + 1; k < MAX_LEVELS && top; k++) top = !s->lv[k].nchild && !s->lv[k].has_done;
+        if (!lv->nchild && !lv->has_done) {
+            if (top) return 0; /* no leaf at all */
+            continue;
+        }
+        if (top && lv->nchild == 1) {
+            /* one page in all (a single leaf): it is the root; the file
+             * ends before it */
+            int rc = s->rebuild_end ? 0 : flush_batch(s);
+            if (rc) return rc;
+            if (lv->right != s->next_page - 1) return MT_ECORRUPT;
+            if (pread(s->fd, s->page, P, (off_t)(lv->right - 1) * P) != (ssize_t)P) return MT_EIO;
+            s->next_page--;
+            return write_all(s->fd, s->page, P, (off_t)(root - 1) * P);
+        }
+        if (top) {
+            interior_finish(lv->open, lv->ncells, lv->content, lv->right);
+            return write_all(s->fd, lv->open, P, (off_t)(root - 1) * P);
+        }
+        if (lv->has_done && lv->nchild == 1) {
+            /* a lone child: the held-back page gives it its last cell's
+             * child, whose own page becomes that page's right-most */
+            uint32_t off = (uint32_t)lv->done[12 + 2 * (lv->done_ncells - 1)] << 8 | lv->done[13 + 2 * (lv->done_ncells - 1)];
+            uint8_t *c = lv->done + off;
+            uint32_t child = get32(c);
+            int64_t key = (int64_t)get_varint(c + 4);
+            uint8_t tmp[13];
+            size_t n = 4 + put_varint(tmp, (uint64_t)key);
+            if (!interior_cell(lv->open, &lv->ncells, &lv->content, lv->done_right, lv->done_key)) return MT_ECORRUPT;
+            memset(c, 0, n);
+            lv->done_ncells--;
+            memset(lv->done + 12 + 2 * lv->done_ncells, 0, 2);
+            lv->done_content += (uint32_t)n;
+            lv->done_right = child;
+            lv->done_key = key;
+            lv->nchild = 2;
+        }
+        int rc = lv->has_done ? emit_done(s, l) : 0;
+        if (rc) return rc;
+        if (lv->nchild < 2) return MT_ECORRUPT; /* cannot happen: a level above it has pages */
+        uint32_t pno;
+        interior_finish(lv->open, lv->ncells, lv->content, lv->right);
+        rc = emit_page(s, lv->open, &pno);
+        if (!rc) rc = add_child(s, l + 1, pno, lv->right_key);
+        if (rc) return rc;
+        lv->nchild = 0;
+    }
+    return MT_ECORRUPT;
 }
 
 int mt_evstore_splice(mt_evstore_t *s, uint32_t root)
@@ -539,61 +678,29 @@ int mt_evstore_splice(mt_evstore_t *s, uint32_t root)
     if (rc) return rc;
     int dbfd = s->fd;
     uint8_t hdr[100];
-    uint32_t *child = NULL;
-    int64_t *key = NULL;
     if (pread(dbfd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr || memcmp(hdr, "SQLite format 3", 16) != 0)
         return MT_ECORRUPT;
     uint32_t P = (uint32_t)hdr[16] << 8 | hdr[17];
     if (P == 1) P = 65536;
     uint32_t npages = get32(hdr + 28);
-    /* nothing but these leaves may have been added since the store began */
+    /* nothing but these pages may have been added since the store began */
     if (P != s->page_size || get32(hdr + 32) != 0 /* freelist */ || npages + 1 != s->first_page || root == 0 ||
         root > npages)
         return MT_ECORRUPT;
-    uint32_t next_page = npages + 1;
-    if (s->nleaves == 1) {
-        /* a single leaf is the root itself */
-        if (pread(dbfd, s->page, P, (off_t)npages * P) != (ssize_t)P) return MT_EIO;
-        rc = write_all(dbfd, s->page, P, (off_t)(root - 1) * P);
-        if (rc) return rc;
-    } else if (s->nleaves > 1) {
-        child = malloc(s->nleaves * sizeof *child);
-        key = malloc(s->nleaves * sizeof *key);
-        if (!child || !key) {
-            rc = MT_ENOMEM;
-            goto out;
-        }
-        for (size_t i = 0; i < s->nleaves; i++) {
-            child[i] = next_page++;
-            key[i] = s->leaf_keys[i];
-        }
-        size_t n = s->nleaves;
-        while (n > 1 || child[0] != root) {
-            size_t nout;
-            rc = build_level(s, dbfd, child, key, n, &next_page, root, &nout);
-            if (rc) goto out;
-            n = nout;
-            if (n == 1 && child[0] != root) {
-                /* the level fitted one page but not as root: cannot happen,
-                 * build_level writes a single-page level into root */
-                rc = MT_ECORRUPT;
-                goto out;
-            }
-        }
-    }
+    if (s->failed) rc = rebuild_levels(s);
+    if (!rc) rc = finish_levels(s, root);
+    if (!rc && !s->failed) rc = flush_batch(s);
+    if (rc) return rc;
     /* header: page count, change counter, version-valid-for; the file ends
-     * at the last page (a single leaf moved to the root leaves one behind) */
+     * at the last page */
     uint32_t counter = get32(hdr + 24) + 1;
     uint8_t h4[4];
-    put32(h4, next_page - 1);
-    if ((rc = write_all(dbfd, h4, 4, 28))) goto out;
+    put32(h4, s->next_page - 1);
+    if ((rc = write_all(dbfd, h4, 4, 28))) return rc;
     put32(h4, counter);
-    if ((rc = write_all(dbfd, h4, 4, 24))) goto out;
-    if ((rc = write_all(dbfd, h4, 4, 92))) goto out;
-    if (ftruncate(dbfd, (off_t)(next_page - 1) * P) != 0) rc = MT_EIO;
-out:
-    free(child);
-    free(key);
+    if ((rc = write_all(dbfd, h4, 4, 24))) return rc;
+    if ((rc = write_all(dbfd, h4, 4, 92))) return rc;
+    if (ftruncate(dbfd, (off_t)(s->next_page - 1) * P) != 0) rc = MT_EIO;
     return rc;
 }
 
@@ -604,8 +711,10 @@ void mt_evstore_free(mt_evstore_t *s)
     free(s->page);
     free(s->batch);
     free(s->ring);
-    free(s->leaf_keys);
-    free(s->leaf_total);
+    for (int l = 0; l < MAX_LEVELS; l++) {
+        free(s->lv[l].open);
+        free(s->lv[l].done);
+    }
     free(s->late);
     free(s);
 }

@@ -15,11 +15,18 @@
  *      pages, which are written straight into the database file after its
  *      last page (SQLite itself writes nothing to the file meanwhile: see
  *      mt_db.c).
- *   3. mt_evstore_splice() builds the interior pages after the leaves, puts
- *      the top page at the table's root page number and updates the page
- *      count in the database header.  Until then the header still says the
- *      file ends before the leaves, so an interrupted recording leaves a
- *      valid database without them.
+ *   3. The interior pages are built as the leaves are: one open page per
+ *      level; a finished leaf is a child of the lowest level, a full
+ *      interior page is written at the next page number (between the
+ *      leaves) and becomes a child of the level above.  So the store's
+ *      memory does not grow with the table: a few pages per level.
+ *   4. mt_evstore_splice() completes the open pages upwards, puts the top
+ *      page at the table's root page number and updates the page count in
+ *      the database header.  Until then the header still says the file
+ *      ends before the new pages, so an interrupted recording leaves a
+ *      valid database without them.  After a write error the levels are
+ *      rebuilt from the pages the file kept (mt_evstore_make_room drops
+ *      the newest).
  *
  * On-disk formats written here (https://www.sqlite.org/fileformat2.html):
  *
@@ -103,7 +110,7 @@ int64_t mt_evstore_count(mt_evstore_t *s);
  * 0 while none happened. */
 int mt_evstore_failed(mt_evstore_t *s);
 
-/* After a write error: drops the newest leaves until `bytes` more, and
+/* After a write error: drops the newest pages until `bytes` more, and
  * room for the interior pages, can be allocated at the end of the file,
  * and truncates the file there.  0 when there is room (or
  * no error happened), MT_EFULL when not even an empty table leaves room. */

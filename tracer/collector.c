@@ -95,6 +95,7 @@ struct mt_collector {
     uint64_t last_tick;   /* rec_ts's last conversion (0: none) */
     int64_t last_rel;
     mt_tscmap_t tscmap;   /* ticks -> CLOCK_MONOTONIC ns */
+    FILE *stream;         /* MEMTRACE_RECORD_STREAM: the records read go here too */
 };
 
 static uint64_t mono_ns(void)
@@ -132,6 +133,73 @@ static int sample_clock(mt_collector_t *c, int force)
     return mt_tscmap_add(&c->tscmap, t, ns);
 }
 
+/* ---- the recorded stream (MEMTRACE_RECORD_STREAM, mt_collector.h) ---- */
+
+/* Appends one block; on a write error the stream stops (with a warning):
+ * it is a measuring aid, never a reason to fail a recording. */
+static void stream_put(mt_collector_t *c, uint32_t kind, uint32_t region, int32_t tid, const void *data,
+                       size_t size)
+{
+    mt_stream_block_t b = {kind, region, tid, (uint32_t)size};
+    if (fwrite(&b, sizeof b, 1, c->stream) == 1 && (!size || fwrite(data, size, 1, c->stream) == 1)) return;
+    fprintf(stderr, "memtrace: writing the record stream failed: %s; it stops here\n", strerror(errno));
+    fclose(c->stream);
+    c->stream = NULL;
+}
+
+static void stream_open(mt_collector_t *c)
+{
+    const char *path = getenv(MT_STREAM_ENV);
+    if (!path || !*path) return;
+    c->stream = fopen(path, "wbe");
+    if (!c->stream) {
+        fprintf(stderr, "memtrace: cannot write the record stream %s: %s\n", path, strerror(errno));
+        return;
+    }
+    setvbuf(c->stream, NULL, _IOFBF, 1 << 20);
+    mt_stream_head_t h;
+    memset(&h, 0, sizeof h);
+    h.magic = MT_STREAM_MAGIC;
+    h.version = MT_SHM_VERSION;
+    h.session = *c->cfg.session;
+    if (fwrite(&h, sizeof h, 1, c->stream) != 1) {
+        fprintf(stderr, "memtrace: writing the record stream failed: %s\n", strerror(errno));
+        fclose(c->stream);
+        c->stream = NULL;
+    }
+}
+
+/* What the collector reads of a region besides its chunks: the header,
+ * the modules, the published trie nodes, the Python names. */
+static void stream_region(mt_collector_t *c, region_t *g)
+{
+    mt_region_t *r = g->r;
+    uint32_t index = r->index;
+    stream_put(c, MT_STREAM_REGION, index, 0, r, sizeof *r);
+    uint32_t nmod = __atomic_load_n(&r->nmodules, __ATOMIC_ACQUIRE);
+    if (nmod > MT_MAX_MODULES) nmod = MT_MAX_MODULES;
+    if (c->stream) stream_put(c, MT_STREAM_MODULES, index, 0, mt_region_modules(r), nmod * sizeof(mt_module_t));
+    const uint32_t *log = mt_region_log(r);
+    const mt_trie_slot_t *slots = mt_region_trie(r);
+    uint32_t nlog = __atomic_load_n(&r->nnodes, __ATOMIC_ACQUIRE);
+    if (nlog > r->trie_slots) nlog = r->trie_slots;
+    mt_stream_node_t buf[256];
+    size_t n = 0;
+    for (uint32_t k = 0; k < nlog && c->stream; k++) {
+        uint32_t id = __atomic_load_n(&log[k], __ATOMIC_ACQUIRE);
+        if (!id || id > r->trie_slots || __atomic_load_n(&slots[id - 1].state, __ATOMIC_ACQUIRE) != 2) continue;
+        buf[n++] = (mt_stream_node_t){id, 0, slots[id - 1]};
+        if (n == 256) {
+            stream_put(c, MT_STREAM_NODES, index, 0, buf, sizeof buf);
+            n = 0;
+        }
+    }
+    if (c->stream && n) stream_put(c, MT_STREAM_NODES, index, 0, buf, n * sizeof *buf);
+    uint64_t names = __atomic_load_n(&r->py.names_used, __ATOMIC_ACQUIRE);
+    if (names > MT_NAMES_SIZE) names = MT_NAMES_SIZE;
+    if (c->stream && names) stream_put(c, MT_STREAM_NAMES, index, 0, mt_region_names(r), names);
+}
+
 int mt_collector_new(const mt_collector_cfg_t *cfg, mt_collector_t **out)
 {
     mt_collector_t *c = calloc(1, sizeof *c);
@@ -147,6 +215,7 @@ int mt_collector_new(const mt_collector_cfg_t *cfg, mt_collector_t **out)
         mt_collector_free(c);
         return rc;
     }
+    stream_open(c);
     *out = c;
     return 0;
 }
@@ -171,6 +240,7 @@ void mt_collector_free(mt_collector_t *c)
     mt_stmt_finalize(c->ins_rss);
     mt_tscmap_free(&c->tscmap);
     mt_stmt_finalize(c->ins_mallinfo);
+    if (c->stream) fclose(c->stream);
     free(c);
 }
 
@@ -360,7 +430,7 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
         used -= used % sizeof(mt_rec_t);
         uint64_t pos = g->consumed[i];
         uint64_t end = unlimited ? UINT64_MAX : (uint64_t)mt_db_event_window_end(c->cfg.db);
-        const mt_rec_t *rec = (const mt_rec_t *)((const char *)(ch + 1) + pos);
+        const mt_rec_t *rec = (const mt_rec_t *)((const char *)(ch + 1) + pos), *first = rec;
         int64_t tid_row;
         int rc = thread_id(c, g, ch->tid, rec, &tid_row);
         if (rc) return rc;
@@ -377,6 +447,8 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
             rc = store_record(c, g, tid_row, rec);
             if (rc) return rc;
         }
+        if (c->stream && rec > first)
+            stream_put(c, MT_STREAM_RECORDS, r->index, ch->tid, first, (size_t)(rec - first) * sizeof *rec);
         g->consumed[i] = pos;
         if (st == MT_CHUNK_FULL && pos >= used) {
             g->consumed[i] = 0;
@@ -1035,6 +1107,14 @@ int mt_collector_finish(mt_collector_t *c, mt_collector_stats_t *st)
                              " free_null = ?, lost_events = ?, parent_id = ?, exec_of = ? WHERE id = ?",
                              &upd);
     int64_t next_frame = 1;
+    for (size_t i = 0; i < c->nregions && c->stream; i++) stream_region(c, &c->regions[i]);
+    if (c->stream) {
+        uint64_t seq = __atomic_load_n(&c->cfg.session->seq, __ATOMIC_ACQUIRE);
+        stream_put(c, MT_STREAM_END, 0, 0, &seq, sizeof seq);
+    }
+    if (c->stream && fclose(c->stream) != 0)
+        fprintf(stderr, "memtrace: writing the record stream failed: %s\n", strerror(errno));
+    c->stream = NULL;
     for (size_t i = 0; i < c->nregions && !rc; i++) {
         rc = write_region_tables(c, &c->regions[i], ins_mod, ins_frame, ins_pyframe, ins_stack, &next_frame);
         if (!rc) finish_process(c, &c->regions[i], upd, st);

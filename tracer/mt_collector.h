@@ -47,6 +47,45 @@ typedef struct {
     char reason[256];  /* why incomplete */
 } mt_collector_stats_t;
 
+/* The recorded stream (a benchmarking aid, docs/performance.md): with
+ * MEMTRACE_RECORD_STREAM=FILE in its environment the collector appends to
+ * FILE every record it converts, in the order it converts them, and at the
+ * end what it read of each region besides the chunks, so that
+ * bench/collector_replay.c can feed the same stream to a collector alone.
+ * FILE: an mt_stream_head_t, then blocks, each an mt_stream_block_t and
+ * `size` bytes of the kind's data.  Host byte order. */
+#define MT_STREAM_ENV   "MEMTRACE_RECORD_STREAM"
+#define MT_STREAM_MAGIC 0x4d5453545245414dULL /* "MTSTREAM" */
+
+typedef struct {
+    uint64_t magic;
+    uint32_t version;  /* MT_SHM_VERSION */
+    uint32_t pad;
+    mt_session_t session; /* as the collector started */
+} mt_stream_head_t;
+
+enum {
+    MT_STREAM_RECORDS = 1, /* mt_rec_t[] read from one chunk of thread `tid` */
+    MT_STREAM_REGION = 2,  /* the mt_region_t header, at the end */
+    MT_STREAM_MODULES = 3, /* mt_module_t[nmodules] */
+    MT_STREAM_NODES = 4,   /* mt_stream_node_t[]: the published trie nodes in log order */
+    MT_STREAM_NAMES = 5,   /* the names area in use (py.names_used bytes) */
+    MT_STREAM_END = 6,     /* uint64_t: the session's next sequence number at the end */
+};
+
+typedef struct {
+    uint32_t kind;   /* MT_STREAM_* */
+    uint32_t region; /* mt_region_t.index */
+    int32_t tid;     /* MT_STREAM_RECORDS: the chunk's owner */
+    uint32_t size;   /* bytes that follow */
+} mt_stream_block_t;
+
+typedef struct {
+    uint32_t id;     /* node id (slot + 1) */
+    uint32_t pad;
+    mt_trie_slot_t slot;
+} mt_stream_node_t;
+
 int mt_collector_new(const mt_collector_cfg_t *cfg, mt_collector_t **out);
 void mt_collector_free(mt_collector_t *c);
 

@@ -56,12 +56,37 @@ static void test_piecewise_and_monotone(void **state)
     mt_tscmap_free(&m);
 }
 
+static void test_bounded(void **state)
+{
+    (void)state;
+    /* a sample a "millisecond" for 100 "seconds": the map stays within
+     * MT_TSCMAP_MAX samples, keeps the first and the last, and still maps
+     * every tick of the run onto the line */
+    mt_tscmap_t m = {0};
+    for (uint64_t k = 0; k < 100000; k++) {
+        assert_int_equal(mt_tscmap_add(&m, 5000 + 3000000 * k, 77 + 1000000 * k), 0);
+        assert_true(m.n <= MT_TSCMAP_MAX);
+    }
+    assert_true(m.cap <= MT_TSCMAP_MAX);
+    assert_int_equal(m.tick[0], 5000);
+    assert_int_equal(m.tick[m.n - 1], 5000 + 3000000ull * 99999);
+    uint64_t prev = 0;
+    for (uint64_t k = 0; k < 100000; k += 997) {
+        uint64_t ns = mt_tscmap_ns(&m, 5000 + 3000000 * k + 1500);
+        assert_int_equal(ns, 77 + 1000000 * k + 500);
+        assert_true(ns >= prev);
+        prev = ns;
+    }
+    mt_tscmap_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_and_single),
         cmocka_unit_test(test_interpolation_is_exact_on_a_line),
         cmocka_unit_test(test_piecewise_and_monotone),
+        cmocka_unit_test(test_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
