@@ -61,6 +61,8 @@
 #include "mt_error.h"
 
 #include <dwarf.h>
+#include <errno.h>
+#include <limits.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -142,11 +144,128 @@ typedef struct {
     uint64_t ip;
 } frame_t;
 
-static char *debuginfo_path; /* NULL: libdwfl's default search path */
+static char *debuginfo_path; /* NULL: libdwfl's default search path (see mt_symbolize) */
+
+/* ---- decompressed separate debug files, kept by build id ----
+ *
+ * A distribution's separate debug files (libc6-dbg's, say) have their
+ * .debug_* sections compressed, and libdw inflates them all when it first
+ * looks up a line: 70 ms for the C library's at the end of every trace,
+ * most of the cost of tracing a short program (3 ms from an inflated
+ * copy).  The first symbolization writes an inflated copy to the cache
+ * directory, laid out like /usr/lib/debug (.build-id/XX/REST.debug), which
+ * libdwfl then searches first.  The directory: $MEMTRACE_CACHE_DIR (empty:
+ * no cache), else $XDG_CACHE_HOME/memtrace/debug, else
+ * ~/.cache/memtrace/debug. */
+
+/* The cache directory, made if missing; 0 when there is none. */
+static int cache_dir(char *out, size_t cap)
+{
+    const char *env = getenv("MEMTRACE_CACHE_DIR");
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    int n;
+    if (env) n = *env ? snprintf(out, cap, "%s", env) : -1;
+    else if (xdg && *xdg == '/') n = snprintf(out, cap, "%s/memtrace/debug", xdg);
+    else if (home && *home == '/') n = snprintf(out, cap, "%s/.cache/memtrace/debug", home);
+    else n = -1;
+    if (n <= 0 || (size_t)n >= cap) return 0;
+    /* each missing level, 0700 */
+    for (char *p = out + 1;; p++) {
+        if (*p && *p != '/') continue;
+        char c = *p;
+        *p = 0;
+        int ok = mkdir(out, 0700) == 0 || errno == EEXIST;
+        *p = c;
+        if (!ok) return 0;
+        if (!c) break;
+    }
+    return 1;
+}
+
+/* 1 when the ELF file open as fd has a compressed section. */
+static int has_compressed(int fd)
+{
+    Elf *e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    int found = 0;
+    for (Elf_Scn *scn = e ? elf_nextscn(e, NULL) : NULL; scn && !found; scn = elf_nextscn(e, scn)) {
+        GElf_Shdr sh;
+        found = gelf_getshdr(scn, &sh) && (sh.sh_flags & SHF_COMPRESSED);
+    }
+    if (e) elf_end(e);
+    return found;
+}
+
+/* Writes an inflated copy of the ELF file fd to `path` (through a
+ * temporary file and a rename, so a reader never sees half of one).
+ * Returns 0 or -1. */
+static int write_inflated(int fd, const char *dir, const char *path)
+{
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/.tmp.XXXXXX", dir) >= sizeof tmp) return -1;
+    int out = mkstemp(tmp);
+    if (out < 0) return -1;
+    int ok = 0;
+    char buf[1 << 16];
+    off_t off = 0;
+    for (;;) {
+        ssize_t k = pread(fd, buf, sizeof buf, off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            ok = k == 0;
+            break;
+        }
+        if (write(out, buf, (size_t)k) != k) break;
+        off += k;
+    }
+    Elf *e = ok ? elf_begin(out, ELF_C_RDWR, NULL) : NULL;
+    ok = e != NULL;
+    for (Elf_Scn *scn = e ? elf_nextscn(e, NULL) : NULL; scn && ok; scn = elf_nextscn(e, scn)) {
+        GElf_Shdr sh;
+        if (!gelf_getshdr(scn, &sh)) ok = 0;
+        else if (sh.sh_flags & SHF_COMPRESSED) ok = elf_compress(scn, 0, 0) >= 0;
+    }
+    if (ok) ok = elf_update(e, ELF_C_WRITE) >= 0;
+    if (e) elf_end(e);
+    if (close(out) != 0) ok = 0;
+    if (ok) ok = rename(tmp, path) == 0;
+    if (!ok) unlink(tmp);
+    return ok ? 0 : -1;
+}
+
+/* The cache directory of this run ("": none), set by mt_symbolize. */
+static char g_cache[PATH_MAX];
+
+/* libdwfl's find_debuginfo, which looks in the cache first (debuginfo_path
+ * lists it before /usr/lib/debug).  A compressed file found elsewhere is
+ * inflated into the cache, as .build-id/XX/REST.debug, for the next run. */
+static int find_debuginfo_cached(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+                                 const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
+                                 char **debuginfo_file_name)
+{
+    int fd = dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file, debuglink_crc,
+                                          debuginfo_file_name);
+    const unsigned char *bits;
+    GElf_Addr vaddr;
+    int nbits = fd >= 0 && g_cache[0] ? dwfl_module_build_id(mod, &bits, &vaddr) : 0;
+    if (nbits < 4 || nbits > 64) return fd;
+    size_t nc = strlen(g_cache);
+    if (*debuginfo_file_name && strncmp(*debuginfo_file_name, g_cache, nc) == 0) return fd; /* the cache's */
+    char dir[PATH_MAX + 16], path[PATH_MAX + 160];
+    snprintf(dir, sizeof dir, "%s/.build-id/%02x", g_cache, bits[0]);
+    int o = snprintf(path, sizeof path, "%s/", dir);
+    for (int i = 1; i < nbits; i++) o += snprintf(path + o, sizeof path - (size_t)o, "%02x", bits[i]);
+    snprintf(path + o, sizeof path - (size_t)o, ".debug");
+    if (access(path, F_OK) == 0 || !has_compressed(fd)) return fd;
+    char top[PATH_MAX + 16];
+    snprintf(top, sizeof top, "%s/.build-id", g_cache);
+    if ((mkdir(top, 0700) == 0 || errno == EEXIST) && (mkdir(dir, 0700) == 0 || errno == EEXIST))
+        write_inflated(fd, dir, path);
+    return fd;
+}
 
 static const Dwfl_Callbacks offline_callbacks = {
     .find_elf = dwfl_build_id_find_elf, /* unused: files are reported by path */
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_debuginfo = find_debuginfo_cached,
     .section_address = dwfl_offline_section_address,
     .debuginfo_path = &debuginfo_path,
 };
@@ -728,6 +847,15 @@ int mt_symbolize(mt_db_t *db, long *nresolved)
     if ((rc = read_pending_frames(db, &frames, &nframes))) goto out;
     if (nframes == 0) goto out;
     if ((rc = read_modules(db, &rows, &nrows))) goto out;
+    /* the cache first, then libdwfl's default places (".debug" beside the
+     * file and in its directory, then /usr/lib/debug) */
+    static char path[PATH_MAX + 32];
+    if (cache_dir(g_cache, sizeof g_cache) && (size_t)snprintf(path, sizeof path, ":.debug:%s:/usr/lib/debug", g_cache) < sizeof path)
+        debuginfo_path = path;
+    else {
+        g_cache[0] = 0;
+        debuginfo_path = NULL;
+    }
     rc = mt_stmt_prepare(db, "UPDATE frames SET module_id = ?1, \"offset\" = ?2, function = ?3, "
                              "file = ?4, line = ?5, symbolized = 1 WHERE id = ?6", &upd);
     if (rc) goto out;

@@ -108,6 +108,10 @@ void mt_usage_run(FILE *out)
             "  -q, --quiet            do not print the closing line\n"
             "  -h, --help             show this text\n"
             "\n"
+            "Separate debug files with compressed sections (a -dbg package's) are kept\n"
+            "inflated in $MEMTRACE_CACHE_DIR (default ~/.cache/memtrace/debug; empty:\n"
+            "no cache), which makes symbolizing them at the end of a trace fast.\n"
+            "\n"
             "memtrace exits with the program's exit status (128+N when it died of signal N).\n"
             "When the program crashes or is killed, the database keeps every event recorded\n"
             "up to that point and meta.complete is 0.\n",

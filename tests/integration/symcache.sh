@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# symcache.sh - the cache of inflated debug files (tracer/mt_symbolize.c).
+# A program whose debug information is in a separate file with compressed
+# sections (as distributions ship them): the first symbolization writes an
+# inflated copy under the cache directory, named by the build id; later
+# ones read it; the frames come out the same with the cache, from it, and
+# without it (MEMTRACE_CACHE_DIR empty).
+source "$(dirname "$0")/lib.sh"
+
+command -v objcopy >/dev/null && command -v readelf >/dev/null || { echo "objcopy/readelf not installed" >&2; exit 77; }
+# compressed_sections FILE: how many sections have SHF_COMPRESSED
+compressed_sections() {
+    python3 - "$1" <<'PY'
+import struct, sys
+f = open(sys.argv[1], 'rb').read()
+shoff = struct.unpack_from('<Q', f, 0x28)[0]
+shentsize, shnum = struct.unpack_from('<HH', f, 0x3a)
+print(sum(1 for i in range(shnum) if struct.unpack_from('<Q', f, shoff + i * shentsize + 8)[0] & 0x800))
+PY
+}
+
+cp "$PROGS/known_allocs" prog
+objcopy --only-keep-debug --compress-debug-sections=zlib prog prog.debug
+objcopy --strip-debug --add-gnu-debuglink=prog.debug prog
+assert_true "the separate debug file has compressed sections" test "$(compressed_sections prog.debug)" -gt 0
+ID=$(readelf -n prog | awk '/Build ID/ {print $3}')
+assert_true "the program has a build id" test -n "$ID"
+CACHED=cache/.build-id/${ID:0:2}/${ID:2}.debug
+
+FRAMES="SELECT group_concat(function || ':' || coalesce(file, '') || ':' || coalesce(line, ''), ' ')
+        FROM (SELECT DISTINCT function, file, line FROM stack_frames WHERE function LIKE 'alloc_%' OR function = 'main'
+              ORDER BY 1, 2, 3)"
+
+export MEMTRACE_CACHE_DIR=$WORK/cache
+trace first.db --os=hooks ./prog
+assert_eq "first run: exit status" 0 "$RC"
+assert_true "first run: the inflated copy is in the cache" test -s "$CACHED"
+assert_eq "the copy has no compressed section" 0 "$(compressed_sections "$CACHED")"
+trace second.db --os=hooks ./prog
+assert_eq "second run: exit status" 0 "$RC"
+MEMTRACE_CACHE_DIR= trace none.db --os=hooks ./prog
+assert_eq "no cache: exit status" 0 "$RC"
+A=$(q first.db "$FRAMES")
+assert_true "lines are found (main and the alloc_ functions, with files)" grep -q "main:.*known_allocs.c:[0-9]" <<<"$A"
+assert_eq "from the cache: the same frames" "$A" "$(q second.db "$FRAMES")"
+assert_eq "without a cache: the same frames" "$A" "$(q none.db "$FRAMES")"
+finish
