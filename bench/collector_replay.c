@@ -144,15 +144,9 @@ typedef struct {
 static mt_chunk_t *claim(mt_region_t *r, int32_t tid, uint32_t *hint)
 {
     for (;;) {
-        for (uint32_t k = 0; k < r->nchunks; k++) {
-            uint32_t i = (*hint + k) % r->nchunks;
-            mt_chunk_t *c = mt_region_chunk(r, i);
-            uint32_t expect = MT_CHUNK_FREE;
-            if (__atomic_load_n(&c->state, __ATOMIC_RELAXED) != MT_CHUNK_FREE) continue;
-            if (!__atomic_compare_exchange_n(&c->state, &expect, 3, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) continue;
-            c->tid = tid;
-            __atomic_store_n(&c->used, 0, __ATOMIC_RELAXED);
-            __atomic_store_n(&c->state, MT_CHUNK_OWNED, __ATOMIC_RELEASE);
+        uint32_t i;
+        mt_chunk_t *c = mt_chunk_claim(r, *hint % r->nchunks, tid, &i);
+        if (c) {
             *hint = i + 1;
             return c;
         }

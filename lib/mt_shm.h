@@ -59,7 +59,7 @@
 
 #define MT_SESSION_MAGIC 0x4d54534553534e31ULL /* "MTSESSN1" */
 #define MT_REGION_MAGIC  0x4d54524547494f31ULL /* "MTREGIO1" */
-#define MT_SHM_VERSION   6
+#define MT_SHM_VERSION   7
 
 #define MT_CHUNK_SIZE     (64u * 1024u)
 #define MT_DEFAULT_CHUNKS 1024u     /* 64 MiB of address space per process */
@@ -69,6 +69,7 @@
 #define MT_CMDLINE_MAX    2048
 #define MT_MAX_DEPTH      256
 #define MT_NAMES_SIZE     (8u << 20) /* Python frame names per process (sparse) */
+#define MT_ACTIVE_CHUNKS  4096u      /* chunks tracked by mt_region_t.active */
 
 /* Options the launcher hands to every traced process. */
 typedef struct {
@@ -299,6 +300,12 @@ typedef struct {
     uint64_t free_null;      /* free(NULL) calls (atomic, not events) */
     uint64_t lost;           /* events dropped (tracing disabled) */
     uint64_t chunk_waits;    /* times a thread waited for a free chunk */
+    /* Bit i: chunk i may hold records (set when it is claimed, cleared by
+     * the collector before it frees it): the collector visits these, not
+     * every chunk's header (1024 headers on their own pages: a cost per
+     * pass, and pages of shared memory made for nothing).  Chunks past
+     * MT_ACTIVE_CHUNKS are always visited. */
+    uint64_t active[MT_ACTIVE_CHUNKS / 64];
     char exe[MT_PATH_MAX];
     char cmdline[MT_CMDLINE_MAX]; /* NUL-separated argv, cmdline_len bytes */
     uint32_t cmdline_len;
@@ -381,6 +388,31 @@ static inline mt_chunk_t *mt_region_chunk(mt_region_t *r, uint32_t i)
 {
     return (mt_chunk_t *)((char *)r + r->chunk_off + (uint64_t)i * MT_CHUNK_SIZE);
 }
+/* Claims a FREE chunk for thread `tid`, looking from chunk `first` on
+ * (round the end), and marks it active; NULL when every chunk is in use.
+ * *index gets its number.  The preload library, the system-call tracer and
+ * the collector's replay bench claim chunks this way. */
+static inline mt_chunk_t *mt_chunk_claim(mt_region_t *r, uint32_t first, int32_t tid, uint32_t *index)
+{
+    uint32_t n = r->nchunks;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = first + k < n ? first + k : first + k - n;
+        mt_chunk_t *c = mt_region_chunk(r, i);
+        uint32_t expect = MT_CHUNK_FREE;
+        if (__atomic_load_n(&c->state, __ATOMIC_RELAXED) != MT_CHUNK_FREE) continue;
+        if (!__atomic_compare_exchange_n(&c->state, &expect, 3 /* claiming */, 0, __ATOMIC_ACQUIRE,
+                                         __ATOMIC_RELAXED))
+            continue;
+        c->tid = tid;
+        __atomic_store_n(&c->used, 0, __ATOMIC_RELAXED);
+        if (i < MT_ACTIVE_CHUNKS) __atomic_fetch_or(&r->active[i / 64], 1ull << (i % 64), __ATOMIC_RELEASE);
+        __atomic_store_n(&c->state, MT_CHUNK_OWNED, __ATOMIC_RELEASE);
+        *index = i;
+        return c;
+    }
+    return NULL;
+}
+
 static inline mt_module_t *mt_region_modules(mt_region_t *r)
 {
     return (mt_module_t *)((char *)r + r->mod_off);

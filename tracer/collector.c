@@ -376,6 +376,17 @@ static int held_back(const mt_collector_t *c, const mt_rec_t *rec)
     return rec->ts > last && rec->ts - last < (1ull << 34);
 }
 
+/* Gives a FULL chunk read to its end back to the target: no longer
+ * active, then FREE (in that order: a thread that claims it marks it
+ * active again). */
+static void release_chunk(region_t *g, uint32_t i)
+{
+    mt_region_t *r = g->r;
+    g->consumed[i] = 0;
+    if (i < MT_ACTIVE_CHUNKS) __atomic_fetch_and(&r->active[i / 64], ~(1ull << (i % 64)), __ATOMIC_RELEASE);
+    __atomic_store_n(&mt_region_chunk(r, i)->state, MT_CHUNK_FREE, __ATOMIC_RELEASE);
+}
+
 /* A chunk with records not read yet, and the seq of the first of them. */
 typedef struct pending {
     uint32_t chunk;
@@ -404,7 +415,19 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
     mt_region_t *r = g->r;
     long n = 0;
     size_t np = 0;
+    /* the chunks marked active (all of them with `unlimited`: the last
+     * drain does not trust the marks a damaged target may have cleared) */
+    uint32_t tracked = r->nchunks < MT_ACTIVE_CHUNKS ? r->nchunks : MT_ACTIVE_CHUNKS;
+    uint64_t word = 0;
     for (uint32_t i = 0; i < r->nchunks; i++) {
+        if (i < tracked && !unlimited) {
+            if (i % 64 == 0) word = __atomic_load_n(&r->active[i / 64], __ATOMIC_ACQUIRE);
+            if (!word) {
+                i |= 63; /* none in this word */
+                continue;
+            }
+            if (!(word >> (i % 64) & 1)) continue;
+        }
         mt_chunk_t *ch = mt_region_chunk(r, i);
         uint32_t st = __atomic_load_n(&ch->state, __ATOMIC_ACQUIRE);
         if (st != MT_CHUNK_OWNED && st != MT_CHUNK_FULL) continue;
@@ -416,8 +439,7 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
             const mt_rec_t *rec = (const mt_rec_t *)((const char *)(ch + 1) + pos);
             g->pending[np++] = (pending_t){i, rec->seq};
         } else if (st == MT_CHUNK_FULL) {
-            g->consumed[i] = 0;
-            __atomic_store_n(&ch->state, MT_CHUNK_FREE, __ATOMIC_RELEASE);
+            release_chunk(g, i);
         }
     }
     if (np > 1) qsort(g->pending, np, sizeof *g->pending, by_head);
@@ -450,10 +472,7 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
         if (c->stream && rec > first)
             stream_put(c, MT_STREAM_RECORDS, r->index, ch->tid, first, (size_t)(rec - first) * sizeof *rec);
         g->consumed[i] = pos;
-        if (st == MT_CHUNK_FULL && pos >= used) {
-            g->consumed[i] = 0;
-            __atomic_store_n(&ch->state, MT_CHUNK_FREE, __ATOMIC_RELEASE);
-        }
+        if (st == MT_CHUNK_FULL && pos >= used) release_chunk(g, i);
     }
     return n;
 }

@@ -184,22 +184,14 @@ static int next_chunk(tstate_t *t)
         __atomic_store_n(&t->chunk->state, MT_CHUNK_FULL, __ATOMIC_RELEASE);
         t->chunk = NULL;
     }
-    uint32_t n = r->nchunks;
     for (unsigned spins = 0;; spins++) {
         /* the lowest free chunk: while the collector keeps up, a few chunks
          * serve the whole run and stay in the caches (taken round robin,
          * every page of the region was faulted in - zeroed by the kernel -
          * and cold: 7% of py_lists' time) */
-        for (uint32_t i = 0; i < n; i++) {
-            mt_chunk_t *c = mt_region_chunk(r, i);
-            uint32_t expect = MT_CHUNK_FREE;
-            if (__atomic_load_n(&c->state, __ATOMIC_RELAXED) != MT_CHUNK_FREE) continue;
-            if (!__atomic_compare_exchange_n(&c->state, &expect, 3 /* claiming */, 0,
-                                             __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-                continue;
-            c->tid = t->tid;
-            __atomic_store_n(&c->used, 0, __ATOMIC_RELAXED);
-            __atomic_store_n(&c->state, MT_CHUNK_OWNED, __ATOMIC_RELEASE);
+        uint32_t i;
+        mt_chunk_t *c = mt_chunk_claim(r, 0, t->tid, &i);
+        if (c) {
             t->chunk = c;
             t->data = (char *)(c + 1);
             t->pos = 0;

@@ -382,15 +382,9 @@ static mt_chunk_t *claim_chunk(image_t *img, int32_t tid)
 {
     mt_region_t *r = img->r;
     for (unsigned spins = 0; spins < 100000; spins++) {
-        for (uint32_t k = 0; k < r->nchunks; k++) {
-            uint32_t i = (img->chunk_hint + k) % r->nchunks;
-            mt_chunk_t *c = mt_region_chunk(r, i);
-            uint32_t expect = MT_CHUNK_FREE;
-            if (!__atomic_compare_exchange_n(&c->state, &expect, 3, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-                continue;
-            c->tid = tid;
-            __atomic_store_n(&c->used, 0, __ATOMIC_RELAXED);
-            __atomic_store_n(&c->state, MT_CHUNK_OWNED, __ATOMIC_RELEASE);
+        uint32_t i;
+        mt_chunk_t *c = mt_chunk_claim(r, img->chunk_hint % r->nchunks, tid, &i);
+        if (c) {
             img->chunk_hint = i + 1;
             return c;
         }
