@@ -997,27 +997,35 @@ static inline uint64_t call_ts(tstate_t *t)
     return t->call_ts;
 }
 
+/* Writes one event record in place (see reserve).  hook context: no
+ * allocation. */
+static inline void put_event(tstate_t *t, uint64_t seq, int kind, const void *addr, uint64_t size,
+                             const void *old, uint16_t flags, uint32_t stack)
+{
+    uint64_t ts = call_ts(t);
+    mt_rec_t *r = reserve(t);
+    if (UNLIKELY(!r)) return;
+    r->type = MT_REC_EVENT;
+    r->kind = (uint8_t)kind;
+    r->flags = flags;
+    r->stack = stack;
+    r->seq = seq;
+    r->ts = ts;
+    r->addr = (uint64_t)(uintptr_t)addr;
+    r->size = size;
+    r->old_addr = (uint64_t)(uintptr_t)old;
+    publish(t);
+}
+
 /* Records one event; `seq` is taken by the caller at the point that keeps
  * the order rule.  hook context: no allocation. */
 static inline void record(tstate_t *t, uint64_t seq, int kind, const void *addr, uint64_t size,
                           const void *old, int failed, int want_stack)
 {
     uint16_t flags = (uint16_t)((failed ? MT_RF_FAILED : 0) | (mt_t_via << MT_RF_VIA_SHIFT));
-    uint64_t ts = call_ts(t);
+    call_ts(t); /* the time of the call, before the unwind */
     uint32_t stack = want_stack ? capture_stack(t, &flags) : 0;
-    mt_rec_t *r = reserve(t);
-    if (LIKELY(r != NULL)) {
-        r->type = MT_REC_EVENT;
-        r->kind = (uint8_t)kind;
-        r->flags = flags;
-        r->stack = stack;
-        r->seq = seq;
-        r->ts = ts;
-        r->addr = (uint64_t)(uintptr_t)addr;
-        r->size = size;
-        r->old_addr = (uint64_t)(uintptr_t)old;
-        publish(t);
-    }
+    put_event(t, seq, kind, addr, size, old, flags, stack);
     if (UNLIKELY(mt_py_watching)) mt_py_watch();
 }
 
@@ -1043,19 +1051,8 @@ void mt_pl_untraced(void (*fn)(void *), void *arg)
 void mt_pl_event(tstate_t *t, uint64_t seq, int kind, const void *addr, uint64_t size, const void *old, int failed,
                  unsigned via, uint32_t stack, uint16_t flags)
 {
-    uint64_t ts = call_ts(t);
-    mt_rec_t *r = reserve(t);
-    if (UNLIKELY(!r)) return;
-    r->type = MT_REC_EVENT;
-    r->kind = (uint8_t)kind;
-    r->flags = (uint16_t)(flags | (failed ? MT_RF_FAILED : 0) | (via << MT_RF_VIA_SHIFT));
-    r->stack = stack;
-    r->seq = seq;
-    r->ts = ts;
-    r->addr = (uint64_t)(uintptr_t)addr;
-    r->size = size;
-    r->old_addr = (uint64_t)(uintptr_t)old;
-    publish(t);
+    put_event(t, seq, kind, addr, size, old, (uint16_t)(flags | (failed ? MT_RF_FAILED : 0) | (via << MT_RF_VIA_SHIFT)),
+              stack);
 }
 
 void mt_pl_marker(tstate_t *t, int marker, uint64_t value) { record_marker(t, marker, value); }

@@ -56,17 +56,25 @@ static void test_cell_bytes(void **state)
     assert_memory_equal(buf, want_malloc, sizeof want_malloc);
 }
 
+/* A new trace database in a new temporary directory: dir (at least 32
+ * bytes) and path (256) get their names. */
+static mt_db_t *new_db(char *dir, char *path)
+{
+    strcpy(dir, "/tmp/mt_evstore_XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, 256, "%s/t.db", dir);
+    mt_db_t *db = NULL;
+    char err[256];
+    assert_int_equal(mt_db_create(path, &db, err, sizeof err), 0);
+    return db;
+}
+
 /* Writes `n` events (seq 1..n, with every 7th seq used by a marker when
  * `gaps`) in a shuffled order, splices, and checks the table. */
 static void roundtrip(int64_t n, int gaps, int shuffle)
 {
-    char dir[] = "/tmp/mt_evstore_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256];
-    snprintf(path, sizeof path, "%s/t.db", dir);
-    mt_db_t *db = NULL;
-    char err[256];
-    assert_int_equal(mt_db_create(path, &db, err, sizeof err), 0);
+    char dir[32], path[256];
+    mt_db_t *db = new_db(dir, path);
 
     int64_t *order = malloc(sizeof *order * (size_t)n);
     for (int64_t i = 0; i < n; i++) order[i] = i + 1;
@@ -141,12 +149,8 @@ static void test_two_levels(void **state) { (void)state; roundtrip(2000000, 1, 1
 static void test_late_event(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/mt_evstore_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256];
-    snprintf(path, sizeof path, "%s/t.db", dir);
-    mt_db_t *db = NULL;
-    assert_int_equal(mt_db_create(path, &db, NULL, 0), 0);
+    char dir[32], path[256];
+    mt_db_t *db = new_db(dir, path);
     /* seq 1 is missing for more than the reorder window: the writer steps
      * over it, and seq 1 arrives late */
     const int64_t n = 300000;
@@ -190,13 +194,8 @@ static void test_int_widths(void **state)
     }
     v[nv++] = INT64_MAX;
     v[nv++] = INT64_MIN;
-    char dir[] = "/tmp/mt_evstore_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256];
-    snprintf(path, sizeof path, "%s/t.db", dir);
-    mt_db_t *db = NULL;
-    char err[256];
-    assert_int_equal(mt_db_create(path, &db, err, sizeof err), 0);
+    char dir[32], path[256];
+    mt_db_t *db = new_db(dir, path);
     /* rowids from 1 to past 2^28 (varints of 1 to 5 bytes): one event per
      * value, the numbers between given up as markers' */
     int64_t seqs[sizeof v / sizeof v[0]];
