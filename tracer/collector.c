@@ -692,11 +692,13 @@ static pid_t next_reaped(mt_collector_t *c, int *status, int64_t *maxrss, int64_
         return c->cfg.reaped(c->cfg.reap_ctx, &p, status, maxrss, cpu_ns) ? p : 0;
     }
     struct rusage ru;
+    memset(&ru, 0, sizeof ru); /* wait4 fills it only for a child it reaps */
     pid_t p = wait4(-1, status, WNOHANG, &ru);
+    if (p <= 0) return 0;
     *maxrss = (int64_t)ru.ru_maxrss * 1024;
     *cpu_ns = ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
               ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
-    return p > 0 ? p : 0;
+    return p;
 }
 
 static void reap(mt_collector_t *c)
