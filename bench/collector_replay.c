@@ -46,7 +46,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -312,7 +314,13 @@ int main(int argc, char **argv)
     for (int k = 0; k < s.nregions; k++) {
         child[k] = fork();
         if (child[k] < 0) return fail("fork failed");
-        if (child[k] == 0) _exit(feed_region(&s, k, dir, nchunks, rounds));
+        if (child[k] == 0) {
+            /* a feeder never outlives the replay (it would wait for a free
+             * chunk for ever) */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() == 1) _exit(1);
+            _exit(feed_region(&s, k, dir, nchunks, rounds));
+        }
     }
 
     char err[256];
