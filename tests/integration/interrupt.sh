@@ -71,7 +71,7 @@ running() { [[ -n $1 ]] && ! gone "$1"; }
 
 start twice.db stubborn
 target=$(pgrep -P "$MPID" -x dier | head -1)
-trap '[[ -n ${target:-} ]] && kill -KILL "$target" 2>/dev/null; rm -rf "$WORK"' EXIT # never left running
+trap '[[ -n ${target:-} ]] && { kill -KILL "$target" 2>/dev/null || true; }; rm -rf "$WORK"' EXIT # never left running
 kill -INT "$MPID"
 sleep 0.2
 assert_true "first SIGINT, ignored by the program: it runs on" running "$target"
