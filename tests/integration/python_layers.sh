@@ -175,6 +175,15 @@ assert_eq "malloc: C library calls made for PyMem_*/PyObject_* = their calls" \
     "$(q mal.db "SELECT count(*) FROM event_data WHERE kind <= 9 AND via IN (3, 4)")"
 assert_true "malloc: object domain recorded" test "$(q mal.db "SELECT count(*) FROM event_data WHERE kind = 23")" -gt 10000
 assert_eq "malloc: no pymalloc arena" 0 "$(q mal.db "SELECT count(*) FROM event_data WHERE kind = 27 AND size = 1048576")"
+# a C library allocation serving a PyMem/PyObject call has that call's stack
+# (the wrapper's own event follows it), not a native unwind of its own
+STACKS="SELECT count(*), sum(s IS ps) FROM (
+          SELECT m.stack AS s, (SELECT p.stack FROM event_data p WHERE p.thread = m.thread AND p.seq > m.seq
+                                AND p.kind BETWEEN 19 AND 26 ORDER BY p.seq LIMIT 1) AS ps
+          FROM event_data m WHERE m.kind IN (1, 2, 3) AND m.via IN (3, 4))"
+read -r n same <<<"$(q mal.db "$STACKS" | tr '|' ' ')"
+assert_true "malloc: C library allocations under PyMem/PyObject calls ($n)" test "$n" -gt 10000
+assert_eq "malloc: each has the stack of the call it serves" "$n" "$same"
 
 # ---- nesting: a big object request goes PyObject -> PyMem_Raw -> malloc ----
 cat >big.py <<'EOF'
