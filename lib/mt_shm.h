@@ -19,9 +19,11 @@
  *   +------------------+ mod_off
  *   | mt_module_t[]    |  loaded objects (dl_iterate_phdr snapshot)
  *   +------------------+ trie_off
- *   | mt_trie_slot_t[] |  stack trie: (parent id, ip) -> id, lock-free
+ *   | mt_trie_slot_t[] |  stack trie nodes, in order of insertion (id = index + 1)
  *   +------------------+ log_off
  *   | uint32_t[]       |  node log: ids in order of insertion (nnodes used)
+ *   +------------------+ idx_off
+ *   | uint32_t[]       |  the trie's hash index: (parent id, ip) -> id, lock-free
  *   +------------------+ names_off
  *   | Python names     |  mt_pyname_t entries (Python frames resolved in
  *   |                  |  the target while its interpreter is alive)
@@ -37,14 +39,19 @@
  * to the end it sets it FREE again.  Key invariant: only the owning thread
  * writes records and `used`; only the collector turns FULL into FREE.
  *
- * Stack trie.  Node id = slot index + 1 (0 is the empty stack).  A slot is
- * claimed by CAS on `state` (0 -> 1), filled, then published by storing
- * state = 2 with release order; readers skip slots in state 1 until they
- * become 2.  Nodes are never removed, so ids are stable for the life of the
- * region and the collector may read the table at any time.  Each inserted
- * id is also appended to the node log (index from an atomic counter, the id
- * stored after it), so the collector visits the nodes without scanning the
- * whole table; a log entry still 0 was never completed and is skipped.
+ * Stack trie.  Node id = node index + 1 (0 is the empty stack).  The hash
+ * index maps (parent, ip) to an id by open addressing: an empty entry is
+ * claimed by CAS (0 -> MT_TRIE_BUSY), the next node index is taken from
+ * the atomic `nnodes`, the node is written and published (state = 2,
+ * release), its id appended to the node log, and the entry set to the id
+ * (release); readers of a BUSY entry wait until it is set.  Nodes lie one
+ * after the other, so a program's new stacks touch new pages of the node
+ * array in order (a table of nodes placed by hash touched a random page of
+ * its 16 MiB per new node: thousands of page faults, each zeroing a page,
+ * when an interpreter starts).  Nodes are never removed, so ids are stable
+ * for the life of the region and the collector may read the nodes at any
+ * time through the log; a log entry still 0 was never completed and is
+ * skipped.
  */
 #ifndef MT_SHM_H
 #define MT_SHM_H
@@ -59,7 +66,7 @@
 
 #define MT_SESSION_MAGIC 0x4d54534553534e31ULL /* "MTSESSN1" */
 #define MT_REGION_MAGIC  0x4d54524547494f31ULL /* "MTREGIO1" */
-#define MT_SHM_VERSION   7
+#define MT_SHM_VERSION   8
 
 #define MT_CHUNK_SIZE     (64u * 1024u)
 #define MT_DEFAULT_CHUNKS 1024u     /* 64 MiB of address space per process */
@@ -290,7 +297,7 @@ typedef struct {
     uint32_t flags;          /* MT_RG_* (atomic) */
     uint32_t nchunks;
     uint64_t start_ns;
-    uint64_t mod_off, trie_off, log_off, names_off, chunk_off, total_size;
+    uint64_t mod_off, trie_off, log_off, idx_off, names_off, chunk_off, total_size;
     uint32_t nnodes;         /* node log entries claimed (atomic) */
     uint32_t pad1;
     uint32_t trie_slots;
@@ -321,6 +328,7 @@ typedef struct {
     (MT_PAGE_ROUND(sizeof(mt_region_t)) +                                      \
      MT_PAGE_ROUND((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t)) +           \
      MT_PAGE_ROUND((uint64_t)(slots) * sizeof(mt_trie_slot_t)) +               \
+     MT_PAGE_ROUND((uint64_t)(slots) * sizeof(uint32_t)) +                      \
      MT_PAGE_ROUND((uint64_t)(slots) * sizeof(uint32_t)) + MT_NAMES_SIZE +      \
      (uint64_t)(nchunks) * MT_CHUNK_SIZE)
 
@@ -333,7 +341,8 @@ static inline void mt_region_layout(mt_region_t *r, uint32_t nchunks, uint32_t s
     r->mod_off = MT_PAGE_ROUND(sizeof(mt_region_t));
     r->trie_off = r->mod_off + MT_PAGE_ROUND((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t));
     r->log_off = r->trie_off + MT_PAGE_ROUND((uint64_t)slots * sizeof(mt_trie_slot_t));
-    r->names_off = r->log_off + MT_PAGE_ROUND((uint64_t)slots * sizeof(uint32_t));
+    r->idx_off = r->log_off + MT_PAGE_ROUND((uint64_t)slots * sizeof(uint32_t));
+    r->names_off = r->idx_off + MT_PAGE_ROUND((uint64_t)slots * sizeof(uint32_t));
     r->chunk_off = r->names_off + MT_NAMES_SIZE;
     r->total_size = MT_REGION_SIZE(nchunks, slots);
 }
@@ -421,6 +430,10 @@ static inline mt_trie_slot_t *mt_region_trie(mt_region_t *r)
 {
     return (mt_trie_slot_t *)((char *)r + r->trie_off);
 }
+static inline uint32_t *mt_region_index(mt_region_t *r)
+{
+    return (uint32_t *)((char *)r + r->idx_off);
+}
 static inline uint32_t *mt_region_log(mt_region_t *r)
 {
     return (uint32_t *)((char *)r + r->log_off);
@@ -435,35 +448,49 @@ static inline char *mt_region_names(mt_region_t *r)
  * Lock-free (see the top of this file): the preload library's threads and
  * the launcher's tracer insert into the same table.  hook context: no
  * allocation. */
+#define MT_TRIE_BUSY 0xffffffffu /* an index entry being filled */
+
 static inline uint32_t mt_trie_insert(mt_region_t *r, uint32_t parent, uint64_t ip)
 {
-    mt_trie_slot_t *slots = mt_region_trie(r);
-    uint32_t mask = r->trie_slots - 1;
+    mt_trie_slot_t *nodes = mt_region_trie(r);
+    uint32_t *idx = mt_region_index(r);
+    uint32_t nslots = r->trie_slots, mask = nslots - 1;
     uint64_t x = ip * 31 + parent; /* the hash: one function for every writer */
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdull;
     x ^= x >> 33;
     uint32_t h = (uint32_t)x & mask;
     for (unsigned probe = 0; probe < 4096; probe++, h = (h + 1) & mask) {
-        mt_trie_slot_t *s = &slots[h];
-        uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-        if (st == 0) {
+        uint32_t id = __atomic_load_n(&idx[h], __ATOMIC_ACQUIRE);
+        if (id == 0) {
+            if (__atomic_load_n(&r->nnodes, __ATOMIC_RELAXED) >= nslots) break; /* full */
             uint32_t expect = 0;
-            if (__atomic_compare_exchange_n(&s->state, &expect, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
-                s->ip = ip;
-                s->parent = parent;
-                __atomic_store_n(&s->state, 2, __ATOMIC_RELEASE);
+            if (__atomic_compare_exchange_n(&idx[h], &expect, MT_TRIE_BUSY, 0, __ATOMIC_ACQUIRE,
+                                            __ATOMIC_ACQUIRE)) {
                 uint32_t k = __atomic_fetch_add(&r->nnodes, 1, __ATOMIC_RELAXED);
-                if (k < r->trie_slots) __atomic_store_n(&mt_region_log(r)[k], h + 1, __ATOMIC_RELEASE);
-                return h + 1;
+                if (k >= nslots) { /* full after all */
+                    __atomic_store_n(&idx[h], 0, __ATOMIC_RELEASE);
+                    break;
+                }
+                nodes[k].ip = ip;
+                nodes[k].parent = parent;
+                __atomic_store_n(&nodes[k].state, 2, __ATOMIC_RELEASE);
+                __atomic_store_n(&mt_region_log(r)[k], k + 1, __ATOMIC_RELEASE);
+                __atomic_store_n(&idx[h], k + 1, __ATOMIC_RELEASE);
+                return k + 1;
             }
-            st = expect;
+            id = expect;
         }
-        while (st == 1) {
+        while (id == MT_TRIE_BUSY) {
             __builtin_ia32_pause();
-            st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+            id = __atomic_load_n(&idx[h], __ATOMIC_ACQUIRE);
         }
-        if (s->ip == ip && s->parent == parent) return h + 1;
+        if (id == 0) { /* given back: the table is full */
+            h = (h - 1) & mask;
+            continue;
+        }
+        if (id > nslots) break; /* damaged */
+        if (nodes[id - 1].ip == ip && nodes[id - 1].parent == parent) return id;
     }
     __atomic_or_fetch(&r->flags, MT_RG_TRIE_FULL, __ATOMIC_RELAXED);
     return 0;

@@ -571,7 +571,8 @@ static int add_region(mt_collector_t *c, const char *name)
         r->total_size != (uint64_t)sb.st_size || r->nchunks == 0 ||
         r->chunk_off + (uint64_t)r->nchunks * MT_CHUNK_SIZE > r->total_size ||
         r->trie_off + (uint64_t)r->trie_slots * sizeof(mt_trie_slot_t) > r->log_off ||
-        r->log_off + (uint64_t)r->trie_slots * sizeof(uint32_t) > r->names_off ||
+        r->log_off + (uint64_t)r->trie_slots * sizeof(uint32_t) > r->idx_off ||
+        r->idx_off + (uint64_t)r->trie_slots * sizeof(uint32_t) > r->names_off ||
         r->names_off + MT_NAMES_SIZE > r->chunk_off) {
         munmap(p, (size_t)sb.st_size);
         return 0; /* not published yet (or damaged): look again later */
