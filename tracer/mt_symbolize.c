@@ -154,9 +154,9 @@ static char *debuginfo_path; /* NULL: libdwfl's default search path (see mt_symb
  * most of the cost of tracing a short program (3 ms from an inflated
  * copy).  The first symbolization writes an inflated copy to the cache
  * directory, laid out like /usr/lib/debug (.build-id/XX/REST.debug), which
- * libdwfl then searches first.  The directory: $MEMTRACE_CACHE_DIR (empty:
- * no cache), else $XDG_CACHE_HOME/memtrace/debug, else
- * ~/.cache/memtrace/debug. */
+ * libdwfl then searches first.  The directory: $MEMTRACE_CACHE_DIR (an
+ * absolute path; empty or relative: no cache), else
+ * $XDG_CACHE_HOME/memtrace/debug, else ~/.cache/memtrace/debug. */
 
 /* The cache directory, made if missing; 0 when there is none. */
 static int cache_dir(char *out, size_t cap)
@@ -164,7 +164,7 @@ static int cache_dir(char *out, size_t cap)
     const char *env = getenv("MEMTRACE_CACHE_DIR");
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     int n;
-    if (env) n = *env ? snprintf(out, cap, "%s", env) : -1;
+    if (env) n = *env == '/' ? snprintf(out, cap, "%s", env) : -1; /* relative or empty: none */
     else if (xdg && *xdg == '/') n = snprintf(out, cap, "%s/memtrace/debug", xdg);
     else if (home && *home == '/') n = snprintf(out, cap, "%s/.cache/memtrace/debug", home);
     else n = -1;
