@@ -57,14 +57,16 @@ assert_eq "--precise-times: every event reads the clock (80,000 events, far more
 assert_eq "thread_start markers" 4 "$(q t4.db "SELECT count(*) FROM marker_names WHERE kind = 'thread_start'")"
 
 # A collector that falls behind: stopped for half a second while 4 threads
-# keep filling the record region, by then past its first wrap-around, so
-# that chunk indexes no longer follow age.  The backlog is several times
-# the event store's reorder window; read oldest chunk first it goes in
-# place, none of it "late" (read in index order, most of it went in late,
-# one SQLite INSERT each).
-"$MEMTRACE" -q --os=hooks -o lag.db "$PROGS/threads4" 400000 >"$WORK/lag.out" 2>"$WORK/lag.err" &
-LAGPID=$!
-sleep 0.3
+# fill the whole record region (1,024 chunks: five times the event store's
+# reorder window), 4 threads' records interleaved in every chunk.  Read
+# oldest chunk first it goes in place, none of it "late" (read in index
+# order behind a busy program, most of it went in late, one SQLite INSERT
+# each).
+saved=("${TRACE_OPTS[@]}")
+TRACE_OPTS=(--os=hooks)
+trace_bg lag.db "$PROGS/threads4" 400000 ready
+TRACE_OPTS=("${saved[@]}")
+LAGPID=$MPID
 kill -STOP "$LAGPID"
 sleep 0.5
 kill -CONT "$LAGPID"

@@ -1,5 +1,6 @@
 /* threads4.c - 4 threads, each making 10,000 malloc/free pairs (or
- * argv[1] pairs).
+ * argv[1] pairs; with argv[2] "ready", it says "ready" on stdout before
+ * starting them).
  *
  * Worker w allocates blocks of 8 + w*8 + (i % 16) bytes and frees each one
  * at once, so every thread has exactly 10,000 malloc and 10,000 free events
@@ -33,6 +34,10 @@ static void *worker(void *arg)
 int main(int argc, char **argv)
 {
     if (argc > 1) g_pairs = atol(argv[1]);
+    if (argc > 2 && argv[2][0] == 'r') {
+        ssize_t r = write(1, "ready\n", 6);
+        (void)r;
+    }
     pthread_t th[NTHREADS];
     for (int w = 0; w < NTHREADS; w++)
         if (pthread_create(&th[w], NULL, worker, (void *)(uintptr_t)w) != 0) abort();
