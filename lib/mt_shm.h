@@ -138,15 +138,20 @@ typedef struct {
 
 #define MT_CLOCK_PERIOD_NS 100000u /* the shared clock's step: 100 us */
 
-/* The time for a record: the shared clock while it ticks, else a reading
- * of the clock in the session's units.  All records of a process - the
+/* mt_session_clock: a reading of the clock in the session's units (for
+ * what needs more than the shared clock's step: a CPython collection's
+ * start and stop).  mt_session_now: the time for a record: the shared
+ * clock while it ticks, else a reading of the clock.  All records of a process - the
  * preload library's and the system-call tracer's - take it from the same
  * word, so one thread's times follow its order. */
+static inline uint64_t mt_session_clock(const mt_session_t *s)
+{
+    return (s->opt.flags & MT_OPT_TSC) ? mt_clock_rdtsc() : mt_clock_mono_ns();
+}
 static inline uint64_t mt_session_now(const mt_session_t *s)
 {
     uint64_t c = __atomic_load_n(&s->clock, __ATOMIC_RELAXED);
-    if (c) return c;
-    return (s->opt.flags & MT_OPT_TSC) ? mt_clock_rdtsc() : mt_clock_mono_ns();
+    return c ? c : mt_session_clock(s);
 }
 
 /* Chunk states */

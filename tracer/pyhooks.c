@@ -493,7 +493,7 @@ static PyObject *gc_callback(PyObject *self, PyObject *args)
         r.type = MT_REC_GC;
         r.kind = strcmp(ph, "start") == 0 ? 0 : 1;
         r.seq = mt_pl_seq();
-        r.ts = mt_pl_now();
+        r.ts = mt_pl_clock(); /* a collection takes tens of microseconds: exact times */
         r.size = (uint64_t)dict_long(d, "generation");
         if (r.kind == 1) {
             r.addr = (uint64_t)dict_long(d, "collected");

@@ -158,6 +158,8 @@ assert_eq "memtrace gc --csv --top 0: one row per collection" "$(q gc.db "SELECT
 assert_eq "memtrace gc --top 5: five rows" 5 "$("$MEMTRACE" gc --csv --top 5 gc.db | tail -n +2 | wc -l | tr -d ' ')"
 assert_eq "gc_events: stop after start, non-negative figures" 0 \
     "$(q gc.db "SELECT count(*) FROM gc_events WHERE stop_seq <= start_seq OR collected < 0 OR stop_ts < start_ts")"
+assert_eq "gc_events: every collection takes time (exact times, not the shared clock's 100 us steps)" 0 \
+    "$(q gc.db "SELECT count(*) FROM gc_events WHERE stop_ts <= start_ts")"
 
 # ---- PYTHONMALLOC=debug: wrappers above the debug hooks ----
 PYTHONMALLOC=debug trace dbg.db "$PYTHON" grow.py
