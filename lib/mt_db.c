@@ -16,6 +16,7 @@
 
 #include "mt_error.h"
 #include "mt_event.h"
+#include "mt_util.h"
 #include "mt_schema_sql.h" /* generated: mt_schema_trace_sql, mt_schema_indexes_sql */
 
 #include <errno.h>
@@ -33,6 +34,7 @@
     "PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-32768;"
 
 struct mt_db {
+    char errbuf[512];     /* mt_db_errmsg's answer, fit for a terminal */
     sqlite3 *h;           /* the file; while recording, the in-memory stand-in */
     char *path;
     mt_evstore_t *events; /* bulk writer; NULL when reading or sealed */
@@ -66,6 +68,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+    mt_text_sanitize(err);
 }
 
 static int configured;
@@ -88,7 +91,10 @@ int mt_db_exec(mt_db_t *db, const char *sql)
 
 const char *mt_db_errmsg(mt_db_t *db)
 {
-    return db && db->h ? sqlite3_errmsg(db->h) : "no database";
+    if (!db || !db->h) return "no database";
+    snprintf(db->errbuf, sizeof db->errbuf, "%s", sqlite3_errmsg(db->h));
+    mt_text_sanitize(db->errbuf);
+    return db->errbuf;
 }
 
 int mt_db_begin(mt_db_t *db) { return mt_db_exec(db, "BEGIN"); }

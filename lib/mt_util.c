@@ -116,3 +116,24 @@ void mt_json_string(FILE *out, const char *v, size_t n)
     }
     fputc('"', out);
 }
+
+void mt_text_sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f) *p = '?';
+            p++;
+            continue;
+        }
+        int n = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+        int k = 1;
+        while (n > 0 && k <= n && (p[k] & 0xc0) == 0x80) k++;
+        if (n < 0 || k <= n) { /* not a whole UTF-8 sequence */
+            *p++ = '?';
+            continue;
+        }
+        p += n + 1;
+    }
+}

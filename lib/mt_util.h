@@ -25,4 +25,9 @@ void mt_csv_field(FILE *out, const char *v, size_t n);
  * not part of valid UTF-8 becomes U+FFFD.  v NULL writes null. */
 void mt_json_string(FILE *out, const char *v, size_t n);
 
+/* Makes s (NUL-terminated) fit for one line of a terminal, in place:
+ * control characters and bytes that are not part of valid UTF-8 become
+ * '?' (a damaged database's schema text reaches error messages). */
+void mt_text_sanitize(char *s);
+
 #endif

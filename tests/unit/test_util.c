@@ -149,6 +149,26 @@ static void test_json_string(void **state)
     assert_string_equal(json("ab\0cd", 5), "\"ab\\u0000cd\"");
 }
 
+static void sanitized(const char *in, const char *want)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", in);
+    mt_text_sanitize(buf);
+    assert_string_equal(buf, want);
+}
+
+static void test_text_sanitize(void **state)
+{
+    (void)state;
+    sanitized("plain text", "plain text");
+    sanitized("a\nb\tc\x7f", "a?b?c?");
+    sanitized("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"); /* UTF-8 kept */
+    sanitized("near \"\xfb\"", "near \"?\"");        /* a byte no UTF-8 begins with */
+    sanitized("x\x80y", "x?y");                        /* a lone continuation byte */
+    sanitized("\xe2\x82", "??");                      /* a sequence cut short */
+    sanitized("\xc3(", "?(");                          /* a lead byte without its continuation */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -158,6 +178,7 @@ int main(void)
         cmocka_unit_test(test_fmt_ns),
         cmocka_unit_test(test_strerror),
         cmocka_unit_test(test_json_string),
+        cmocka_unit_test(test_text_sanitize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
