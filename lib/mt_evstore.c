@@ -481,6 +481,21 @@ static int put_late(mt_evstore_t *s, const mt_evrow_t *ev)
     return 0;
 }
 
+/* Moves the window so that it holds `seq`: what the ring has below
+ * seq - window is written, the numbers missing there are given up.  Past
+ * one window every slot is empty: the base jumps, so that a wild seq (a
+ * damaged target's) costs one window, not a step per number. */
+static int step_window(mt_evstore_t *s, int64_t seq)
+{
+    int64_t upto = seq - (int64_t)RING_SIZE + 1;
+    if (upto <= s->base) return 0;
+    int64_t lim = s->base + (int64_t)RING_SIZE;
+    int rc = drain_ring(s, upto < lim ? upto : lim);
+    if (rc) return rc;
+    if (s->base < upto) s->base = upto;
+    return drain_ready(s);
+}
+
 static int place(mt_evstore_t *s, int64_t seq, const mt_evrow_t *ev)
 {
     if (seq == s->base) {
@@ -494,13 +509,10 @@ static int place(mt_evstore_t *s, int64_t seq, const mt_evrow_t *ev)
     }
     if (seq < s->base) return ev ? put_late(s, ev) : 0;
     if (seq >= s->base + (int64_t)RING_SIZE) {
-        /* a gap has stalled the ring for a whole window: step over it.
-         * Past one window every slot is empty: jump, so that a wild seq (a
-         * damaged target's) costs one window, not a step per number */
-        int64_t upto = seq - (int64_t)RING_SIZE + 1, lim = s->base + (int64_t)RING_SIZE;
-        int rc = drain_ring(s, upto < lim ? upto : lim);
-        if (rc) return rc;
-        if (s->base < upto) s->base = upto;
+        /* a gap has stalled the ring for a whole window: step over it,
+         * then place seq in the window that now holds it */
+        int rc = step_window(s, seq);
+        return rc ? rc : place(s, seq, ev);
     }
     slot_t *sl = &s->ring[(uint64_t)seq & (RING_SIZE - 1)];
     if (sl->seq != RING_EMPTY) return ev ? put_late(s, ev) : 0; /* duplicate seq: keep it anyway */
@@ -515,17 +527,7 @@ int mt_evstore_add(mt_evstore_t *s, const mt_evrow_t *ev) { return s->failed ? s
 
 int64_t mt_evstore_window_end(const mt_evstore_t *s) { return s->base + (int64_t)RING_SIZE; }
 
-int mt_evstore_admit(mt_evstore_t *s, int64_t seq)
-{
-    if (s->failed) return s->failed;
-    int64_t upto = seq - (int64_t)RING_SIZE + 1;
-    if (upto <= s->base) return 0;
-    int64_t lim = s->base + (int64_t)RING_SIZE; /* past one window every slot is empty */
-    int rc = drain_ring(s, upto < lim ? upto : lim);
-    if (rc) return rc;
-    if (s->base < upto) s->base = upto;
-    return drain_ready(s);
-}
+int mt_evstore_admit(mt_evstore_t *s, int64_t seq) { return s->failed ? s->failed : step_window(s, seq); }
 
 int mt_evstore_skip(mt_evstore_t *s, int64_t seq) { return s->failed ? s->failed : place(s, seq, NULL); }
 
