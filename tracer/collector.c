@@ -387,6 +387,15 @@ static void release_chunk(region_t *g, uint32_t i)
     __atomic_store_n(&mt_region_chunk(r, i)->state, MT_CHUNK_FREE, __ATOMIC_RELEASE);
 }
 
+/* The bytes of whole records a chunk has published (never trusting the
+ * target with more than the chunk holds). */
+static uint64_t chunk_used(const mt_chunk_t *ch)
+{
+    uint64_t used = __atomic_load_n(&ch->used, __ATOMIC_ACQUIRE);
+    if (used > MT_CHUNK_DATA) used = MT_CHUNK_DATA;
+    return used - used % sizeof(mt_rec_t);
+}
+
 /* A chunk with records not read yet, and the seq of the first of them. */
 typedef struct pending {
     uint32_t chunk;
@@ -431,9 +440,7 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
         mt_chunk_t *ch = mt_region_chunk(r, i);
         uint32_t st = __atomic_load_n(&ch->state, __ATOMIC_ACQUIRE);
         if (st != MT_CHUNK_OWNED && st != MT_CHUNK_FULL) continue;
-        uint64_t used = __atomic_load_n(&ch->used, __ATOMIC_ACQUIRE);
-        if (used > MT_CHUNK_DATA) used = MT_CHUNK_DATA; /* never trust the target */
-        used -= used % sizeof(mt_rec_t);
+        uint64_t used = chunk_used(ch);
         uint64_t pos = g->consumed[i];
         if (pos < used) {
             const mt_rec_t *rec = (const mt_rec_t *)((const char *)(ch + 1) + pos);
@@ -447,9 +454,7 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
         uint32_t i = g->pending[k].chunk;
         mt_chunk_t *ch = mt_region_chunk(r, i);
         uint32_t st = __atomic_load_n(&ch->state, __ATOMIC_ACQUIRE);
-        uint64_t used = __atomic_load_n(&ch->used, __ATOMIC_ACQUIRE);
-        if (used > MT_CHUNK_DATA) used = MT_CHUNK_DATA;
-        used -= used % sizeof(mt_rec_t);
+        uint64_t used = chunk_used(ch); /* again: more may be published since */
         uint64_t pos = g->consumed[i];
         uint64_t end = unlimited ? UINT64_MAX : (uint64_t)mt_db_event_window_end(c->cfg.db);
         const mt_rec_t *rec = (const mt_rec_t *)((const char *)(ch + 1) + pos), *first = rec;
