@@ -366,7 +366,7 @@ static void *w_realloc(void *ctx, void *old, size_t n)
 static void w_free(void *ctx, void *p)
 {
     slot_t *s = ctx;
-    unsigned via = mt_t_via;
+    CALL_BEGIN(s);
     if (p) {
         /* the sequence number before the block is released (preload.c's order rule) */
         tstate_t *t = mt_pl_enter();
@@ -379,12 +379,9 @@ static void w_free(void *ctx, void *p)
             mt_pl_leave();
         }
     }
-    py_call_t outer = t_call;
-    t_call = (py_call_t){__builtin_return_address(0), s->dom, 0, 0};
-    mt_t_via = (unsigned)dom_mt[s->dom];
     s->prev.free(s->prev.ctx, p);
-    mt_t_via = via;
-    t_call = outer;
+    CALL_END();
+    (void)mine; /* a free's own event is recorded before the call */
 }
 
 static void *w_arena_alloc(void *ctx, size_t n)
