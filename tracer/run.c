@@ -228,12 +228,11 @@ static uint64_t mono_ns(void)
 
 /* ---- the shared clock (mt_session_t.clock) ----
  * A thread of the launcher stores the time in the session every
- * MT_CLOCK_PERIOD_NS; the preload library's heap hooks read it instead of
- * the time-stamp counter. */
+ * MT_CLOCK_PERIOD_NS; every record, the preload library's and the
+ * system-call tracer's, reads it (mt_session_now) instead of the clock. */
 
 typedef struct {
     mt_session_t *session;
-    int tsc;             /* store TSC ticks (MT_OPT_TSC), else CLOCK_MONOTONIC ns */
     volatile int stop;
     int running;
     pthread_t thread;
@@ -254,7 +253,7 @@ static void *ticker_main(void *arg)
     uint64_t last_seq = 0;
     unsigned quiet = 0;
     while (!k->stop) {
-        __atomic_store_n(&k->session->clock, k->tsc ? mt_clock_rdtsc() : mt_clock_mono_ns(), __ATOMIC_RELAXED);
+        __atomic_store_n(&k->session->clock, mt_session_clock(k->session), __ATOMIC_RELAXED);
         uint64_t seq = __atomic_load_n(&k->session->seq, __ATOMIC_RELAXED);
         quiet = seq == last_seq ? quiet + 1 : 0;
         last_seq = seq;
@@ -271,10 +270,9 @@ static void ticker_start(ticker_t *k, mt_session_t *session)
     memset(k, 0, sizeof *k);
     if (session->opt.flags & MT_OPT_PRECISE_TS) return;
     k->session = session;
-    k->tsc = (session->opt.flags & MT_OPT_TSC) != 0;
     /* ticking before the program's first record: a record stamped by the
      * clock itself while the word was still 0 would be ahead of the word */
-    __atomic_store_n(&session->clock, k->tsc ? mt_clock_rdtsc() : mt_clock_mono_ns(), __ATOMIC_RELAXED);
+    __atomic_store_n(&session->clock, mt_session_clock(session), __ATOMIC_RELAXED);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* signals are the main thread's */
