@@ -170,7 +170,6 @@ static inline uint64_t now_ns(void) { return mt_clock_mono_ns(); }
  * with --precise-times (mt_session_now); the collector converts.
  * hook context: no allocation, no system call. */
 static inline uint64_t now_ts(void) { return mt_session_now(g_session); }
-uint64_t mt_pl_now(void) { return now_ts(); }
 uint64_t mt_pl_clock(void) { return mt_session_clock(g_session); }
 
 /* ---- chunks ---- */

@@ -31,9 +31,8 @@ MT_HIDDEN void mt_pl_leave(void);
 MT_HIDDEN void mt_pl_untraced(void (*fn)(void *), void *arg);
 
 MT_HIDDEN uint64_t mt_pl_seq(void);
-/* A record timestamp (mt_clock.h: ticks or ns, as the session says). */
-MT_HIDDEN uint64_t mt_pl_now(void);
-/* The clock itself, not the shared clock's step (a collection's times). */
+/* A reading of the clock itself (mt_clock.h: ticks or ns, as the session
+ * says), not the shared clock's step: a collection's times. */
 MT_HIDDEN uint64_t mt_pl_clock(void);
 MT_HIDDEN mt_region_t *mt_pl_region(void);
 MT_HIDDEN uint32_t mt_pl_depth(void);
