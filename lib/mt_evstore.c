@@ -49,8 +49,9 @@ struct mt_evstore {
     slot_t *ring;
     size_t nring;           /* occupied slots: 0 lets in-order events skip the ring */
     int64_t base;           /* next seq to write */
-    uint8_t *page;          /* leaf under construction */
-    uint8_t *batch;         /* finished leaves not yet written to the database */
+    uint8_t *page;          /* one page read back from the file (rebuilding levels, splicing) */
+    uint8_t *batch;         /* pages not yet written to the database; the leaf under
+                             * construction is built in place at its next page */
     uint32_t nbatch, batch_cap; /* pages in batch, capacity in pages */
     uint32_t ncells, content; /* cells in page, start of cell content */
     int64_t page_max_rowid;
