@@ -200,9 +200,9 @@ static int feed_region(stream_t *s, int k, const char *dir, uint32_t nchunks, in
         } else if (b->kind == MT_STREAM_NODES) {
             const mt_stream_node_t *nd = (const mt_stream_node_t *)data;
             for (size_t i = 0; i < b->size / sizeof *nd; i++) {
-                if (!nd[i].id || nd[i].id > slots || r->nnodes >= slots) continue;
+                if (!nd[i].id || nd[i].id > slots) continue;
                 mt_region_trie(r)[nd[i].id - 1] = nd[i].slot;
-                mt_region_log(r)[r->nnodes++] = nd[i].id;
+                if (nd[i].id > r->nnodes) r->nnodes = nd[i].id;
             }
         } else if (b->kind == MT_STREAM_NAMES) {
             size_t n = b->size < MT_NAMES_SIZE ? b->size : MT_NAMES_SIZE;

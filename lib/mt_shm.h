@@ -19,9 +19,8 @@
  *   +------------------+ mod_off
  *   | mt_module_t[]    |  loaded objects (dl_iterate_phdr snapshot)
  *   +------------------+ trie_off
- *   | mt_trie_slot_t[] |  stack trie nodes, in order of insertion (id = index + 1)
- *   +------------------+ log_off
- *   | uint32_t[]       |  node log: ids in order of insertion (nnodes used)
+ *   | mt_trie_slot_t[] |  stack trie nodes, in order of insertion (id = index + 1;
+ *   |                  |  nnodes of them claimed)
  *   +------------------+ idx_off
  *   | uint32_t[]       |  the trie's hash index: (parent id, ip) -> id, lock-free
  *   +------------------+ names_off
@@ -43,15 +42,15 @@
  * index maps (parent, ip) to an id by open addressing: an empty entry is
  * claimed by CAS (0 -> MT_TRIE_BUSY), the next node index is taken from
  * the atomic `nnodes`, the node is written and published (state = 2,
- * release), its id appended to the node log, and the entry set to the id
- * (release); readers of a BUSY entry wait until it is set.  Nodes lie one
+ * release), and the entry set to the id (release); readers of a BUSY
+ * entry wait until it is set.  Nodes lie one
  * after the other, so a program's new stacks touch new pages of the node
  * array in order (a table of nodes placed by hash touched a random page of
  * its 16 MiB per new node: thousands of page faults, each zeroing a page,
  * when an interpreter starts).  Nodes are never removed, so ids are stable
  * for the life of the region and the collector may read the nodes at any
- * time through the log; a log entry still 0 was never completed and is
- * skipped.
+ * time, ids 1 to nnodes; a node not in state 2 was claimed but not (yet)
+ * written and is skipped.
  */
 #ifndef MT_SHM_H
 #define MT_SHM_H
@@ -66,7 +65,7 @@
 
 #define MT_SESSION_MAGIC 0x4d54534553534e31ULL /* "MTSESSN1" */
 #define MT_REGION_MAGIC  0x4d54524547494f31ULL /* "MTREGIO1" */
-#define MT_SHM_VERSION   8
+#define MT_SHM_VERSION   9
 
 #define MT_CHUNK_SIZE     (64u * 1024u)
 #define MT_DEFAULT_CHUNKS 1024u     /* 64 MiB of address space per process */
@@ -302,8 +301,8 @@ typedef struct {
     uint32_t flags;          /* MT_RG_* (atomic) */
     uint32_t nchunks;
     uint64_t start_ns;
-    uint64_t mod_off, trie_off, log_off, idx_off, names_off, chunk_off, total_size;
-    uint32_t nnodes;         /* node log entries claimed (atomic) */
+    uint64_t mod_off, trie_off, idx_off, names_off, chunk_off, total_size;
+    uint32_t nnodes;         /* stack trie nodes claimed (atomic) */
     uint32_t pad1;
     uint32_t trie_slots;
     uint32_t nmodules;       /* published modules (atomic) */
@@ -333,7 +332,6 @@ typedef struct {
     (MT_PAGE_ROUND(sizeof(mt_region_t)) +                                      \
      MT_PAGE_ROUND((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t)) +           \
      MT_PAGE_ROUND((uint64_t)(slots) * sizeof(mt_trie_slot_t)) +               \
-     MT_PAGE_ROUND((uint64_t)(slots) * sizeof(uint32_t)) +                      \
      MT_PAGE_ROUND((uint64_t)(slots) * sizeof(uint32_t)) + MT_NAMES_SIZE +      \
      (uint64_t)(nchunks) * MT_CHUNK_SIZE)
 
@@ -345,8 +343,7 @@ static inline void mt_region_layout(mt_region_t *r, uint32_t nchunks, uint32_t s
     r->trie_slots = slots;
     r->mod_off = MT_PAGE_ROUND(sizeof(mt_region_t));
     r->trie_off = r->mod_off + MT_PAGE_ROUND((uint64_t)MT_MAX_MODULES * sizeof(mt_module_t));
-    r->log_off = r->trie_off + MT_PAGE_ROUND((uint64_t)slots * sizeof(mt_trie_slot_t));
-    r->idx_off = r->log_off + MT_PAGE_ROUND((uint64_t)slots * sizeof(uint32_t));
+    r->idx_off = r->trie_off + MT_PAGE_ROUND((uint64_t)slots * sizeof(mt_trie_slot_t));
     r->names_off = r->idx_off + MT_PAGE_ROUND((uint64_t)slots * sizeof(uint32_t));
     r->chunk_off = r->names_off + MT_NAMES_SIZE;
     r->total_size = MT_REGION_SIZE(nchunks, slots);
@@ -439,10 +436,6 @@ static inline uint32_t *mt_region_index(mt_region_t *r)
 {
     return (uint32_t *)((char *)r + r->idx_off);
 }
-static inline uint32_t *mt_region_log(mt_region_t *r)
-{
-    return (uint32_t *)((char *)r + r->log_off);
-}
 static inline char *mt_region_names(mt_region_t *r)
 {
     return (char *)r + r->names_off;
@@ -480,7 +473,6 @@ static inline uint32_t mt_trie_insert(mt_region_t *r, uint32_t parent, uint64_t 
                 nodes[k].ip = ip;
                 nodes[k].parent = parent;
                 __atomic_store_n(&nodes[k].state, 2, __ATOMIC_RELEASE);
-                __atomic_store_n(&mt_region_log(r)[k], k + 1, __ATOMIC_RELEASE);
                 __atomic_store_n(&idx[h], k + 1, __ATOMIC_RELEASE);
                 return k + 1;
             }

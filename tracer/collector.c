@@ -179,15 +179,13 @@ static void stream_region(mt_collector_t *c, region_t *g)
     uint32_t nmod = __atomic_load_n(&r->nmodules, __ATOMIC_ACQUIRE);
     if (nmod > MT_MAX_MODULES) nmod = MT_MAX_MODULES;
     if (c->stream) stream_put(c, MT_STREAM_MODULES, index, 0, mt_region_modules(r), nmod * sizeof(mt_module_t));
-    const uint32_t *log = mt_region_log(r);
     const mt_trie_slot_t *slots = mt_region_trie(r);
-    uint32_t nlog = __atomic_load_n(&r->nnodes, __ATOMIC_ACQUIRE);
-    if (nlog > r->trie_slots) nlog = r->trie_slots;
+    uint32_t nnodes = __atomic_load_n(&r->nnodes, __ATOMIC_ACQUIRE);
+    if (nnodes > r->trie_slots) nnodes = r->trie_slots;
     mt_stream_node_t buf[256];
     size_t n = 0;
-    for (uint32_t k = 0; k < nlog && c->stream; k++) {
-        uint32_t id = __atomic_load_n(&log[k], __ATOMIC_ACQUIRE);
-        if (!id || id > r->trie_slots || __atomic_load_n(&slots[id - 1].state, __ATOMIC_ACQUIRE) != 2) continue;
+    for (uint32_t id = 1; id <= nnodes && c->stream; id++) {
+        if (__atomic_load_n(&slots[id - 1].state, __ATOMIC_ACQUIRE) != 2) continue;
         buf[n++] = (mt_stream_node_t){id, 0, slots[id - 1]};
         if (n == 256) {
             stream_put(c, MT_STREAM_NODES, index, 0, buf, sizeof buf);
@@ -575,8 +573,7 @@ static int add_region(mt_collector_t *c, const char *name)
     if (__atomic_load_n(&r->magic, __ATOMIC_ACQUIRE) != MT_REGION_MAGIC || r->version != MT_SHM_VERSION ||
         r->total_size != (uint64_t)sb.st_size || r->nchunks == 0 ||
         r->chunk_off + (uint64_t)r->nchunks * MT_CHUNK_SIZE > r->total_size ||
-        r->trie_off + (uint64_t)r->trie_slots * sizeof(mt_trie_slot_t) > r->log_off ||
-        r->log_off + (uint64_t)r->trie_slots * sizeof(uint32_t) > r->idx_off ||
+        r->trie_off + (uint64_t)r->trie_slots * sizeof(mt_trie_slot_t) > r->idx_off ||
         r->idx_off + (uint64_t)r->trie_slots * sizeof(uint32_t) > r->names_off ||
         r->names_off + MT_NAMES_SIZE > r->chunk_off) {
         munmap(p, (size_t)sb.st_size);
@@ -948,14 +945,10 @@ static int write_region_tables(mt_collector_t *c, region_t *g, mt_stmt_t *ins_mo
         rc = MT_ENOMEM;
         goto out;
     }
-    const uint32_t *log = mt_region_log(r);
-    uint32_t nlog = __atomic_load_n(&r->nnodes, __ATOMIC_ACQUIRE);
-    if (nlog > nslots) nlog = nslots;
-    for (uint32_t k = 0; k < nlog && !rc; k++) {
-        uint32_t id = __atomic_load_n(&log[k], __ATOMIC_ACQUIRE);
-        if (!id || id > nslots) continue; /* claimed but never written */
-        uint32_t i = id - 1;
-        if (__atomic_load_n(&slots[i].state, __ATOMIC_ACQUIRE) != 2) continue;
+    uint32_t nnodes = __atomic_load_n(&r->nnodes, __ATOMIC_ACQUIRE);
+    if (nnodes > nslots) nnodes = nslots;
+    for (uint32_t i = 0; i < nnodes && !rc; i++) {
+        if (__atomic_load_n(&slots[i].state, __ATOMIC_ACQUIRE) != 2) continue; /* claimed but never written */
         /* depth: walk up to a node of known depth (the trie has no cycles
          * unless the target damaged it: bound the walk) */
         if (!depth[i]) {

@@ -591,7 +591,7 @@ static void snapshot_pymalloc(void)
 
 /* ---- names of Python frames ---- */
 
-static uint32_t g_named_upto; /* node log entries looked at */
+static uint32_t g_named_upto; /* stack trie nodes looked at */
 static uint64_t *g_named;     /* resolved frames (open addressing) */
 static uint32_t g_named_cap, g_nnamed;
 
@@ -642,15 +642,13 @@ static void resolve_names(void *arg)
     mt_region_t *r = mt_pl_region();
     if (!g_frames || !r) return;
     mt_trie_slot_t *slots = mt_region_trie(r);
-    const uint32_t *log = mt_region_log(r);
-    uint32_t nlog = __atomic_load_n(&r->nnodes, __ATOMIC_ACQUIRE);
-    if (nlog > r->trie_slots) nlog = r->trie_slots;
+    uint32_t nnodes = __atomic_load_n(&r->nnodes, __ATOMIC_ACQUIRE);
+    if (nnodes > r->trie_slots) nnodes = r->trie_slots;
     char *names = mt_region_names(r);
     uint64_t used = r->py.names_used;
-    for (; g_named_upto < nlog; g_named_upto++) {
-        uint32_t id = __atomic_load_n(&log[g_named_upto], __ATOMIC_ACQUIRE);
-        if (!id || id > r->trie_slots) continue;
-        uint64_t ip = slots[id - 1].ip;
+    for (; g_named_upto < nnodes; g_named_upto++) {
+        if (__atomic_load_n(&slots[g_named_upto].state, __ATOMIC_ACQUIRE) != 2) continue;
+        uint64_t ip = slots[g_named_upto].ip;
         if (!MT_IS_PYFRAME(ip) || named_insert(ip) != 1) continue;
         char *code = (char *)(((ip >> 20) & ((1ull << 43) - 1)) << 4);
         int off = (int)(ip & 0xfffff);

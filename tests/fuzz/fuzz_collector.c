@@ -1,7 +1,7 @@
 /* fuzz_collector.c - fuzz target: the collector (tracer/collector.c) on a
  * region whose contents a traced program could have damaged: records of
  * any type, kind, sequence number, stack id and chunk fill level, a stack
- * trie with any parents and states, any node log.
+ * trie with any parents and states.
  *
  * Each input makes a session directory with one region file, as the
  * preload library lays it out (lib/mt_shm.h) but with 1 to 4 chunks and a
@@ -13,8 +13,7 @@
  *
  * Input: byte 0: chunks - 1 (mod 4); byte 1: trie slots - 1; bytes 2-5:
  * nnodes (as published); byte 6: chunk states (2 bits each); then the trie
- * slots (16 bytes each), the node log (4 bytes a slot); the rest fills the
- * chunks' record areas in order; each chunk's `used` is its share of the
+ * nodes (16 bytes each); the rest fills the chunks' record areas in order; each chunk's `used` is its share of the
  * bytes, or (state bit) anything from the next 8 bytes.  No modules (the
  * symbolizer would open the files they name).
  */
@@ -83,10 +82,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t k = slots * sizeof(mt_trie_slot_t);
     if (k > size - o) k = size - o;
     memcpy(mt_region_trie(r), data + o, k);
-    o += k;
-    k = slots * sizeof(uint32_t);
-    if (k > size - o) k = size - o;
-    memcpy(mt_region_log(r), data + o, k);
     o += k;
 
     /* the records, shared out over the chunks */
