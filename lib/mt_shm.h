@@ -65,7 +65,7 @@
 
 #define MT_SESSION_MAGIC 0x4d54534553534e31ULL /* "MTSESSN1" */
 #define MT_REGION_MAGIC  0x4d54524547494f31ULL /* "MTREGIO1" */
-#define MT_SHM_VERSION   9
+#define MT_SHM_VERSION   10
 
 #define MT_CHUNK_SIZE     (64u * 1024u)
 #define MT_DEFAULT_CHUNKS 1024u     /* 64 MiB of address space per process */
@@ -311,6 +311,10 @@ typedef struct {
     uint64_t free_null;      /* free(NULL) calls (atomic, not events) */
     uint64_t lost;           /* events dropped (tracing disabled) */
     uint64_t chunk_waits;    /* times a thread waited for a free chunk */
+    /* The break after the last brk call recorded in this process, by the
+     * hooks (the C library's brk) or by the tracer (a raw system call): the
+     * next one's old_addr, whoever records it (atomic; 0: none yet). */
+    uint64_t brk_now;
     /* Bit i: chunk i may hold records (set when it is claimed, cleared by
      * the collector before it frees it): the collector visits these, not
      * every chunk's header (1024 headers on their own pages: a cost per

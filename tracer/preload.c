@@ -136,6 +136,32 @@ static __thread tstate_t *t_state __attribute__((tls_model("initial-exec")));
 
 /* ---- raw system calls (never through our own hooks) ---- */
 
+/* A system call with the kernel's result (-errno on failure): not libc's
+ * syscall(), which would set errno; never through a hook. */
+static inline long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f)
+{
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    long ret;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+static inline int sys_failed(long r) { return (unsigned long)r > -4096UL; }
+
+/* A system call's result as the C library returns it: -1 and errno on
+ * failure. */
+static long ret_errno(long r)
+{
+    if (!sys_failed(r)) return r;
+    errno = (int)-r;
+    return -1;
+}
+
 /* Mappings of memtrace's own: marked for the launcher's system-call tracer,
  * which leaves them out (MT_SERVING_OWN). */
 static void *raw_mmap(void *a, size_t l, int p, int f, int fd, off_t o)
@@ -501,16 +527,24 @@ static int fp_walk(tstate_t *t, uint64_t *ip, int max, uint64_t *stop_ra)
  * Frames inside this library are skipped.  hook context: no allocation
  * (libunwind may allocate once per thread; the recursion guard routes that
  * to the C library untraced). */
-static uint32_t capture_stack(tstate_t *t, uint16_t *flags)
+static uint32_t capture_stack_in(tstate_t *t, uint16_t *flags, uint64_t inner);
+static uint32_t capture_stack(tstate_t *t, uint16_t *flags) { return capture_stack_in(t, flags, 0); }
+
+/* capture_stack, with `inner` (when not 0) as the innermost frame: the C
+ * library function whose entry jumped to a hook (libc_entries), which left
+ * no frame of its own.  Such a hook runs inside the C library, where frame
+ * pointers mean nothing: it is unwound with DWARF only. */
+static uint32_t capture_stack_in(tstate_t *t, uint16_t *flags, uint64_t inner)
 {
     if (!g_depth) return 0;
-    if (mt_py_frames_on) { /* serving a Python-domain call: its stack */
+    if (mt_py_frames_on && !inner) { /* serving a Python-domain call: its stack */
         uint32_t id = mt_py_call_stack(t, flags);
         if (id) return id;
     }
-    void *raw[MT_MAX_DEPTH + 8];
+    void *buf[MT_MAX_DEPTH + 9];
+    void **raw = buf + 1; /* buf[0]: room for `inner` */
     uint64_t stop_ra = 0;
-    int n = g_unwind == MT_UNWIND_DWARF ? -1 : fp_walk(t, (uint64_t *)raw, (int)g_depth + 1, &stop_ra);
+    int n = g_unwind == MT_UNWIND_DWARF || inner ? -1 : fp_walk(t, (uint64_t *)raw, (int)g_depth + 1, &stop_ra);
     if (n < 0 && g_unwind == MT_UNWIND_FP) n = 0;
     if (n < 0) {
         n = unw_backtrace(raw, (int)g_depth + 8);
@@ -529,6 +563,11 @@ static uint32_t capture_stack(tstate_t *t, uint16_t *flags)
         n = k;
     }
     uint64_t *ip = (uint64_t *)raw;
+    if (inner) {
+        buf[0] = (void *)(uintptr_t)inner;
+        ip = (uint64_t *)buf;
+        n++;
+    }
     uint64_t merged[2 * MT_MAX_DEPTH + 8];
     if (mt_py_frames_on) {
         /* a thread running Python: its Python frames in place of the
@@ -813,6 +852,7 @@ static int earlier_image(void)
 /* Maps the session, creates the region, resolves the real functions.
  * Runs once per process, from the first hook or the constructor, with the
  * recursion guard held. */
+static void libc_entries(void);
 static void init_tracing(void)
 {
     int expect = ST_UNINIT;
@@ -877,6 +917,7 @@ static void init_tracing(void)
         }
         scan_modules();
         g_statm_fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+        libc_entries();
     }
     __atomic_store_n(&g_state, ok ? ST_READY : ST_OFF, __ATOMIC_RELEASE);
     if (ok && execed) {
@@ -945,6 +986,7 @@ static void atfork_child(void)
     if (create_region((int32_t)parent->index, MT_RG_FORKED) == 0) {
         if (g_os_syscalls) hello(MT_HELLO_REGION, g_region->index, 0);
         if (t) t->region = g_region;
+        g_region->brk_now = parent->brk_now; /* the same break */
         g_region->py = parent->py; /* the same interpreter; its names area starts empty */
         g_region->py.names_used = 0;
         g_region->py.stats_valid = 0;
@@ -1280,6 +1322,12 @@ EXPORT size_t malloc_usable_size(void *p)
 
 /* ---- mappings ---- */
 
+enum { LC_MMAP, LC_MUNMAP, LC_MREMAP, LC_BRK, LC_MADVISE, LC_N };
+static void *g_lc_fn[LC_N];     /* the patched C library functions */
+static void *lc_mmap(void *a, size_t l, int prot, int fl, int fd, off_t off);
+static int lc_munmap(void *a, size_t l);
+static void *lc_mremap(void *old, size_t oldlen, size_t len, int fl, void *want);
+
 /* True when a mapping call comes from libunwind (its per-thread caches,
  * made and dropped on our behalf): not the program's. */
 static int from_unwinder(const void *caller)
@@ -1296,37 +1344,34 @@ static int from_unwinder(const void *caller)
  * then leaves it to the hook.  hook context: no allocation. */
 static long hooked_mmap(void *a, size_t l, int prot, int fl, int fd, off_t off)
 {
-    if (!g_os_syscalls) return syscall(SYS_mmap, a, l, prot, fl, fd, off);
+    if (!g_os_syscalls) return raw_syscall6(SYS_mmap, (long)a, (long)l, prot, fl, fd, off);
     /* the kernel ignores an anonymous mapping's offset (not a huge-page
      * one: that gets a file, whose offset counts) */
     if ((fl & MAP_ANONYMOUS) && !(fl & MAP_HUGETLB) && off == 0)
-        return syscall(SYS_mmap, a, l, prot, fl, fd, (off_t)MT_SYSCALL_TAG_OFFSET);
+        return raw_syscall6(SYS_mmap, (long)a, (long)l, prot, fl, fd, (long)MT_SYSCALL_TAG_OFFSET);
     uint8_t s = t_serving;
     t_serving = MT_SERVING_HOOKED;
-    long r = syscall(SYS_mmap, a, l, prot, fl, fd, off);
+    long r = raw_syscall6(SYS_mmap, (long)a, (long)l, prot, fl, fd, off);
     t_serving = s;
     return r;
 }
 
-/* mmap and mmap64: one body; `caller` tells libunwind's own calls apart. */
+/* mmap and mmap64: one body; `caller` tells libunwind's own calls apart.
+ * A call this hook does not record (made inside another hook: pymalloc's
+ * arenas, say) goes where the C library's own calls go. */
 static void *do_mmap(void *a, size_t l, int prot, int fl, int fd, off_t off, const void *caller)
 {
-    int own = from_unwinder(caller);
-    tstate_t *t = own ? NULL : enter();
-    void *p = own ? raw_mmap(a, l, prot, fl, fd, off)
-              : t ? (void *)hooked_mmap(a, l, prot, fl, fd, off)
-                  : (void *)syscall(SYS_mmap, a, l, prot, fl, fd, off);
-    if ((unsigned long)p > -4096UL) {
-        errno = -(int)(long)p;
-        p = MAP_FAILED;
-    }
-    if (t) {
-        uint64_t seq = next_seq();
-        record(t, seq, MT_EV_mmap, p == MAP_FAILED ? NULL : p, l, NULL, p == MAP_FAILED, 1);
-        record_rss(t, seq);
-        leave();
-    }
-    return p;
+    if (from_unwinder(caller)) return raw_mmap(a, l, prot, fl, fd, off);
+    tstate_t *t = enter();
+    if (!t)
+        return g_lc_fn[LC_MMAP] ? lc_mmap(a, l, prot, fl, fd, off)
+                                : (void *)ret_errno(raw_syscall6(SYS_mmap, (long)a, (long)l, prot, fl, fd, off));
+    long r = hooked_mmap(a, l, prot, fl, fd, off);
+    uint64_t seq = next_seq();
+    record(t, seq, MT_EV_mmap, sys_failed(r) ? NULL : (void *)r, l, NULL, sys_failed(r), 1);
+    record_rss(t, seq);
+    leave();
+    return (void *)ret_errno(r);
 }
 
 EXPORT void *mmap(void *a, size_t l, int prot, int fl, int fd, off_t off)
@@ -1341,43 +1386,39 @@ EXPORT void *mmap64(void *a, size_t l, int prot, int fl, int fd, off_t off)
 
 EXPORT int munmap(void *a, size_t l)
 {
-    int own = from_unwinder(__builtin_return_address(0));
-    tstate_t *t = own ? NULL : enter();
-    uint64_t seq = t ? next_seq() : 0;
-    long rc = own ? raw_munmap(a, l)
-              : t && g_os_syscalls ? syscall(SYS_munmap, a, l, MT_SYSCALL_TAG) /* see hooked_mmap */
-                                   : syscall(SYS_munmap, a, l);
-    if (t) {
-        record(t, seq, MT_EV_munmap, a, l, NULL, rc != 0, 1);
-        record_rss(t, seq);
-        leave();
-    }
-    return (int)rc;
+    if (from_unwinder(__builtin_return_address(0))) return raw_munmap(a, l);
+    tstate_t *t = enter();
+    if (!t)
+        return g_lc_fn[LC_MUNMAP] ? lc_munmap(a, l) : (int)ret_errno(raw_syscall6(SYS_munmap, (long)a, (long)l, 0, 0, 0, 0));
+    uint64_t seq = next_seq();
+    long rc = raw_syscall6(SYS_munmap, (long)a, (long)l, g_os_syscalls ? (long)MT_SYSCALL_TAG : 0, 0, 0, 0); /* see hooked_mmap */
+    record(t, seq, MT_EV_munmap, a, l, NULL, rc != 0, 1);
+    record_rss(t, seq);
+    leave();
+    return (int)ret_errno(rc);
 }
 
 EXPORT void *mremap(void *old, size_t oldlen, size_t len, int fl, ...)
 {
     void *want = NULL;
-    if (fl & MREMAP_FIXED) {
+    if (fl & (MREMAP_FIXED | MREMAP_DONTUNMAP)) {
         va_list ap;
         va_start(ap, fl);
         want = va_arg(ap, void *);
         va_end(ap);
     }
     tstate_t *t = enter();
-    void *p = (void *)(t && g_os_syscalls ? syscall(SYS_mremap, old, oldlen, len, fl, want, MT_SYSCALL_TAG)
-                                          : syscall(SYS_mremap, old, oldlen, len, fl, want));
-    if ((unsigned long)p > -4096UL) {
-        errno = -(int)(long)p;
-        p = MAP_FAILED;
-    }
-    if (t) {
-        uint64_t seq = next_seq();
-        record(t, seq, MT_EV_mremap, p == MAP_FAILED ? NULL : p, len, old, p == MAP_FAILED, 1);
-        record_rss(t, seq);
-        leave();
-    }
-    return p;
+    if (!t)
+        return g_lc_fn[LC_MREMAP] ? lc_mremap(old, oldlen, len, fl, want)
+                                  : (void *)ret_errno(raw_syscall6(SYS_mremap, (long)old, (long)oldlen, (long)len, fl,
+                                                                   (long)want, 0));
+    long r = raw_syscall6(SYS_mremap, (long)old, (long)oldlen, (long)len, fl, (long)want,
+                          g_os_syscalls ? (long)MT_SYSCALL_TAG : 0);
+    uint64_t seq = next_seq();
+    record(t, seq, MT_EV_mremap, sys_failed(r) ? NULL : (void *)r, len, old, sys_failed(r), 1);
+    record_rss(t, seq);
+    leave();
+    return (void *)ret_errno(r);
 }
 
 EXPORT int brk(void *a)
@@ -1409,6 +1450,213 @@ EXPORT void *sbrk(intptr_t incr)
         leave();
     }
     return p;
+}
+
+/* ---- the C library's own mapping calls (--os=syscalls) ----
+ *
+ * glibc's malloc maps, unmaps and moves the break with internal calls to
+ * its own mmap, munmap, mremap, brk and madvise, which no interposed symbol
+ * sees: the launcher's tracer caught each with a ptrace stop, some 100 us
+ * apiece (grow: 1,635 of them).  These five functions are thin system-call
+ * wrappers, and the internal calls go to the same code as the exported
+ * symbols.  So their entries are overwritten with a jump to the hooks
+ * below (libc_entries), which make the system call themselves, with the
+ * tag the seccomp filter lets through, and record it as the tracer would
+ * have: the same kinds, fields, via code (t_serving), order rule and
+ * resident-memory sample.  What a hook cannot record - a file mapping,
+ * which carries no tag, or a call before this thread has its state - is
+ * made untagged, exactly as before, and the tracer records it.
+ */
+
+#define TAG ((long)MT_SYSCALL_TAG)
+
+typedef struct {
+    tstate_t *t;
+    unsigned via;
+    int entered; /* enter() taken: leave() at the end */
+} oscall_t;
+
+enum { OS_TRACER = -1, OS_OWN = 0, OS_RECORD = 1 };
+
+/* Who records a mapping call that came through a patched entry:
+ * OS_RECORD, this hook (c filled in); OS_OWN, nobody - memtrace's own code
+ * (the loader's lookups, libunwind, pthread_getattr_np for a new thread);
+ * OS_TRACER, the launcher's tracer, as if there were no hook. */
+static int os_begin(oscall_t *c)
+{
+    uint8_t s = t_serving;
+    c->t = NULL;
+    c->via = 0;
+    c->entered = 0;
+    if (s == MT_SERVING_OWN || s == MT_SERVING_HOOKED) return OS_OWN;
+    if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) != ST_READY) return OS_TRACER;
+    if (t_in_hook) {
+        if (!s) return OS_OWN;
+        c->t = t_state; /* serving a malloc-family call (via libc) or an sbrk (via os) */
+        c->via = s & 15u;
+        return c->t ? OS_RECORD : OS_TRACER;
+    }
+    /* the C library on its own account (a thread's stack, a locale); a
+     * thread with no state yet, or none left (its end), is the tracer's */
+    if (!t_state) return OS_TRACER;
+    c->t = enter();
+    if (!c->t) return OS_TRACER;
+    c->entered = 1;
+    return OS_RECORD;
+}
+
+/* The record of a mapping call made through patched entry `fn`, and the
+ * resident-memory sample after it.  hook context: no allocation. */
+static void os_record(oscall_t *c, const void *fn, uint64_t seq, int kind, long addr, uint64_t size, long old,
+                      int failed)
+{
+    tstate_t *t = c->t;
+    uint16_t flags = (uint16_t)((failed ? MT_RF_FAILED : 0) | (c->via << MT_RF_VIA_SHIFT));
+    call_ts(t);
+    /* fn + 1: inside the function, also to a symbolizer that looks up the
+     * address before a return address */
+    uint32_t stack = capture_stack_in(t, &flags, (uint64_t)(uintptr_t)fn + 1);
+    put_event(t, seq, kind, (const void *)addr, size, (const void *)old, flags, stack);
+    record_rss(t, seq);
+    if (c->entered) leave();
+}
+
+static void **g_curbrk;         /* the C library's __curbrk */
+static uint64_t g_heap_start;   /* the brk heap's start (/proc/self/stat) */
+
+static void *lc_mmap(void *a, size_t l, int prot, int fl, int fd, off_t off)
+{
+    if (off & 4095) { /* as the C library: the kernel takes pages */
+        errno = EINVAL;
+        return MAP_FAILED;
+    }
+    oscall_t c;
+    int who = (fl & MAP_ANONYMOUS) && !(fl & MAP_HUGETLB) && off == 0 ? os_begin(&c) : OS_TRACER;
+    long r = raw_syscall6(SYS_mmap, (long)a, (long)l, prot, fl, fd,
+                          who == OS_TRACER ? (long)off : (long)MT_SYSCALL_TAG_OFFSET);
+    if (who == OS_RECORD)
+        os_record(&c, g_lc_fn[LC_MMAP], next_seq(), MT_EV_mmap, sys_failed(r) ? 0 : r, l, 0, sys_failed(r));
+    return (void *)ret_errno(r);
+}
+
+static int lc_munmap(void *a, size_t l)
+{
+    oscall_t c;
+    int who = os_begin(&c);
+    uint64_t seq = who == OS_RECORD ? next_seq() : 0; /* a release: numbered before it happens */
+    long r = raw_syscall6(SYS_munmap, (long)a, (long)l, who == OS_TRACER ? 0 : TAG, 0, 0, 0);
+    if (who == OS_RECORD) os_record(&c, g_lc_fn[LC_MUNMAP], seq, MT_EV_munmap, (long)a, l, 0, sys_failed(r));
+    return (int)ret_errno(r);
+}
+
+/* mremap is variadic; its optional fifth argument arrives where a fixed
+ * one would. */
+static void *lc_mremap(void *old, size_t oldlen, size_t len, int fl, void *want)
+{
+    if (!(fl & (MREMAP_FIXED | MREMAP_DONTUNMAP))) want = NULL;
+    oscall_t c;
+    int who = os_begin(&c);
+    long r = raw_syscall6(SYS_mremap, (long)old, (long)oldlen, (long)len, fl, (long)want,
+                          who == OS_TRACER ? 0 : TAG);
+    if (who == OS_RECORD)
+        os_record(&c, g_lc_fn[LC_MREMAP], next_seq(), MT_EV_mremap, sys_failed(r) ? 0 : r, len, (long)old,
+                  sys_failed(r));
+    return (void *)ret_errno(r);
+}
+
+/* brk as the C library's: the kernel answers with the break after the call
+ * (the old one when it refused), kept in __curbrk for sbrk.  The record:
+ * addr = the break after, old_addr = before, size = the heap's size. */
+static int lc_brk(void *a)
+{
+    oscall_t c;
+    int who = os_begin(&c);
+    /* the break before: as the last recorded call left it (the tracer's
+     * too: a raw system call), else as the C library knows it */
+    mt_region_t *rg = g_region; /* NULL once tracing is off (a fork child without a region) */
+    long before = rg ? (long)__atomic_load_n(&rg->brk_now, __ATOMIC_RELAXED) : 0;
+    if (!before) before = (long)(uintptr_t)*g_curbrk;
+    long now = raw_syscall6(SYS_brk, (long)a, who == OS_TRACER ? 0 : TAG, 0, 0, 0, 0);
+    *g_curbrk = (void *)now;
+    /* memtrace's own brk too: the break it leaves is the next one's start */
+    if (who != OS_TRACER && rg) __atomic_store_n(&rg->brk_now, (uint64_t)now, __ATOMIC_RELAXED);
+    if (who == OS_RECORD) {
+        os_record(&c, g_lc_fn[LC_BRK], next_seq(), MT_EV_brk, now,
+                  (uint64_t)now >= g_heap_start ? (uint64_t)now - g_heap_start : 0, before, a && now != (long)a);
+    }
+    if (now < (long)a) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+static int lc_madvise(void *a, size_t l, int advice)
+{
+    oscall_t c;
+    int who = advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE ? os_begin(&c) : OS_TRACER;
+    uint64_t seq = who == OS_RECORD ? next_seq() : 0; /* a release: numbered before it happens */
+    long r = raw_syscall6(SYS_madvise, (long)a, (long)l, advice, who == OS_TRACER ? 0 : TAG, 0, 0);
+    if (who == OS_RECORD)
+        os_record(&c, g_lc_fn[LC_MADVISE], seq, MT_EV_madvise, (long)a, l, advice, sys_failed(r));
+    return (int)ret_errno(r);
+}
+
+#undef TAG
+
+/* The brk heap's start: field 47 of /proc/self/stat (start_brk). */
+static uint64_t heap_start(void)
+{
+    char buf[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t k = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (k <= 0) return 0;
+    buf[k] = 0;
+    const char *p = strrchr(buf, ')'); /* the command name may hold anything */
+    if (!p) return 0;
+    for (int field = 2; field < 47 && *p; p++)
+        if (*p == ' ') field++;
+    return strtoull(p, NULL, 10);
+}
+
+/* Overwrites the entry of the C library's function `name` with a jump to
+ * `to` (movabs $to, %rax; jmp *%rax: %rax is free at a call's entry).
+ * Only a function of the C library, entered at its start and at least as
+ * long as the jump.  Returns 0 when patched. */
+static int patch_entry(int which, const char *name, void *to)
+{
+    void *fn = dlsym(RTLD_NEXT, name);
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    if (!fn || !dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || info.dli_saddr != fn ||
+        sym->st_size < 12 || !info.dli_fname || !strstr(info.dli_fname, "/libc.so"))
+        return -1;
+    uint8_t code[12] = {0x48, 0xb8};
+    uint64_t target = (uint64_t)(uintptr_t)to;
+    memcpy(code + 2, &target, 8);
+    code[10] = 0xff;
+    code[11] = 0xe0;
+    uintptr_t ps = page_size(), lo = (uintptr_t)fn & ~(ps - 1), hi = ((uintptr_t)fn + sizeof code + ps - 1) & ~(ps - 1);
+    if (mprotect((void *)lo, hi - lo, PROT_READ | PROT_WRITE | PROT_EXEC) != 0) return -1;
+    memcpy(fn, code, sizeof code);
+    mprotect((void *)lo, hi - lo, PROT_READ | PROT_EXEC);
+    g_lc_fn[which] = fn;
+    return 0;
+}
+
+/* Sends the C library's own mapping calls to the hooks above (init, with
+ * the recursion guard held).  brk needs __curbrk, which it keeps. */
+static void libc_entries(void)
+{
+    if (!g_os_syscalls || getenv("MEMTRACE_NO_LIBC_ENTRIES")) return;
+    patch_entry(LC_MMAP, "mmap", (void *)lc_mmap);
+    patch_entry(LC_MUNMAP, "munmap", (void *)lc_munmap);
+    patch_entry(LC_MREMAP, "mremap", (void *)lc_mremap);
+    patch_entry(LC_MADVISE, "madvise", (void *)lc_madvise);
+    g_curbrk = dlsym(RTLD_NEXT, "__curbrk");
+    if (g_curbrk && (g_heap_start = heap_start()) != 0) patch_entry(LC_BRK, "brk", (void *)lc_brk);
 }
 
 /* ---- modules, main, exit ---- */

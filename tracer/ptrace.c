@@ -96,48 +96,38 @@ int mt_ptrace_install_filter(void)
 #define ALLOW BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
 #define TAG_LO ((uint32_t)MT_SYSCALL_TAG)
 #define TAG_HI ((uint32_t)(MT_SYSCALL_TAG >> 32))
+    /* the calls the preload hooks record themselves carry the tag (mt_shm.h)
+     * and run without a stop: TAGGED(n) allows a call whose argument n is
+     * the tag and traces the others */
+#define TAGGED(n, lo, hi) LD_ARG(n), BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, lo, 0, 3), LD_ARG_HI(n), \
+                          BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, hi, 0, 1), ALLOW, TRACE
     struct sock_filter f[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
         ALLOW, /* 32-bit calls: not followed */
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mmap, 6, 0), /* to the mmap block */
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_munmap, 11, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mremap, 16, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_brk, 1, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_madvise, 20, 1),
-        TRACE,
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mmap, 5, 0), /* to the mmap block */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_munmap, 10, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mremap, 15, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_brk, 20, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_madvise, 25, 0),
         ALLOW,
-        /* the calls the preload hooks record themselves carry the tag
-         * (mt_shm.h): no stop.  mmap: offset == MT_SYSCALL_TAG_OFFSET */
-        LD_ARG(5),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)MT_SYSCALL_TAG_OFFSET, 0, 3),
-        LD_ARG_HI(5),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(MT_SYSCALL_TAG_OFFSET >> 32), 0, 1),
-        ALLOW,
-        TRACE,
-        /* munmap: third argument == MT_SYSCALL_TAG */
+        /* mmap: offset == MT_SYSCALL_TAG_OFFSET (an anonymous mapping's
+         * offset, which the kernel ignores) */
+        TAGGED(5, (uint32_t)MT_SYSCALL_TAG_OFFSET, (uint32_t)(MT_SYSCALL_TAG_OFFSET >> 32)),
+        /* munmap: third argument, mremap: sixth, brk: second (unused) */
+        TAGGED(2, TAG_LO, TAG_HI),
+        TAGGED(5, TAG_LO, TAG_HI),
+        TAGGED(1, TAG_LO, TAG_HI),
+        /* madvise: only the advice that gives memory back, and ours; the
+         * hooks' own carry the tag in the fourth argument */
         LD_ARG(2),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TAG_LO, 0, 3),
-        LD_ARG_HI(2),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TAG_HI, 0, 1),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MT_MADV_MEMTRACE, 9, 0), /* to the last TRACE */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADV_DONTNEED, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADV_FREE, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADV_REMOVE, 1, 0),
         ALLOW,
-        TRACE,
-        /* mremap: sixth argument == MT_SYSCALL_TAG */
-        LD_ARG(5),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TAG_LO, 0, 3),
-        LD_ARG_HI(5),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TAG_HI, 0, 1),
-        ALLOW,
-        TRACE,
-        /* madvise: only the advice that gives memory back, and ours */
-        LD_ARG(2),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADV_DONTNEED, 4, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADV_FREE, 3, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADV_REMOVE, 2, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MT_MADV_MEMTRACE, 1, 0),
-        ALLOW,
-        TRACE,
+        TAGGED(3, TAG_LO, TAG_HI),
     };
 #undef LD_ARG
 #undef LD_ARG_HI
@@ -145,6 +135,7 @@ int mt_ptrace_install_filter(void)
 #undef ALLOW
 #undef TAG_LO
 #undef TAG_HI
+#undef TAGGED
     struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
     /* without CAP_SYS_ADMIN a filter needs no_new_privs (set-user-ID
      * programs then run without their privileges) */
@@ -708,6 +699,11 @@ static void sys_exit(mt_ptracer_t *t, task_t *k, const struct user_regs_struct *
         /* the kernel returns the break after the call (the old one when
          * it refused); the request 0 only asks for it */
         uint64_t now = (uint64_t)ret, before = img->brk;
+        if (img->r) { /* the hooks may have moved it since (the C library's brk) */
+            uint64_t hooks = __atomic_load_n(&img->r->brk_now, __ATOMIC_RELAXED);
+            if (hooks) before = hooks;
+            __atomic_store_n(&img->r->brk_now, now, __ATOMIC_RELAXED);
+        }
         failed = k->a[0] != 0 && now != k->a[0];
         r.flags = (uint16_t)((failed ? MT_RF_FAILED : 0) | (k->via << MT_RF_VIA_SHIFT));
         r.kind = MT_EV_brk;

@@ -112,6 +112,11 @@ void mt_usage_run(FILE *out)
             "inflated in $MEMTRACE_CACHE_DIR (default ~/.cache/memtrace/debug; empty:\n"
             "no cache), which makes symbolizing them at the end of a trace fast.\n"
             "\n"
+            "With --os=syscalls the C library's own mmap, munmap, mremap, brk and madvise\n"
+            "(those malloc makes) are recorded by hooks at their entries, without a ptrace\n"
+            "stop; MEMTRACE_NO_LIBC_ENTRIES=1 leaves them to the tracer (slower, the same\n"
+            "events).\n"
+            "\n"
             "memtrace exits with the program's exit status (128+N when it died of signal N).\n"
             "When the program crashes or is killed, the database keeps every event recorded\n"
             "up to that point and meta.complete is 0.\n",

@@ -49,8 +49,19 @@ assert_eq "osmaps: those 10 calls' stacks pass through main and the C library's 
 assert_eq "osmaps: the innermost frame of an mmap inside malloc is the C library's mmap" "5" \
     "$(q os.db "SELECT count(*) FROM events e JOIN stack_frames f ON f.stack_id = e.stack_id
                 WHERE e.kind = 'mmap' AND e.via = 0 AND e.size = $CHUNK AND f.depth = 1 AND f.function LIKE '%mmap%'")"
-assert_eq "osmaps: no other mapping call after main is via libc (the 10, and the kept 2 MiB block's mmap)" 11 \
-    "$(q os.db "SELECT count(*) FROM events WHERE domain = 'os' AND via IS NOT NULL AND seq > $main")"
+assert_eq "osmaps: no other mapping call after main is via libc (the 10, and the kept 2 MiB block's mmap), but brk" 11 \
+    "$(q os.db "SELECT count(*) FROM events WHERE domain = 'os' AND via IS NOT NULL AND seq > $main AND kind != 'brk'")"
+# brk: the C library's calls inside the 100 KiB mallocs are recorded by the
+# hooks, the raw ones by the tracer; each starts where the last one left
+# the break, whoever recorded it
+assert_eq "osmaps: brk inside malloc (via libc), then 3 raw calls: probe, +64 KiB, back" "1|0,65536,-65536" \
+    "$(q os.db "SELECT (SELECT count(*) > 0 FROM events WHERE kind = 'brk' AND via = 0 AND seq > $main),
+                       (SELECT group_concat(addr - old_addr) FROM (SELECT addr, old_addr FROM events
+                                                                  WHERE kind = 'brk' AND via IS NULL AND seq > $main ORDER BY seq))")"
+assert_eq "osmaps: after main, every brk call's break before is the last one's after" "0|4" \
+    "$(q os.db "SELECT count(*) FILTER (WHERE old_addr != prev), count(prev)
+                FROM (SELECT old_addr, lag(addr) OVER (ORDER BY seq) AS prev FROM events
+                      WHERE kind = 'brk' AND seq > $main)")"
 # the thread's stack: 256 KiB + a guard page, mapped by main before the
 # thread ran; at its end the thread gives the unused stack back (madvise)
 stack=$((256 * 1024 + 4096))
@@ -87,9 +98,27 @@ TRACE_OPTS=()
 assert_eq "osmaps --os=hooks: only the program's mmap and munmap" "mmap|1
 munmap|1" "$(q osh.db "SELECT kind, count(*) FROM events WHERE domain = 'os' GROUP BY kind ORDER BY kind")"
 
+# The C library's own mapping calls (inside malloc and free, a thread's
+# stack) go to hooks through its patched entries, with no ptrace stop;
+# MEMTRACE_NO_LIBC_ENTRIES=1 leaves them to the tracer.  Both record the same
+# calls, fields and order.
+os_calls() { # DB: the OS events after main, the way both ways see them
+    q "$1" "SELECT kind, coalesce(via, '-'), size, failed, tid = pid,
+                   CASE WHEN kind = 'brk' THEN addr - old_addr || ',' || size ELSE '' END
+            FROM events WHERE domain = 'os'
+              AND seq > (SELECT seq FROM marker_names WHERE kind = 'main_enter') ORDER BY seq"
+}
+MEMTRACE_NO_LIBC_ENTRIES=1 trace osn.db "$PROGS/osmaps"
+assert_eq "osmaps: the C library's calls, hooked or stopped for: the same events" "$(os_calls osn.db)" "$(os_calls os.db)"
+assert_true "osmaps: the 10 calls inside malloc and free made no stop ($(meta os.db os_tracer_stops) stops, $(meta osn.db os_tracer_stops) without the hooks)" \
+    test "$(meta os.db os_tracer_stops)" -le $(($(meta osn.db os_tracer_stops) - 20))
+
 # ---- mmapper ----
 if [[ -x ${WORKLOADS:-}/mmapper ]]; then
     trace mm.db "$WORKLOADS/mmapper"
+    MEMTRACE_NO_LIBC_ENTRIES=1 trace mmn.db "$WORKLOADS/mmapper"
+    assert_eq "mmapper: the C library's calls, hooked or stopped for: the same events (count, digest)" \
+        "$(os_calls mmn.db | wc -l) $(os_calls mmn.db | md5sum)" "$(os_calls mm.db | wc -l) $(os_calls mm.db | md5sum)"
     assert_eq "mmapper: exit status" 0 "$RC"
     main=$(q mm.db "SELECT seq FROM marker_names WHERE kind = 'main_enter'")
     assert_eq "mmapper: after main, top level: 100 mmap (128 KiB..1 MiB, multiples of 64 KiB), 200 mremap, 100 munmap" \
@@ -120,6 +149,18 @@ munmap|100|100" \
                                                           WHERE kind = 'brk' AND via = 1 ORDER BY seq)),
                            (SELECT count(*) FROM events WHERE kind = 'brk' AND via = 1 AND size =
                                    addr - (SELECT addr FROM events WHERE kind = 'brk' ORDER BY seq LIMIT 1))")"
+fi
+
+# grow: glibc moves the break 765 times inside realloc and malloc
+if [[ -x ${WORKLOADS:-}/grow ]]; then
+    trace gr.db "$WORKLOADS/grow"
+    MEMTRACE_NO_LIBC_ENTRIES=1 trace grn.db "$WORKLOADS/grow"
+    assert_eq "grow: 765 brk system calls inside the heap calls (via libc)" 765 \
+        "$(q gr.db "SELECT count(*) FROM events WHERE kind = 'brk' AND via = 0")"
+    assert_eq "grow: the C library's calls, hooked or stopped for: the same events (count, digest)" \
+        "$(os_calls grn.db | wc -l) $(os_calls grn.db | md5sum)" "$(os_calls gr.db | wc -l) $(os_calls gr.db | md5sum)"
+    assert_true "grow: no stop for them ($(meta gr.db os_tracer_stops) stops, $(meta grn.db os_tracer_stops) without the hooks)" \
+        test "$(meta gr.db os_tracer_stops)" -le $(($(meta grn.db os_tracer_stops) - 2 * 765))
 fi
 
 # ---- a static program ----
@@ -170,7 +211,7 @@ if command -v strace >/dev/null; then
     assert_eq "no ptrace: meta os_capture, complete" "hooks|1" \
         "$(q fb.db "SELECT (SELECT value FROM meta WHERE key = 'os_capture'), (SELECT value FROM meta WHERE key = 'complete')")"
     assert_eq "no ptrace: the heap events and the program's own mmap/munmap" "free|5
-malloc|6
+malloc|10
 mmap|1
 munmap|1" "$(q fb.db "SELECT kind, count(*) FROM events WHERE kind IN ('malloc', 'free', 'mmap', 'munmap')
                        AND seq > (SELECT seq FROM marker_names WHERE kind = 'main_enter') GROUP BY kind ORDER BY kind")"

@@ -8,6 +8,11 @@
  *     page) with mmap in the creating thread, outside any malloc;
  *   - madvise(MADV_DONTNEED) on 64 KiB of a 1 MiB anonymous mapping the
  *     program maps itself (mmap, munmap through the library's functions).
+ *   - 4 x malloc(100 KiB), kept: below the mmap threshold, so glibc grows
+ *     its brk heap for them, with brk system calls inside the mallocs;
+ *   - 3 raw brk system calls, not through the C library: a probe, the break
+ *     raised by 64 KiB, and put back (glibc's own idea of the break stays
+ *     right);
  *   - one malloc(2 MiB) kept to the end: at exit glibc's own statistics
  *     (malloc_stats) show exactly one mmapped chunk of 2 MiB + 4 KiB.
  * No stdio: every other mapping call is the loader's or the C library's.
@@ -15,6 +20,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define BIG (1u << 20)
@@ -42,6 +48,13 @@ int main(void)
     m[0] = 1;
     if (madvise(m, 64 * 1024, MADV_DONTNEED) != 0) abort();
     if (munmap(m, BIG) != 0) abort();
+
+    static void *volatile small[4];
+    for (int i = 0; i < 4; i++)
+        if (!(small[i] = malloc(100 * 1024))) abort();
+    long cur = syscall(SYS_brk, 0);
+    if (syscall(SYS_brk, cur + 64 * 1024) != cur + 64 * 1024) abort();
+    if (syscall(SYS_brk, cur) != cur) abort();
 
     static void *volatile kept;
     if (!(kept = malloc(2 * BIG))) abort();
