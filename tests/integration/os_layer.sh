@@ -78,12 +78,13 @@ assert_eq "osmaps: the stack mapping's call stack: main, pthread_create" "1" \
 assert_eq "osmaps: the thread's own madvise lies in that stack" 1 \
     "$(q os.db "SELECT count(*) FROM events a JOIN events s ON s.kind = 'mmap' AND s.size = $stack
                 WHERE a.kind = 'madvise' AND a.tid != a.pid AND a.addr >= s.addr AND a.addr + a.size <= s.addr + s.size")"
-assert_eq "osmaps: the program's mmap, madvise(DONTNEED, 64 KiB), munmap: top level, one address" \
-    "mmap|$MIB||1
-madvise|65536|4|1
-munmap|$MIB||1" \
+assert_eq "osmaps: the program's mmap, madvise(DONTNEED, 64 KiB), munmap: top level, one address; then an mmap of 2^60 bytes that failed" \
+    "mmap|$MIB||1|
+madvise|65536|4|1|
+munmap|$MIB||1|
+mmap|$((1 << 60))||0|1" \
     "$(q os.db "WITH m AS (SELECT addr FROM events WHERE kind = 'mmap' AND size = $MIB AND via IS NULL AND seq > $main)
-                SELECT kind, size, old_addr, addr = (SELECT addr FROM m) FROM events
+                SELECT kind, size, old_addr, addr = (SELECT addr FROM m), failed FROM events
                 WHERE seq > (SELECT min(seq) FROM events WHERE kind = 'mmap' AND size = $MIB AND via IS NULL AND seq > $main) - 1
                   AND kind IN ('mmap', 'madvise', 'munmap') AND tid = pid AND via IS NULL ORDER BY seq")"
 # glibc's own statistics at exit: the kept 2 MiB block is its only mmapped chunk
@@ -95,8 +96,10 @@ assert_eq "osmaps: malloc_stats at exit: one mmapped chunk of 2 MiB + 4 KiB; are
 TRACE_OPTS=(--os=hooks)
 trace osh.db "$PROGS/osmaps"
 TRACE_OPTS=()
-assert_eq "osmaps --os=hooks: only the program's mmap and munmap" "mmap|1
-munmap|1" "$(q osh.db "SELECT kind, count(*) FROM events WHERE domain = 'os' GROUP BY kind ORDER BY kind")"
+assert_eq "osmaps --os=hooks: only the program's mmap (and the failed one) and munmap; the same exit status" "0
+mmap|2
+munmap|1" "$RC
+$(q osh.db "SELECT kind, count(*) FROM events WHERE domain = 'os' GROUP BY kind ORDER BY kind")"
 
 # The C library's own mapping calls (inside malloc and free, a thread's
 # stack) go to hooks through its patched entries, with no ptrace stop;
@@ -212,7 +215,7 @@ if command -v strace >/dev/null; then
         "$(q fb.db "SELECT (SELECT value FROM meta WHERE key = 'os_capture'), (SELECT value FROM meta WHERE key = 'complete')")"
     assert_eq "no ptrace: the heap events and the program's own mmap/munmap" "free|5
 malloc|10
-mmap|1
+mmap|2
 munmap|1" "$(q fb.db "SELECT kind, count(*) FROM events WHERE kind IN ('malloc', 'free', 'mmap', 'munmap')
                        AND seq > (SELECT seq FROM marker_names WHERE kind = 'main_enter') GROUP BY kind ORDER BY kind")"
 fi

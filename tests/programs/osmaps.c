@@ -13,10 +13,13 @@
  *   - 3 raw brk system calls, not through the C library: a probe, the break
  *     raised by 64 KiB, and put back (glibc's own idea of the break stays
  *     right);
+ *   - one mmap of 2^60 bytes, which fails with ENOMEM (exit status 3 if
+ *     errno says otherwise);
  *   - one malloc(2 MiB) kept to the end: at exit glibc's own statistics
  *     (malloc_stats) show exactly one mmapped chunk of 2 MiB + 4 KiB.
  * No stdio: every other mapping call is the loader's or the C library's.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -48,6 +51,10 @@ int main(void)
     m[0] = 1;
     if (madvise(m, 64 * 1024, MADV_DONTNEED) != 0) abort();
     if (munmap(m, BIG) != 0) abort();
+    /* a mapping no machine has room for: fails with ENOMEM, as untraced */
+    errno = 0;
+    if (mmap(NULL, (size_t)1 << 60, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED) abort();
+    if (errno != ENOMEM) return 3;
 
     static void *volatile small[4];
     for (int i = 0; i < 4; i++)
