@@ -10,7 +10,9 @@
  * makes them, lib/mt_shm.h): each creates its region, publishes the
  * recorded stack trie, modules and Python names, and puts the region's
  * records back into chunks, thread by thread, claiming FREE chunks and
- * marking them FULL as the preload library does, then exits.  Meanwhile
+ * marking them FULL as the preload library does (an event without old_addr
+ * as a compact record, after a time record when its time moved), then
+ * exits.  Meanwhile
  * this process runs the collector (mt_collector_new, _run, _finish) into a
  * fresh database, exactly as `memtrace run` does, and measures it: its own
  * CPU time (getrusage RUSAGE_SELF: the feeding processes are not counted),
@@ -140,6 +142,7 @@ typedef struct {
     int32_t tid;
     mt_chunk_t *ch;
     uint64_t used;
+    uint64_t ts; /* the time of the chunk's last MT_REC_TS (0: none) */
 } open_chunk_t;
 
 /* Claims a FREE chunk for thread `tid`, as the preload library does. */
@@ -214,7 +217,6 @@ static int feed_region(stream_t *s, int k, const char *dir, uint32_t nchunks, in
     static open_chunk_t open_chunks[MAX_THREADS];
     size_t nopen = 0;
     uint32_t hint = 0;
-    const uint64_t cap = MT_CHUNK_DATA - MT_CHUNK_DATA % sizeof(mt_rec_t);
     for (int round = 0; round < rounds; round++) {
         uint64_t shift = (uint64_t)round * (s->end_seq - 1); /* seq 1 is the first one used */
         for (off = sizeof s->head; (b = next_block(s, &off, &data));) {
@@ -225,25 +227,37 @@ static int feed_region(stream_t *s, int k, const char *dir, uint32_t nchunks, in
             if (!o) {
                 if (nopen == MAX_THREADS) return 1;
                 o = &open_chunks[nopen++];
-                *o = (open_chunk_t){b->tid, NULL, 0};
+                *o = (open_chunk_t){b->tid, NULL, 0, 0};
             }
+            /* each record as the preload library writes it: an event
+             * without old_addr compact (after a time record when its time
+             * differs from the chunk's), the others whole */
             const mt_rec_t *src = (const mt_rec_t *)data;
-            size_t n = b->size / sizeof *src;
-            while (n) {
-                if (!o->ch || o->used == cap) {
+            for (size_t n = b->size / sizeof *src; n; n--, src++) {
+                int compact = src->type == MT_REC_EVENT && !src->old_addr;
+                uint64_t len = !compact ? sizeof *src : sizeof(mt_rec32_t) * (src->ts == o->ts ? 1 : 2);
+                if (!o->ch || o->used + len > MT_CHUNK_DATA) {
                     if (o->ch) __atomic_store_n(&o->ch->state, MT_CHUNK_FULL, __ATOMIC_RELEASE);
                     o->ch = claim(r, b->tid, &hint);
                     o->used = 0;
+                    o->ts = 0;
+                    if (compact) len = sizeof(mt_rec32_t) * (src->ts == o->ts ? 1 : 2);
                 }
-                size_t m = (cap - o->used) / sizeof *src;
-                if (m > n) m = n;
-                mt_rec_t *dst = (mt_rec_t *)((char *)(o->ch + 1) + o->used);
-                memcpy(dst, src, m * sizeof *src);
-                for (size_t i = 0; i < m; i++) dst[i].seq += shift;
-                o->used += m * sizeof *src;
+                char *dst = (char *)(o->ch + 1) + o->used;
+                if (!compact) {
+                    memcpy(dst, src, sizeof *src);
+                    ((mt_rec_t *)(void *)dst)->seq += shift;
+                } else {
+                    mt_rec32_t *c = (mt_rec32_t *)(void *)dst;
+                    if (src->ts != o->ts) {
+                        *c++ = (mt_rec32_t){MT_REC_TS, 0, 0, 0, 0, src->ts, 0};
+                        o->ts = src->ts;
+                    }
+                    *c = (mt_rec32_t){MT_REC_EV32, src->kind, src->flags, src->stack, src->seq + shift, src->addr,
+                                      src->size};
+                }
+                o->used += len;
                 __atomic_store_n(&o->ch->used, o->used, __ATOMIC_RELEASE);
-                src += m;
-                n -= m;
             }
         }
     }

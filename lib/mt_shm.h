@@ -30,9 +30,11 @@
  *   | chunk 0..n-1     |  MT_CHUNK_SIZE each: mt_chunk_t + records
  *   +------------------+
  *
- * Chunks.  A thread owns one chunk at a time and appends fixed-size
- * mt_rec_t records to it; after each record it publishes the new fill level
- * with a release store to `used`.  When a chunk is full the thread marks it
+ * Chunks.  A thread owns one chunk at a time and appends records to it:
+ * mt_rec_t (48 bytes), or for a heap event without old_addr the compact
+ * mt_rec32_t (32 bytes) whose time is that of the chunk's last MT_REC_TS
+ * record; after each record it publishes the new fill level with a release
+ * store to `used`.  When a chunk is full the thread marks it
  * FULL and claims a FREE one with a compare-and-swap.  The collector reads
  * [consumed, used) of every OWNED or FULL chunk; once a FULL chunk is read
  * to the end it sets it FREE again.  Key invariant: only the owning thread
@@ -65,7 +67,7 @@
 
 #define MT_SESSION_MAGIC 0x4d54534553534e31ULL /* "MTSESSN1" */
 #define MT_REGION_MAGIC  0x4d54524547494f31ULL /* "MTREGIO1" */
-#define MT_SHM_VERSION   10
+#define MT_SHM_VERSION   11
 
 #define MT_CHUNK_SIZE     (64u * 1024u)
 #define MT_DEFAULT_CHUNKS 1024u     /* 64 MiB of address space per process */
@@ -181,6 +183,11 @@ enum {
                           *   part 2: addr = hblks, size = ordblks */
     MT_REC_GC = 5,     /* a CPython collection: kind 0 start, 1 stop; size = generation,
                         * addr = collected, old_addr = uncollectable (stop only) */
+    MT_REC_EV32 = 6,   /* an event as MT_REC_EVENT, old_addr 0, in an mt_rec32_t:
+                        * its ts is that of the last MT_REC_TS before it in the
+                        * same chunk */
+    MT_REC_TS = 7,     /* an mt_rec32_t: `addr` holds the time of the MT_REC_EV32
+                        * records after it in this chunk; seq 0 (no number) */
 };
 
 /* One record, 48 bytes, identical for every type (simple and branch-free on
@@ -196,6 +203,29 @@ typedef struct {
     uint64_t size;     /* requested size, or marker value */
     uint64_t old_addr; /* realloc, mremap: the block that was replaced */
 } mt_rec_t;
+
+/* The compact record, 32 bytes: mt_rec_t without ts and old_addr, its
+ * first 16 bytes laid out alike.  A third less for the program to write
+ * and the collector to read than mt_rec_t, and the time moves in steps of
+ * the shared clock (MT_CLOCK_PERIOD_NS), so one MT_REC_TS serves many
+ * events. */
+typedef struct {
+    uint8_t type;  /* MT_REC_EV32 or MT_REC_TS */
+    uint8_t kind;
+    uint16_t flags;
+    uint32_t stack;
+    uint64_t seq;
+    uint64_t addr; /* MT_REC_TS: the time */
+    uint64_t size;
+} mt_rec32_t;
+_Static_assert(sizeof(mt_rec_t) == 48 && sizeof(mt_rec32_t) == 32, "record sizes");
+
+/* The length of a record of type `type`: 48 bytes but for the compact
+ * types (an unknown type, from a damaged target, is skipped as 48). */
+static inline uint64_t mt_rec_len(uint8_t type)
+{
+    return type == MT_REC_EV32 || type == MT_REC_TS ? sizeof(mt_rec32_t) : sizeof(mt_rec_t);
+}
 
 /* For bundled-allocator events (kind >= MT_KIND_PYM_BASE): addr is the
  * block (or the pool, or the arena, for their events), size the event's

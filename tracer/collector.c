@@ -52,6 +52,7 @@ typedef struct {
     char name[64];
     int64_t process_id;   /* processes.id = region index + 1 */
     uint64_t *consumed;   /* per chunk */
+    uint64_t *chunk_ts;   /* per chunk: the time of its last MT_REC_TS read */
     struct pending *pending; /* per chunk: drain_region's work list */
     int closed;           /* drained after its process ended */
     int superseded;       /* its pid exec'd a newer image */
@@ -96,6 +97,8 @@ struct mt_collector {
     int64_t last_rel;
     mt_tscmap_t tscmap;   /* ticks -> CLOCK_MONOTONIC ns */
     FILE *stream;         /* MEMTRACE_RECORD_STREAM: the records read go here too */
+    mt_rec_t *sbuf;       /* the stream's records of the chunk being read (as mt_rec_t) */
+    size_t nsbuf;
 };
 
 static uint64_t mono_ns(void)
@@ -225,6 +228,7 @@ void mt_collector_free(mt_collector_t *c)
         region_t *g = &c->regions[i];
         if (g->r) munmap(g->r, g->map_size);
         free(g->consumed);
+        free(g->chunk_ts);
         free(g->pending);
         free(g->threads);
         free(g->stack_ids);
@@ -239,6 +243,7 @@ void mt_collector_free(mt_collector_t *c)
     mt_tscmap_free(&c->tscmap);
     mt_stmt_finalize(c->ins_mallinfo);
     if (c->stream) fclose(c->stream);
+    free(c->sbuf);
     free(c);
 }
 
@@ -381,17 +386,78 @@ static void release_chunk(region_t *g, uint32_t i)
 {
     mt_region_t *r = g->r;
     g->consumed[i] = 0;
+    g->chunk_ts[i] = 0;
     if (i < MT_ACTIVE_CHUNKS) __atomic_fetch_and(&r->active[i / 64], ~(1ull << (i % 64)), __ATOMIC_RELEASE);
     __atomic_store_n(&mt_region_chunk(r, i)->state, MT_CHUNK_FREE, __ATOMIC_RELEASE);
 }
 
-/* The bytes of whole records a chunk has published (never trusting the
- * target with more than the chunk holds). */
+/* The bytes of records a chunk has published (never trusting the target
+ * with more than the chunk holds; a record reaching past them is not read). */
 static uint64_t chunk_used(const mt_chunk_t *ch)
 {
     uint64_t used = __atomic_load_n(&ch->used, __ATOMIC_ACQUIRE);
-    if (used > MT_CHUNK_DATA) used = MT_CHUNK_DATA;
-    return used - used % sizeof(mt_rec_t);
+    return used > MT_CHUNK_DATA ? MT_CHUNK_DATA : used;
+}
+
+/* The record at `pos` of a chunk with `used` bytes published, as an
+ * mt_rec_t: itself, or a compact one filled into *tmp with the time
+ * *chunk_ts.  NULL at the end, or for an MT_REC_TS (which sets *chunk_ts).
+ * *len gets the record's length (0: none whole). */
+static inline const mt_rec_t *rec_at(const mt_chunk_t *ch, uint64_t pos, uint64_t used, uint64_t *chunk_ts,
+                                     mt_rec_t *tmp, uint64_t *len)
+{
+    const uint8_t *p = (const uint8_t *)(ch + 1) + pos;
+    *len = 0;
+    if (pos + sizeof(mt_rec32_t) > used) return NULL;
+    uint64_t l = mt_rec_len(p[0]);
+    if (pos + l > used) return NULL;
+    *len = l;
+    if (l == sizeof(mt_rec_t)) return (const mt_rec_t *)(const void *)p;
+    const mt_rec32_t *c = (const mt_rec32_t *)(const void *)p;
+    if (c->type == MT_REC_TS) {
+        *chunk_ts = c->addr;
+        return NULL;
+    }
+    tmp->type = MT_REC_EVENT;
+    tmp->kind = c->kind;
+    tmp->flags = c->flags;
+    tmp->stack = c->stack;
+    tmp->seq = c->seq;
+    tmp->ts = *chunk_ts;
+    tmp->addr = c->addr;
+    tmp->size = c->size;
+    tmp->old_addr = 0;
+    return tmp;
+}
+
+/* The seq of the first record not read yet at `pos` (past time records);
+ * 0 when there is none. */
+static uint64_t head_seq(const mt_chunk_t *ch, uint64_t pos, uint64_t used)
+{
+    for (;;) {
+        uint64_t ts = 0, len;
+        mt_rec_t tmp;
+        const mt_rec_t *rec = rec_at(ch, pos, used, &ts, &tmp, &len);
+        if (rec) return rec->seq ? rec->seq : 1;
+        if (!len) return 0;
+        pos += len;
+    }
+}
+
+/* MEMTRACE_RECORD_STREAM: the records read, as mt_rec_t (the replay feeds
+ * them back so), in blocks per chunk. */
+static void stream_flush(mt_collector_t *c, uint32_t region, int32_t tid)
+{
+    if (c->stream && c->nsbuf) stream_put(c, MT_STREAM_RECORDS, region, tid, c->sbuf, c->nsbuf * sizeof *c->sbuf);
+    c->nsbuf = 0;
+}
+
+static void stream_rec(mt_collector_t *c, uint32_t region, int32_t tid, const mt_rec_t *rec)
+{
+    enum { SBUF = 1024 };
+    if (!c->sbuf && !(c->sbuf = malloc(SBUF * sizeof *c->sbuf))) return;
+    c->sbuf[c->nsbuf++] = *rec;
+    if (c->nsbuf == SBUF) stream_flush(c, region, tid);
 }
 
 /* A chunk with records not read yet, and the seq of the first of them. */
@@ -440,12 +506,9 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
         if (st != MT_CHUNK_OWNED && st != MT_CHUNK_FULL) continue;
         uint64_t used = chunk_used(ch);
         uint64_t pos = g->consumed[i];
-        if (pos < used) {
-            const mt_rec_t *rec = (const mt_rec_t *)((const char *)(ch + 1) + pos);
-            g->pending[np++] = (pending_t){i, rec->seq};
-        } else if (st == MT_CHUNK_FULL) {
-            release_chunk(g, i);
-        }
+        uint64_t head = pos < used ? head_seq(ch, pos, used) : 0;
+        if (head) g->pending[np++] = (pending_t){i, head};
+        else if (st == MT_CHUNK_FULL) release_chunk(g, i); /* read to its end (time records aside) */
     }
     if (np > 1) qsort(g->pending, np, sizeof *g->pending, by_head);
     for (size_t k = 0; k < np; k++) {
@@ -455,11 +518,18 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
         uint64_t used = chunk_used(ch); /* again: more may be published since */
         uint64_t pos = g->consumed[i];
         uint64_t end = unlimited ? UINT64_MAX : (uint64_t)mt_db_event_window_end(c->cfg.db);
-        const mt_rec_t *rec = (const mt_rec_t *)((const char *)(ch + 1) + pos), *first = rec;
-        int64_t tid_row;
-        int rc = thread_id(c, g, ch->tid, rec, &tid_row);
-        if (rc) return rc;
-        for (; pos < used; pos += sizeof(mt_rec_t), rec++, n++) {
+        int64_t tid_row = 0;
+        int rc = 0;
+        for (;;) {
+            mt_rec_t tmp;
+            uint64_t len, ts = g->chunk_ts[i];
+            const mt_rec_t *rec = rec_at(ch, pos, used, &ts, &tmp, &len);
+            if (!rec) {
+                if (!len) break; /* the end of what is published */
+                g->chunk_ts[i] = ts; /* a time record */
+                pos += len;
+                continue;
+            }
             if (held_back(c, rec)) break;
             if (!unlimited && rec->seq >= end) {
                 /* the window moved while this chunk was read? */
@@ -469,13 +539,18 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
                     break;
                 }
             }
+            if (!tid_row && (rc = thread_id(c, g, ch->tid, rec, &tid_row)) != 0) return rc;
             rc = store_record(c, g, tid_row, rec);
             if (rc) return rc;
+            if (c->stream) stream_rec(c, r->index, ch->tid, rec);
+            pos += len;
+            n++;
         }
-        if (c->stream && rec > first)
-            stream_put(c, MT_STREAM_RECORDS, r->index, ch->tid, first, (size_t)(rec - first) * sizeof *rec);
+        stream_flush(c, r->index, ch->tid);
         g->consumed[i] = pos;
-        if (st == MT_CHUNK_FULL && pos >= used) release_chunk(g, i);
+        /* a record cut off at the end of a FULL chunk (a damaged target)
+         * is never completed: the chunk is done */
+        if (st == MT_CHUNK_FULL && (pos >= used || !head_seq(ch, pos, used))) release_chunk(g, i);
     }
     return n;
 }
@@ -596,10 +671,12 @@ static int add_region(mt_collector_t *c, const char *name)
     memcpy(g->name, name, nlen + 1);
     g->process_id = (int64_t)r->index + 1;
     g->consumed = calloc(r->nchunks, sizeof *g->consumed);
+    g->chunk_ts = calloc(r->nchunks, sizeof *g->chunk_ts);
     g->pending = calloc(r->nchunks, sizeof *g->pending);
     g->stack_ids = calloc(r->trie_slots, sizeof *g->stack_ids);
-    if (!g->consumed || !g->pending || !g->stack_ids) {
+    if (!g->consumed || !g->chunk_ts || !g->pending || !g->stack_ids) {
         free(g->consumed);
+        free(g->chunk_ts);
         free(g->pending);
         free(g->stack_ids);
         munmap(p, (size_t)sb.st_size);

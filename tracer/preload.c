@@ -116,6 +116,7 @@ struct tstate {
     mt_region_t *region; /* region the chunk belongs to (fork check) */
     uint64_t stack_lo, stack_hi; /* this thread's stack: frame pointers must lie inside */
     uint64_t call_ts;    /* timestamp of the hook call in progress (0: not taken) */
+    uint64_t chunk_ts;   /* time of the chunk's last MT_REC_TS (0: none yet) */
     tcache_set_t cache[TCACHE_SETS];
     uint64_t cache_ip[TCACHE_SLOTS][TCACHE_DEPTH]; /* set * TCACHE_WAYS + way */
 };
@@ -221,6 +222,7 @@ static int next_chunk(tstate_t *t)
             t->chunk = c;
             t->data = (char *)(c + 1);
             t->pos = 0;
+            t->chunk_ts = 0; /* its compact records need a time of their own */
             return 0;
         }
         /* every chunk is in use: the collector is behind; wait for it */
@@ -241,23 +243,28 @@ static int next_chunk(tstate_t *t)
  * hooks fill the slot in place and publish() it: a record built on the
  * stack and copied cost a store-forwarding stall (8-byte stores read back
  * as 16-byte loads).  hook context: no allocation. */
-static inline mt_rec_t *reserve(tstate_t *t)
+static inline void *reserve_n(tstate_t *t, uint64_t len)
 {
-    if (UNLIKELY(!t->chunk || t->pos + sizeof(mt_rec_t) > MT_CHUNK_DATA)) {
+    if (UNLIKELY(!t->chunk || t->pos + len > MT_CHUNK_DATA)) {
         if (next_chunk(t) != 0) {
             __atomic_fetch_add(&g_region->lost, 1, __ATOMIC_RELAXED);
             return NULL;
         }
     }
-    return (mt_rec_t *)(void *)(t->data + t->pos);
+    return t->data + t->pos;
 }
 
-/* Publishes the slot reserve() returned.  hook context: no allocation. */
-static inline void publish(tstate_t *t)
+static inline mt_rec_t *reserve(tstate_t *t) { return reserve_n(t, sizeof(mt_rec_t)); }
+
+/* Publishes the `len` bytes of records reserve_n() gave room for.  hook
+ * context: no allocation. */
+static inline void publish_n(tstate_t *t, uint64_t len)
 {
-    t->pos += sizeof(mt_rec_t);
+    t->pos += len;
     __atomic_store_n(&t->chunk->used, t->pos, __ATOMIC_RELEASE);
 }
+
+static inline void publish(tstate_t *t) { publish_n(t, sizeof(mt_rec_t)); }
 
 /* Appends one record to the thread's chunk and publishes it.
  * hook context: no allocation. */
@@ -1045,6 +1052,28 @@ static inline void put_event(tstate_t *t, uint64_t seq, int kind, const void *ad
                              const void *old, uint16_t flags, uint32_t stack)
 {
     uint64_t ts = call_ts(t);
+    if (LIKELY(!old)) { /* the compact record, after the time when it moved */
+        uint64_t len = ts == t->chunk_ts ? sizeof(mt_rec32_t) : 2 * sizeof(mt_rec32_t);
+        mt_rec32_t *c = reserve_n(t, len);
+        if (UNLIKELY(!c)) return;
+        if (ts != t->chunk_ts) { /* (a new chunk has chunk_ts 0) */
+            len = 2 * sizeof(mt_rec32_t);
+            c->type = MT_REC_TS;
+            c->seq = 0;
+            c->addr = ts;
+            c++;
+            t->chunk_ts = ts;
+        }
+        c->type = MT_REC_EV32;
+        c->kind = (uint8_t)kind;
+        c->flags = flags;
+        c->stack = stack;
+        c->seq = seq;
+        c->addr = (uint64_t)(uintptr_t)addr;
+        c->size = size;
+        publish_n(t, len);
+        return;
+    }
     mt_rec_t *r = reserve(t);
     if (UNLIKELY(!r)) return;
     r->type = MT_REC_EVENT;

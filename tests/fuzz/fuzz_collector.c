@@ -8,8 +8,8 @@
  * trie of 1 to 256 slots, then runs the collector on it to the end
  * (mt_collector_new, _run, _finish) with a child process that exits at
  * once (/bin/true) as the "program".  The collector must not crash; when it
- * finishes, every record of type event in the published part of a chunk is
- * an event row, and the database passes PRAGMA integrity_check.
+ * finishes, every record of type event (either length) in the published
+ * part of a chunk is an event row, and the database passes PRAGMA integrity_check.
  *
  * Input: byte 0: chunks - 1 (mod 4); byte 1: trie slots - 1; bytes 2-5:
  * nnodes (as published); byte 6: chunk states (2 bits each); then the trie
@@ -98,10 +98,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ch->used = n;
         if (st == 3 && n >= 8) memcpy(&ch->used, data + o, 8); /* any fill level at all */
         if (ch->state != MT_CHUNK_FREE) {
+            /* records of either length, each whole inside the fill level */
             uint64_t used = ch->used > MT_CHUNK_DATA ? MT_CHUNK_DATA : ch->used;
-            used -= used % sizeof(mt_rec_t);
-            const mt_rec_t *rec = (const mt_rec_t *)(ch + 1);
-            for (uint64_t j = 0; j < used / sizeof(mt_rec_t); j++) want_events += rec[j].type == MT_REC_EVENT;
+            const uint8_t *rec = (const uint8_t *)(ch + 1);
+            for (uint64_t pos = 0; pos + mt_rec_len(rec[pos]) <= used; pos += mt_rec_len(rec[pos]))
+                want_events += rec[pos] == MT_REC_EVENT || rec[pos] == MT_REC_EV32;
         }
         o += n;
         rest -= n;
