@@ -101,7 +101,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             /* records of either length, each whole inside the fill level */
             uint64_t used = ch->used > MT_CHUNK_DATA ? MT_CHUNK_DATA : ch->used;
             const uint8_t *rec = (const uint8_t *)(ch + 1);
-            for (uint64_t pos = 0; pos + mt_rec_len(rec[pos]) <= used; pos += mt_rec_len(rec[pos]))
+            for (uint64_t pos = 0; pos + sizeof(mt_rec32_t) <= used && pos + mt_rec_len(rec[pos]) <= used;
+                 pos += mt_rec_len(rec[pos]))
                 want_events += rec[pos] == MT_REC_EVENT || rec[pos] == MT_REC_EV32;
         }
         o += n;
