@@ -243,6 +243,7 @@ static int next_chunk(tstate_t *t)
  * hooks fill the slot in place and publish() it: a record built on the
  * stack and copied cost a store-forwarding stall (8-byte stores read back
  * as 16-byte loads).  hook context: no allocation. */
+#define PREFETCH_AHEAD 256 /* bytes: 8 compact records */
 static inline void *reserve_n(tstate_t *t, uint64_t len)
 {
     if (UNLIKELY(!t->chunk || t->pos + len > MT_CHUNK_DATA)) {
@@ -251,6 +252,11 @@ static inline void *reserve_n(tstate_t *t, uint64_t len)
             return NULL;
         }
     }
+    /* ownership of a line some records ahead, requested now: the
+     * collector has read this chunk's lines before, and a store to a line
+     * in its cache waits for the line to come over */
+    if (t->pos + PREFETCH_AHEAD < MT_CHUNK_DATA)
+        __asm__ volatile("prefetchw %0" : : "m"(*(const char *)(t->data + t->pos + PREFETCH_AHEAD)));
     return t->data + t->pos;
 }
 
