@@ -74,7 +74,9 @@ static const command_t *find(const char *name)
 int main(int argc, char **argv)
 {
     /* symbolization reads local files only: never fetch debug info over a
-     * network while finishing a trace */
+     * network while finishing a trace (the program keeps its setting) */
+    const char *urls = getenv("DEBUGINFOD_URLS");
+    if (urls) mt_debuginfod_urls = strdup(urls);
     unsetenv("DEBUGINFOD_URLS");
     if (argc < 2) {
         usage(stderr);

@@ -19,4 +19,9 @@ void mt_usage_run(FILE *out);
 int mt_cmd_attach(int argc, char **argv);
 void mt_usage_attach(FILE *out);
 
+/* The program's $DEBUGINFOD_URLS (NULL: unset), which main() removes from
+ * memtrace's own environment (symbolization reads local files only) and
+ * `memtrace run` gives back to the program. */
+extern const char *mt_debuginfod_urls;
+
 #endif

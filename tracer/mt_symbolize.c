@@ -235,13 +235,58 @@ static int write_inflated(int fd, const char *dir, const char *path)
 /* The cache directory of this run ("": none), set by mt_symbolize. */
 static char g_cache[PATH_MAX];
 
+static int exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* 0 when none of the places libdwfl searches (debuginfo_path) holds a
+ * debug file for the module: by build id under the cache and
+ * /usr/lib/debug; by debuglink name (else the file's name + ".debug")
+ * beside the file, in its .debug/, and under the cache and /usr/lib/debug
+ * followed by the file's directory. */
+static int local_debuginfo(Dwfl_Module *mod, const char *file_name, const char *debuglink_file)
+{
+    const char *roots[2] = {g_cache[0] ? g_cache : NULL, "/usr/lib/debug"};
+    char path[3 * PATH_MAX];
+    const unsigned char *bits;
+    GElf_Addr vaddr;
+    int nbits = dwfl_module_build_id(mod, &bits, &vaddr);
+    for (int r = 0; r < 2 && nbits >= 2 && nbits <= 64; r++) {
+        if (!roots[r]) continue;
+        int o = snprintf(path, sizeof path, "%s/.build-id/%02x/", roots[r], bits[0]);
+        for (int i = 1; i < nbits; i++) o += snprintf(path + o, sizeof path - (size_t)o, "%02x", bits[i]);
+        snprintf(path + o, sizeof path - (size_t)o, ".debug");
+        if (exists(path)) return 1;
+    }
+    const char *slash = file_name ? strrchr(file_name, '/') : NULL;
+    if (!slash) return 0;
+    int dlen = (int)(slash - file_name);
+    char link[PATH_MAX];
+    if ((size_t)snprintf(link, sizeof link, "%s", debuglink_file ? debuglink_file : slash + 1) >= sizeof link)
+        return 1; /* unusual: leave it to libdwfl */
+    if (!debuglink_file && strlen(link) + 6 < sizeof link) strcat(link, ".debug");
+    snprintf(path, sizeof path, "%.*s/%s", dlen, file_name, link);
+    if (strcmp(path, file_name) != 0 && exists(path)) return 1;
+    snprintf(path, sizeof path, "%.*s/.debug/%s", dlen, file_name, link);
+    if (exists(path)) return 1;
+    for (int r = 0; r < 2; r++) {
+        if (!roots[r]) continue;
+        snprintf(path, sizeof path, "%s%.*s/%s", roots[r], dlen, file_name, link);
+        if (exists(path)) return 1;
+    }
+    return 0;
+}
+
 /* libdwfl's find_debuginfo, which looks in the cache first (debuginfo_path
  * lists it before /usr/lib/debug).  A compressed file found elsewhere is
- * inflated into the cache, as .build-id/XX/REST.debug, for the next run. */
+ * inflated into the cache, as .build-id/XX/REST.debug, for the next run.
+ * When no debug file is on this machine, libdwfl would go on to load
+ * libdebuginfod (with libcurl, GnuTLS, Kerberos, LDAP...: 3-7 ms) only to
+ * find no server configured (memtrace never asks one: main.c), so it is
+ * asked only when a local file exists. */
 static int find_debuginfo_cached(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
                                  const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
                                  char **debuginfo_file_name)
 {
+    if (!local_debuginfo(mod, file_name, debuglink_file)) return -1;
     int fd = dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file, debuglink_crc,
                                           debuginfo_file_name);
     const unsigned char *bits;

@@ -423,6 +423,8 @@ static char *join_args(char **argv)
     return s;
 }
 
+const char *mt_debuginfod_urls;
+
 /* Child side: wait for the go byte, then exec (with the preload library
  * unless `preload` is NULL; under the seccomp filter when the go byte is
  * 's': the tracer has seized us).  On failure, writes errno to the error
@@ -447,6 +449,7 @@ static void child_exec(int go_fd, int err_fd, const char *prog, char **argv, con
     setenv("LD_PRELOAD", pre, 1);
     setenv(MT_ENV_DIR, dir, 1);
 exec:
+    if (mt_debuginfod_urls) setenv("DEBUGINFOD_URLS", mt_debuginfod_urls, 1);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     /* last: from here on the memory calls stop for the tracer */

@@ -4,7 +4,8 @@
 # sections (as distributions ship them): the first symbolization writes an
 # inflated copy under the cache directory, named by the build id; later
 # ones read it; the frames come out the same with the cache, from it, and
-# without it (MEMTRACE_CACHE_DIR empty).
+# without it (MEMTRACE_CACHE_DIR empty).  A program with no debug file at
+# all does not make libdw load libdebuginfod.
 source "$(dirname "$0")/lib.sh"
 
 command -v objcopy >/dev/null && command -v readelf >/dev/null || { echo "objcopy/readelf not installed" >&2; exit 77; }
@@ -44,4 +45,19 @@ A=$(q first.db "$FRAMES")
 assert_true "lines are found (main and the alloc_ functions, with files)" grep -q "main:.*known_allocs.c:[0-9]" <<<"$A"
 assert_eq "from the cache: the same frames" "$A" "$(q second.db "$FRAMES")"
 assert_eq "without a cache: the same frames" "$A" "$(q none.db "$FRAMES")"
+
+# a debug link to a file that is not there: libdebuginfod (libcurl,
+# GnuTLS...) is not loaded to learn that no server is configured, and the
+# symbol table still names main; the program keeps its $DEBUGINFOD_URLS
+# (memtrace itself never asks a server)
+cp "$PROGS/known_allocs" bare
+objcopy --only-keep-debug bare gone.debug
+objcopy --strip-debug --add-gnu-debuglink=gone.debug bare
+rm gone.debug
+LD_DEBUG=files "$MEMTRACE" -q -o bare.db --os=hooks ./bare 2>ld.err >/dev/null
+assert_eq "no debug file: libdebuginfod not loaded" 0 "$(grep -c "file=libdebuginfod" ld.err)"
+assert_eq "no debug file: main named from the symbol table" 1 \
+    "$(q bare.db "SELECT count(*) > 0 FROM stack_frames WHERE function = 'main'")"
+DEBUGINFOD_URLS=http://127.0.0.1:9/ trace env.db --os=hooks /usr/bin/env
+assert_eq "the program keeps its DEBUGINFOD_URLS" "DEBUGINFOD_URLS=http://127.0.0.1:9/" "$(grep '^DEBUGINFOD_URLS=' "$WORK/out")"
 finish
