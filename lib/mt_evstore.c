@@ -176,7 +176,6 @@ static inline size_t put_varint_fast(uint8_t *p, uint64_t v)
 size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
 {
     int64_t val[11];
-    uint8_t type[11];
     unsigned w[11];
     int present = 0; /* bit i: column i is not NULL */
     val[0] = ev->ts;
@@ -200,21 +199,21 @@ size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
     present |= (ev->via != 0) << 10;
     int ncols = 32 - __builtin_clz((unsigned)present); /* trailing NULLs are implied */
 
+    /* cell = payload size, rowid (seq), record; record = header size (1
+     * byte: ncols + 1 < 128), serial types, body.  The payload is at most
+     * 12 + 11 * 8 = 100 bytes: its size is one byte, so the types go
+     * straight to their place (gathered and copied, they were read back
+     * from bytes just stored one by one: a store-forwarding stall) */
+    size_t o = 1 + put_varint_fast(buf + 1, (uint64_t)ev->seq);
+    buf[o++] = (uint8_t)(ncols + 1);
     unsigned body = 0;
     for (int i = 0; i < ncols; i++) {
-        if (present >> i & 1) {
-            w[i] = int_type_w(val[i], &type[i]);
-        } else {
-            type[i] = 0;
-            w[i] = 0;
-        }
+        uint8_t type = 0;
+        w[i] = present >> i & 1 ? int_type_w(val[i], &type) : 0;
+        buf[o + (size_t)i] = type;
         body += w[i];
     }
-    /* record = header size (1 byte: ncols + 1 < 128) + types + body */
-    size_t o = put_varint_fast(buf, 1 + (unsigned)ncols + body);
-    o += put_varint_fast(buf + o, (uint64_t)ev->seq);
-    buf[o++] = (uint8_t)(ncols + 1);
-    memcpy(buf + o, type, 11); /* 11 bytes: the ones past ncols are overwritten */
+    buf[0] = (uint8_t)(1 + (unsigned)ncols + body);
     o += (size_t)ncols;
     for (int i = 0; i < ncols; i++) {
         if (w[i]) put_be_fast(buf + o, (uint64_t)val[i], w[i]);
