@@ -167,9 +167,10 @@ static inline size_t put_varint_fast(uint8_t *p, uint64_t v)
     return n;
 }
 
-/* Column order of event_data: ts, kind, thread, addr, size, stack,
- * old_addr, failed, pool, size_class, via, seq (the rowid alias: never
- * stored in the record).  The body goes straight into place: the columns'
+/* Column order of event_data: ts, kind, thread, addr, size, stack, via,
+ * old_addr, failed, pool, size_class, seq (the rowid alias: never stored
+ * in the record; via before the rarer columns, so that an event serving a
+ * higher layer's call stores no NULLs for them).  The body goes straight into place: the columns'
  * widths are known first, so the record's size is too.  buf needs 128
  * bytes (a cell is at most 1 + 9 + 12 + 11 * 8 bytes, and stores write 8
  * bytes at a time). */
@@ -187,16 +188,16 @@ size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
     present |= (ev->size >= 0) << 4;
     val[5] = ev->stack;
     present |= (ev->stack != 0) << 5;
-    val[6] = (int64_t)ev->old_addr;
-    present |= (ev->old_addr != 0) << 6;
-    val[7] = 1;
-    present |= (ev->failed != 0) << 7;
-    val[8] = (int64_t)ev->pool;
-    present |= (ev->pool != 0) << 8;
-    val[9] = (int64_t)ev->sclass - 1;
-    present |= (ev->sclass != 0) << 9;
-    val[10] = ev->via - 1; /* via holds domain + 1, 0: NULL */
-    present |= (ev->via != 0) << 10;
+    val[6] = ev->via - 1; /* via holds domain + 1, 0: NULL */
+    present |= (ev->via != 0) << 6;
+    val[7] = (int64_t)ev->old_addr;
+    present |= (ev->old_addr != 0) << 7;
+    val[8] = 1;
+    present |= (ev->failed != 0) << 8;
+    val[9] = (int64_t)ev->pool;
+    present |= (ev->pool != 0) << 9;
+    val[10] = (int64_t)ev->sclass - 1;
+    present |= (ev->sclass != 0) << 10;
     int ncols = 32 - __builtin_clz((unsigned)present); /* trailing NULLs are implied */
 
     /* cell = payload size, rowid (seq), record; record = header size (1

@@ -107,12 +107,12 @@ CREATE TABLE event_data (
     addr        INTEGER,              -- block address (result, or the freed block)
     size        INTEGER,              -- requested bytes (NULL for free)
     stack       INTEGER,              -- stacks.id of the innermost frame
+    via         INTEGER,              -- domains.id of the higher-layer call this one serves
+                                      -- (a malloc made inside PyMem_RawMalloc: 2), NULL at top level
     old_addr    INTEGER,              -- realloc/mremap: the replaced block
     failed      INTEGER,              -- 1 when the call failed (NULL result)
     pool        INTEGER,              -- bundled-allocator events: the pool
     size_class  INTEGER,              -- bundled-allocator events: the size class
-    via         INTEGER,              -- domains.id of the higher-layer call this one serves
-                                      -- (a malloc made inside PyMem_RawMalloc: 2), NULL at top level
     seq         INTEGER PRIMARY KEY   -- global total order over all threads and processes
 );
 -- (seq is declared last: as the rowid alias it takes no space in a row, and

@@ -40,8 +40,8 @@ static uint32_t make_db(void)
     assert_int_equal(sqlite3_open(g_path, &h), SQLITE_OK);
     assert_int_equal(sqlite3_exec(h,
                                   "PRAGMA page_size = 512; PRAGMA journal_mode = OFF;"
-                                  "CREATE TABLE event_data(ts, kind, thread, addr, size, stack, old_addr, failed,"
-                                  " pool, size_class, via, seq INTEGER PRIMARY KEY)",
+                                  "CREATE TABLE event_data(ts, kind, thread, addr, size, stack, via, old_addr,"
+                                  " failed, pool, size_class, seq INTEGER PRIMARY KEY)",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_stmt *st;
