@@ -118,6 +118,7 @@ struct tstate {
     uint64_t stack_lo, stack_hi; /* this thread's stack: frame pointers must lie inside */
     uint64_t call_ts;    /* timestamp of the hook call in progress (0: not taken) */
     uint64_t chunk_ts;   /* time of the chunk's last MT_REC_TS (0: none yet) */
+    uint32_t yields_due; /* sched_yield calls owed to a collector that is behind (leave) */
     tcache_set_t cache[TCACHE_SETS];
     uint64_t cache_ip[TCACHE_SLOTS][TCACHE_DEPTH]; /* set * TCACHE_WAYS + way */
 };
@@ -135,6 +136,10 @@ static __thread uint8_t t_serving __attribute__((tls_model("initial-exec")));
 static int g_os_syscalls; /* MT_OPT_OS_SYSCALLS: the launcher's tracer follows the system calls */
 static int g_statm_fd = -1; /* /proc/self/status of this process (reopened after fork) */
 static __thread tstate_t *t_state __attribute__((tls_model("initial-exec")));
+/* Set while this thread writes a record (reserve_n to publish_n): a signal
+ * handler's mapping call then must not write one of its own into the slot
+ * (os_begin leaves it to the tracer). */
+static __thread uint8_t t_writing __attribute__((tls_model("initial-exec")));
 
 /* ---- raw system calls (never through our own hooks) ---- */
 
@@ -205,7 +210,7 @@ uint64_t mt_pl_clock(void) { return mt_session_clock(g_session); }
 /* Backlog beyond which a thread taking a new chunk yields to the collector:
  * chunks are taken lowest first, so a chunk index past BACKLOG_CHUNKS says
  * that many are full and not read yet.  One sched_yield per two chunks
- * beyond it. */
+ * beyond it, at the end of the hook call. */
 #define BACKLOG_CHUNKS 16
 
 /* Publishes the current chunk as FULL and claims a FREE one, waiting while
@@ -230,15 +235,15 @@ static int next_chunk(tstate_t *t)
             t->data = (char *)(c + 1);
             t->pos = 0;
             t->chunk_ts = 0; /* its compact records need a time of their own */
-            if (UNLIKELY(i >= BACKLOG_CHUNKS)) {
-                /* the collector is behind: with more threads of the program
-                 * than CPUs it got a share of one and read most records
-                 * after the program had ended, alone, with the other CPUs
-                 * idle (pairs4: a 100 ms tail after 125 ms of run).
-                 * Yielding gives it its turn on this CPU; with a CPU of its
-                 * own it changes nothing */
-                for (uint32_t k = BACKLOG_CHUNKS; k <= i; k += 2) sched_yield();
-            }
+            /* the collector is behind: with more threads of the program
+             * than CPUs it got a share of one and read most records after
+             * the program had ended, alone, with the other CPUs idle
+             * (pairs4: a 100 ms tail after 125 ms of run).  Yielding gives
+             * it its turn on this CPU (with a CPU of its own it changes
+             * nothing) - at the end of the hook call (leave), not here: a
+             * record whose number is taken must not wait, or the
+             * collector's window passes it by and it goes in late */
+            if (UNLIKELY(i >= BACKLOG_CHUNKS)) t->yields_due = (i - BACKLOG_CHUNKS) / 2 + 1;
             return 0;
         }
         /* every chunk is in use: the collector is behind; wait for it */
@@ -262,9 +267,11 @@ static int next_chunk(tstate_t *t)
 #define PREFETCH_AHEAD 256 /* bytes: 8 compact records */
 static inline void *reserve_n(tstate_t *t, uint64_t len)
 {
+    t_writing = 1;
     if (UNLIKELY(!t->chunk || t->pos + len > MT_CHUNK_DATA)) {
         if (next_chunk(t) != 0) {
             __atomic_fetch_add(&g_region->lost, 1, __ATOMIC_RELAXED);
+            t_writing = 0;
             return NULL;
         }
     }
@@ -284,6 +291,7 @@ static inline void publish_n(tstate_t *t, uint64_t len)
 {
     t->pos += len;
     __atomic_store_n(&t->chunk->used, t->pos, __ATOMIC_RELEASE);
+    t_writing = 0;
 }
 
 static inline void publish(tstate_t *t) { publish_n(t, sizeof(mt_rec_t)); }
@@ -1056,8 +1064,12 @@ static inline tstate_t *enter(void)
 /* Ends a recorded call (enter() returned the thread's state). */
 static inline void leave(void)
 {
-    t_state->call_ts = 0;
+    tstate_t *t = t_state;
+    t->call_ts = 0;
     t_in_hook = 0;
+    if (UNLIKELY(t->yields_due)) { /* see next_chunk */
+        for (; t->yields_due; t->yields_due--) sched_yield();
+    }
 }
 
 /* One timestamp per hook call, shared by the call's event and the bundled
@@ -1541,6 +1553,7 @@ static int os_begin(oscall_t *c)
     c->entered = 0;
     if (s == MT_SERVING_OWN || s == MT_SERVING_HOOKED) return OS_OWN;
     if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) != ST_READY) return OS_TRACER;
+    if (t_writing) return OS_TRACER; /* a signal handler's call, amid a record */
     if (t_in_hook) {
         if (!s) return OS_OWN;
         c->t = t_state; /* serving a malloc-family call (via libc) or an sbrk (via os) */
