@@ -1068,7 +1068,14 @@ static inline void leave(void)
     t->call_ts = 0;
     t_in_hook = 0;
     if (UNLIKELY(t->yields_due)) { /* see next_chunk */
-        for (; t->yields_due; t->yields_due--) sched_yield();
+        for (; t->yields_due; t->yields_due--) {
+            uint64_t t0 = now_ns();
+            sched_yield();
+            if (now_ns() - t0 < 5000) { /* back at once: nothing else wanted this CPU */
+                t->yields_due = 0;
+                break;
+            }
+        }
     }
 }
 
