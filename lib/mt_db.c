@@ -530,6 +530,7 @@ int mt_db_seal_events(mt_db_t *db, int64_t *count)
         const mt_db_event_t *late = mt_evstore_late(ev, &nlate);
         ret = insert_late(db, late, nlate);
         if (!ret) ret = mt_db_meta_set_int(db, "late_events", (int64_t)nlate);
+        if (!ret) ret = mt_db_meta_set_int(db, "window_stalls", mt_evstore_stalls(ev));
         if (count) *count = mt_evstore_count(ev) + (int64_t)nlate;
     }
     mt_evstore_free(ev);

@@ -64,6 +64,7 @@ struct mt_evstore {
     int failed;             /* the first write error: recording has stopped */
     mt_evrow_t *late;
     size_t nlate, caplate;
+    int64_t stalls;         /* times a number no event had made the window step over it */
     int64_t count;
     int flushed;
 };
@@ -490,6 +491,7 @@ static int step_window(mt_evstore_t *s, int64_t seq)
 {
     int64_t upto = seq - (int64_t)RING_SIZE + 1;
     if (upto <= s->base) return 0;
+    s->stalls++;
     int64_t lim = s->base + (int64_t)RING_SIZE;
     int rc = drain_ring(s, upto < lim ? upto : lim);
     if (rc) return rc;
@@ -555,6 +557,8 @@ const mt_evrow_t *mt_evstore_late(mt_evstore_t *s, size_t *n)
     *n = s->nlate;
     return s->late;
 }
+
+int64_t mt_evstore_stalls(const mt_evstore_t *s) { return s->stalls; }
 
 int64_t mt_evstore_count(mt_evstore_t *s) { return s->failed ? s->durable_count : s->count; }
 

@@ -101,6 +101,11 @@ int mt_evstore_flush(mt_evstore_t *s);
  * them through SQLite.  Valid until mt_evstore_free. */
 const mt_evrow_t *mt_evstore_late(mt_evstore_t *s, size_t *n);
 
+/* Times the window stepped over a number that no event had (taken and
+ * never published, by a thread that died or a bug): each held up to a
+ * window of events in the ring first. */
+int64_t mt_evstore_stalls(const mt_evstore_t *s);
+
 /* Number of events stored in pages (late ones excluded). */
 int64_t mt_evstore_count(mt_evstore_t *s);
 

@@ -188,6 +188,9 @@ enum {
                         * same chunk */
     MT_REC_TS = 7,     /* an mt_rec32_t: `addr` holds the time of the MT_REC_EV32
                         * records after it in this chunk; seq 0 (no number) */
+    MT_REC_SKIP = 8,   /* a number taken to name a moment (python.stats_seq, the
+                        * GC callback's, the bundled allocator's statistics):
+                        * no event has it, and the collector need not wait for one */
 };
 
 /* One record, 48 bytes, identical for every type (simple and branch-free on

@@ -323,6 +323,7 @@ static int store_record(mt_collector_t *c, region_t *g, int64_t thread, const mt
         int rc = mt_stmt_run(c->ins_marker);
         return rc ? rc : mt_db_skip_seq(c->cfg.db, (int64_t)rec->seq);
     }
+    if (rec->type == MT_REC_SKIP) return mt_db_skip_seq(c->cfg.db, (int64_t)rec->seq);
     if (rec->type == MT_REC_GC)
         return mt_pyc_gc(c->cfg.db, &g->gc, thread, rec, rec_ts(c, rec->ts));
     if (rec->type == MT_REC_RSS) {

@@ -1146,6 +1146,20 @@ static inline void record(tstate_t *t, uint64_t seq, int kind, const void *addr,
 tstate_t *mt_pl_enter(void) { return enter(); }
 void mt_pl_leave(void) { leave(); }
 uint64_t mt_pl_seq(void) { return next_seq(); }
+
+uint64_t mt_pl_seq_moment(void)
+{
+    uint64_t seq = next_seq();
+    tstate_t *t = t_state; /* none: the gap is stepped over later */
+    if (t) {
+        mt_rec_t r = {0};
+        r.type = MT_REC_SKIP;
+        r.seq = seq;
+        r.ts = now_ts();
+        emit(t, &r);
+    }
+    return seq;
+}
 mt_region_t *mt_pl_region(void) { return g_region; }
 uint32_t mt_pl_depth(void) { return g_depth; }
 uint32_t mt_pl_options(void) { return g_opt_flags; }
@@ -1764,7 +1778,7 @@ static void snapshot_pym(void)
 {
     if (!g_bundled || __atomic_load_n(&g_region->pym_stats_valid, __ATOMIC_ACQUIRE)) return;
     pym_stats(&g_region->pym_stats);
-    g_region->pym_stats_seq = next_seq();
+    g_region->pym_stats_seq = mt_pl_seq_moment();
     __atomic_store_n(&g_region->pym_stats_valid, 1, __ATOMIC_RELEASE);
 }
 

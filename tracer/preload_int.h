@@ -31,6 +31,10 @@ MT_HIDDEN void mt_pl_leave(void);
 MT_HIDDEN void mt_pl_untraced(void (*fn)(void *), void *arg);
 
 MT_HIDDEN uint64_t mt_pl_seq(void);
+/* A number for a moment in the order, not for an event: taken like an
+ * event's, and announced to the collector (MT_REC_SKIP) so that it does
+ * not hold its window waiting for an event with it. */
+MT_HIDDEN uint64_t mt_pl_seq_moment(void);
 /* A reading of the clock itself (mt_clock.h: ticks or ns, as the session
  * says), not the shared clock's step: a collection's times. */
 MT_HIDDEN uint64_t mt_pl_clock(void);

@@ -585,7 +585,7 @@ static void snapshot_pymalloc(void)
             free(buf);
         }
     }
-    pi->stats_seq = mt_pl_seq();
+    pi->stats_seq = mt_pl_seq_moment();
     __atomic_store_n(&pi->stats_valid, 1, __ATOMIC_RELEASE);
 }
 
@@ -748,7 +748,7 @@ static void pending_body(void *arg)
         PyObject *cbs = api.GetAttr(gc, "callbacks");
         PyObject *fn = api.CFunctionNew(&g_gc_def, NULL, NULL);
         if (cbs && fn && api.ListAppend(cbs, fn) == 0) {
-            pi->gc_callback_seq = mt_pl_seq();
+            pi->gc_callback_seq = mt_pl_seq_moment();
             gc_counts(gc, pi->gc_before);
             PyObject *thr = api.CallMethod(gc, "get_threshold", NULL);
             for (int g = 0; thr && g < 3; g++) {

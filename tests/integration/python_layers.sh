@@ -144,6 +144,18 @@ gc=$("$MEMTRACE" python --csv --section gc gc.db)
 assert_eq "collections until atexit = gc.get_stats() delta, per generation" \
     "$(awk -F, 'NR > 1 { print $1 ":" $4 }' <<<"$gc")" "$(awk -F, 'NR > 1 { print $1 ":" $2 }' <<<"$gc")"
 assert_eq "50 explicit collections: generation 2" 50 "$(awk -F, '$1 == 2 { print $2 }' <<<"$gc")"
+# the numbers that name moments (the GC callback's, python.stats_seq) are
+# announced to the collector: it never waits for an event with one (taken
+# silently, the GC callback's held more than a window of later events -
+# 262,144 - in the ring until the collector stepped over it)
+cat >many.py <<'PY'
+keep = None
+for i in range(300000):
+    keep = [i, i]
+PY
+trace many.db "$PYTHON" many.py
+assert_eq "300,000 lists: more than a window of events; the window never stalled on a number without an event" "1|0" \
+    "$(q many.db "SELECT count(*) > 262144 FROM events")|$(meta many.db window_stalls)"
 loop="g.generation = 0 AND g.start_seq < (SELECT seq FROM markers WHERE kind = 9)
       AND g.start_seq > (SELECT max(start_seq) FROM gc_events WHERE generation = 2
                          AND start_seq < (SELECT seq FROM markers WHERE kind = 9))"
