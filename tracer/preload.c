@@ -1733,9 +1733,25 @@ static int patch_entry(int which, const char *name, void *to)
 
 /* Sends the C library's own mapping calls to the hooks above (init, with
  * the recursion guard held).  brk needs __curbrk, which it keeps. */
+/* 1 when this process has one thread (/proc/self/status). */
+static int single_threaded(void)
+{
+    char buf[2048];
+    if (g_statm_fd < 0) return 0;
+    ssize_t k = pread(g_statm_fd, buf, sizeof buf - 1, 0);
+    if (k <= 0) return 0;
+    buf[k] = 0;
+    const char *p = strstr(buf, "\nThreads:");
+    return p && strtol(p + 9, NULL, 10) == 1;
+}
+
 static void libc_entries(void)
 {
     if (!g_os_syscalls || getenv("MEMTRACE_NO_LIBC_ENTRIES")) return;
+    /* only while no other thread can be inside one of these functions: one
+     * blocked in munmap's system call would return into the middle of the
+     * jump (the preload library starts before main, so normally none is) */
+    if (!single_threaded()) return;
     patch_entry(LC_MMAP, "mmap", (void *)lc_mmap);
     patch_entry(LC_MUNMAP, "munmap", (void *)lc_munmap);
     patch_entry(LC_MREMAP, "mremap", (void *)lc_mremap);
