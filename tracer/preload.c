@@ -1194,18 +1194,26 @@ static void record_marker(tstate_t *t, int marker, uint64_t value)
     emit(t, &r);
 }
 
+/* This process's /proc/self/status into buf, NUL-terminated: one pread
+ * of the descriptor kept open.  Returns 0 when it cannot be read.  hook
+ * context: no allocation. */
+static int read_status(char *buf, size_t cap)
+{
+    if (g_statm_fd < 0) return 0;
+    ssize_t k = pread(g_statm_fd, buf, cap - 1, 0);
+    if (k <= 0) return 0;
+    buf[k] = 0;
+    return 1;
+}
+
 /* A resident-memory sample right after a mapping call (MT_REC_RSS): one
  * pread of /proc/self/status.  Mapping calls are rare; the heap hooks never
  * call this.  hook context: no allocation. */
 static void record_rss(tstate_t *t, uint64_t event_seq)
 {
     char buf[2048];
-    if (g_statm_fd < 0) return;
-    ssize_t k = pread(g_statm_fd, buf, sizeof buf - 1, 0);
-    if (k <= 0) return;
-    buf[k] = 0;
     uint64_t rss, vm;
-    if (mt_status_rss(buf, &rss, &vm)) return;
+    if (!read_status(buf, sizeof buf) || mt_status_rss(buf, &rss, &vm)) return;
     mt_rec_t r = {0};
     r.type = MT_REC_RSS;
     r.seq = event_seq + 1;
@@ -1693,12 +1701,7 @@ static int lc_madvise(void *a, size_t l, int advice)
 static uint64_t heap_start(void)
 {
     char buf[1024];
-    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t k = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (k <= 0) return 0;
-    buf[k] = 0;
+    mt_read_small_file("/proc/self/stat", buf, sizeof buf, NULL);
     const char *p = strrchr(buf, ')'); /* the command name may hold anything */
     if (!p) return 0;
     for (int field = 2; field < 47 && *p; p++)
@@ -1731,20 +1734,16 @@ static int patch_entry(int which, const char *name, void *to)
     return 0;
 }
 
-/* Sends the C library's own mapping calls to the hooks above (init, with
- * the recursion guard held).  brk needs __curbrk, which it keeps. */
-/* 1 when this process has one thread (/proc/self/status). */
+/* 1 when this process has one thread. */
 static int single_threaded(void)
 {
     char buf[2048];
-    if (g_statm_fd < 0) return 0;
-    ssize_t k = pread(g_statm_fd, buf, sizeof buf - 1, 0);
-    if (k <= 0) return 0;
-    buf[k] = 0;
-    const char *p = strstr(buf, "\nThreads:");
+    const char *p = read_status(buf, sizeof buf) ? strstr(buf, "\nThreads:") : NULL;
     return p && strtol(p + 9, NULL, 10) == 1;
 }
 
+/* Sends the C library's own mapping calls to the hooks above (init, with
+ * the recursion guard held).  brk needs __curbrk, which it keeps. */
 static void libc_entries(void)
 {
     if (!g_os_syscalls || getenv("MEMTRACE_NO_LIBC_ENTRIES")) return;
