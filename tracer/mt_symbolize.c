@@ -237,6 +237,17 @@ static char g_cache[PATH_MAX];
 
 static int exists(const char *path) { return access(path, F_OK) == 0; }
 
+/* root/.build-id/XX/REST.debug for a build id, as /usr/lib/debug lays it
+ * out; returns the length of root/.build-id/XX (the directory). */
+static int build_id_path(char *path, size_t cap, const char *root, const unsigned char *bits, int nbits)
+{
+    int dir = snprintf(path, cap, "%s/.build-id/%02x", root, bits[0]);
+    int o = dir + snprintf(path + dir, cap - (size_t)dir, "/");
+    for (int i = 1; i < nbits; i++) o += snprintf(path + o, cap - (size_t)o, "%02x", bits[i]);
+    snprintf(path + o, cap - (size_t)o, ".debug");
+    return dir;
+}
+
 /* 0 when none of the places libdwfl searches (debuginfo_path) holds a
  * debug file for the module: by build id under the cache and
  * /usr/lib/debug; by debuglink name (else the file's name + ".debug")
@@ -251,9 +262,7 @@ static int local_debuginfo(Dwfl_Module *mod, const char *file_name, const char *
     int nbits = dwfl_module_build_id(mod, &bits, &vaddr);
     for (int r = 0; r < 2 && nbits >= 2 && nbits <= 64; r++) {
         if (!roots[r]) continue;
-        int o = snprintf(path, sizeof path, "%s/.build-id/%02x/", roots[r], bits[0]);
-        for (int i = 1; i < nbits; i++) o += snprintf(path + o, sizeof path - (size_t)o, "%02x", bits[i]);
-        snprintf(path + o, sizeof path - (size_t)o, ".debug");
+        build_id_path(path, sizeof path, roots[r], bits, nbits);
         if (exists(path)) return 1;
     }
     const char *slash = file_name ? strrchr(file_name, '/') : NULL;
@@ -296,11 +305,9 @@ static int find_debuginfo_cached(Dwfl_Module *mod, void **userdata, const char *
     size_t nc = strlen(g_cache);
     if (*debuginfo_file_name && strncmp(*debuginfo_file_name, g_cache, nc) == 0) return fd; /* the cache's */
     char dir[PATH_MAX + 16], path[PATH_MAX + 160];
-    snprintf(dir, sizeof dir, "%s/.build-id/%02x", g_cache, bits[0]);
-    int o = snprintf(path, sizeof path, "%s/", dir);
-    for (int i = 1; i < nbits; i++) o += snprintf(path + o, sizeof path - (size_t)o, "%02x", bits[i]);
-    snprintf(path + o, sizeof path - (size_t)o, ".debug");
-    if (access(path, F_OK) == 0 || !has_compressed(fd)) return fd;
+    int dlen = build_id_path(path, sizeof path, g_cache, bits, nbits);
+    snprintf(dir, sizeof dir, "%.*s", dlen, path);
+    if (exists(path) || !has_compressed(fd)) return fd;
     char top[PATH_MAX + 16];
     snprintf(top, sizeof top, "%s/.build-id", g_cache);
     if ((mkdir(top, 0700) == 0 || errno == EEXIST) && (mkdir(dir, 0700) == 0 || errno == EEXIST))
