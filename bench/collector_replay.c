@@ -235,14 +235,14 @@ static int feed_region(stream_t *s, int k, const char *dir, uint32_t nchunks, in
             const mt_rec_t *src = (const mt_rec_t *)data;
             for (size_t n = b->size / sizeof *src; n; n--, src++) {
                 int compact = src->type == MT_REC_EVENT && !src->old_addr;
-                uint64_t len = !compact ? sizeof *src : sizeof(mt_rec32_t) * (src->ts == o->ts ? 1 : 2);
-                if (!o->ch || o->used + len > MT_CHUNK_DATA) {
+                /* room for the longest it can take: a time record and the event */
+                if (!o->ch || o->used + (compact ? 2 * sizeof(mt_rec32_t) : sizeof *src) > MT_CHUNK_DATA) {
                     if (o->ch) __atomic_store_n(&o->ch->state, MT_CHUNK_FULL, __ATOMIC_RELEASE);
                     o->ch = claim(r, b->tid, &hint);
                     o->used = 0;
                     o->ts = 0;
-                    if (compact) len = sizeof(mt_rec32_t) * (src->ts == o->ts ? 1 : 2);
                 }
+                uint64_t len = !compact ? sizeof *src : sizeof(mt_rec32_t) * (src->ts == o->ts ? 1 : 2);
                 char *dst = (char *)(o->ch + 1) + o->used;
                 if (!compact) {
                     memcpy(dst, src, sizeof *src);

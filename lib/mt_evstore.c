@@ -171,10 +171,10 @@ static inline size_t put_varint_fast(uint8_t *p, uint64_t v)
 /* Column order of event_data: ts, kind, thread, addr, size, stack, via,
  * old_addr, failed, pool, size_class, seq (the rowid alias: never stored
  * in the record; via before the rarer columns, so that an event serving a
- * higher layer's call stores no NULLs for them).  The body goes straight into place: the columns'
- * widths are known first, so the record's size is too.  buf needs 128
- * bytes (a cell is at most 1 + 9 + 12 + 11 * 8 bytes, and stores write 8
- * bytes at a time). */
+ * higher layer's call stores no NULLs for them).  The body goes straight
+ * into place: the columns' widths are known first, so the record's size is
+ * too.  buf needs 128 bytes (a cell is at most 1 + 9 + 12 + 11 * 8 bytes,
+ * and stores write 8 bytes at a time). */
 size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
 {
     int64_t val[11];
