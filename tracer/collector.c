@@ -40,6 +40,7 @@
 
 #define MT_COMMIT_EVENTS (1 << 20)
 #define LIVENESS_NS 20000000ull /* 20 ms */
+#define GAP_WAIT_NS 50000000ull /* 50 ms: see drain_region_all */
 
 typedef struct {
     int32_t tid;
@@ -92,6 +93,7 @@ struct mt_collector {
     int64_t events, markers, since_commit;
     mt_stmt_t *ins_marker, *ins_thread, *ins_rss, *ins_mallinfo;
     uint64_t last_liveness, last_rss;
+    uint64_t gap_end, gap_since; /* the window stood at gap_end since gap_since, blocked (drain_region_all) */
     int tsc;              /* records carry TSC ticks */
     uint64_t last_tick;   /* rec_ts's last conversion (0: none) */
     int64_t last_rel;
@@ -477,11 +479,14 @@ static int by_head(const void *a, const void *b)
  * order of their first unread seq, and within the event store's reorder
  * window (mt_db_event_window_end): a chunk stops at the first record
  * beyond it and goes on in a later pass, once the gap below is filled.
- * Chunks are claimed round-robin, so their index says nothing about their
- * age; read in index order behind a busy program, a newer chunk pushed the
- * window past an older one whose events then all went in "late", one
- * SQLite INSERT each.  With `unlimited`, records beyond the window are read
- * too (the end of the region).  Returns the number of records read, or
+ * A chunk's index says nothing about its age; read in index order behind
+ * a busy program, a newer chunk pushed the window past an older one whose
+ * events then all went in "late", one SQLite INSERT each.  Nor does a
+ * chunk's first number bound the rest: a thread that lost the CPU for a
+ * while wrote a few records, then more after a window of other threads'
+ * events.  With `unlimited` (the end of the region) every chunk is read,
+ * whatever the active marks say; with `unlimited` 2 also beyond the
+ * window.  Returns the number of records read, or
  * a negative MT_E*; *blocked gets the lowest seq the window held back
  * (0: none). */
 static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t *blocked)
@@ -518,7 +523,7 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
         uint32_t st = __atomic_load_n(&ch->state, __ATOMIC_ACQUIRE);
         uint64_t used = chunk_used(ch); /* again: more may be published since */
         uint64_t pos = g->consumed[i];
-        uint64_t end = unlimited ? UINT64_MAX : (uint64_t)mt_db_event_window_end(c->cfg.db);
+        uint64_t end = (uint64_t)mt_db_event_window_end(c->cfg.db);
         int64_t tid_row = 0;
         int rc = 0;
         for (;;) {
@@ -534,10 +539,10 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
                 continue;
             }
             if (held_back(c, rec)) break;
-            if (!unlimited && rec->seq >= end) {
+            if (unlimited < 2 && rec->seq >= end) {
                 /* the window moved while this chunk was read? */
                 end = (uint64_t)mt_db_event_window_end(c->cfg.db);
-                if (rec->seq >= end) {
+                if (unlimited < 2 && rec->seq >= end) {
                     if (!*blocked || rec->seq < *blocked) *blocked = rec->seq;
                     break;
                 }
@@ -561,24 +566,44 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
 /* Drains one region until nothing more can be read.  When the window held
  * records back and nothing could be read below them, the numbers missing
  * below the lowest of them are in no published record: the window steps
- * over them (a seq taken and never used, or one whose record a thread has
- * held back longer than it took the others to make a window of events;
- * that one then goes in late). */
+ * over them.  While the program runs, only once the window has stood still
+ * for GAP_WAIT_NS: a thread that took a number may have lost the CPU before
+ * it published the record, or be waiting for a free chunk, and the record
+ * then still comes in order.  A number that never comes (taken by a thread
+ * that was killed, or whose record was lost) costs that wait once.  A
+ * record that comes after the step goes in late.  At the end (`unlimited`:
+ * the process is gone) the window steps at once, as often as it takes to
+ * read everything, a window at a time. */
 static long drain_region_all(mt_collector_t *c, region_t *g, int unlimited)
 {
     long total = 0;
-    for (int admitted = 0;;) {
+    for (;;) {
         uint64_t blocked = 0;
         long n = drain_region(c, g, unlimited, &blocked);
         if (n < 0) return n;
         total += n;
         if (!blocked) break;
         if (n > 0) continue;
-        /* once: what is still held back then waits for a clock sample
-         * (held_back), which the next pass of the run loop takes */
-        if (admitted++) break;
-        int rc = mt_db_event_admit(c->cfg.db, (int64_t)blocked);
-        if (rc) return rc;
+        int64_t end = mt_db_event_window_end(c->cfg.db);
+        if (!unlimited) {
+            uint64_t now = mono_ns();
+            if ((uint64_t)end != c->gap_end) {
+                c->gap_end = (uint64_t)end;
+                c->gap_since = now;
+                break;
+            }
+            if (now - c->gap_since < GAP_WAIT_NS) break;
+        }
+        if (blocked < INT64_MAX / 2) { /* above: a damaged target's number */
+            int rc = mt_db_event_admit(c->cfg.db, (int64_t)blocked);
+            if (rc) return rc;
+        }
+        if (mt_db_event_window_end(c->cfg.db) == end) {
+            /* no window holds it: at the end, what is left is read as it
+             * comes (the rest of it late) */
+            if (!unlimited) break;
+            unlimited = 2;
+        }
     }
     return total;
 }

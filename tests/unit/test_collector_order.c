@@ -1,0 +1,168 @@
+/* test_collector_order.c - the collector (tracer/collector.c) puts a
+ * backlog in sequence order, whatever the chunks' order.
+ *
+ * A region is laid out by hand as the preload library lays it out
+ * (lib/mt_shm.h), for a program that has already exited, and the
+ * collector is run on it to the end with a child that exits at once as
+ * the "program" (as tests/fuzz/fuzz_collector.c does).  The interesting
+ * chunk is the one of a thread that stalled: it wrote a few events, lost
+ * the CPU while the other threads wrote far more than the event store's
+ * reorder window, then wrote again.  Its chunk's first number is the
+ * lowest, but read to its end first it would push the window past every
+ * other chunk, and those would go in "late" (one SQLite INSERT each).
+ */
+#define _GNU_SOURCE
+#include "mt_collector.h"
+#include "mt_db.h"
+#include "mt_event.h"
+#include "mt_shm.h"
+
+#include <fcntl.h>
+#include <setjmp.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+extern char **environ;
+
+#define PER_CHUNK  ((uint32_t)(MT_CHUNK_DATA / sizeof(mt_rec32_t)) - 1) /* events after the time record */
+#define STALL_GAP  300000u /* numbers the other threads take while one stalls: more than a window */
+#define FEW        1000u   /* events the stalled thread writes before and after */
+
+typedef struct {
+    mt_region_t *r;
+    uint32_t chunk; /* the chunk being filled */
+    uint64_t pos;
+} writer_t;
+
+/* Starts filling chunk i for thread tid with a time record. */
+static void begin_chunk(writer_t *w, uint32_t i, int32_t tid)
+{
+    mt_chunk_t *ch = mt_region_chunk(w->r, i);
+    ch->tid = tid;
+    ch->state = MT_CHUNK_FULL;
+    w->chunk = i;
+    mt_rec32_t *ts = (mt_rec32_t *)(ch + 1);
+    memset(ts, 0, sizeof *ts);
+    ts->type = MT_REC_TS;
+    ts->addr = 1000;
+    w->pos = sizeof *ts;
+    ch->used = w->pos;
+}
+
+/* Appends a malloc event numbered seq to the chunk being filled. */
+static void put(writer_t *w, uint64_t seq)
+{
+    mt_chunk_t *ch = mt_region_chunk(w->r, w->chunk);
+    assert_true(w->pos + sizeof(mt_rec32_t) <= MT_CHUNK_DATA);
+    mt_rec32_t *e = (mt_rec32_t *)((char *)(ch + 1) + w->pos);
+    memset(e, 0, sizeof *e);
+    e->type = MT_REC_EV32;
+    e->kind = MT_EV_malloc;
+    e->seq = seq;
+    e->addr = 0x10000 + 16 * seq;
+    e->size = 16;
+    w->pos += sizeof *e;
+    ch->used = w->pos;
+}
+
+static int64_t query_int(mt_db_t *db, const char *sql)
+{
+    mt_stmt_t *q;
+    assert_int_equal(mt_stmt_prepare(db, sql, &q), 0);
+    assert_int_equal(mt_stmt_step(q), 1);
+    int64_t v = mt_stmt_int(q, 0);
+    mt_stmt_finalize(q);
+    return v;
+}
+
+static void test_stalled_thread_chunk(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_collector_order.XXXXXX", path[128], dbpath[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(dbpath, sizeof dbpath, "%s.db", dir);
+
+    pid_t child;
+    char *targv[] = {"true", NULL};
+    assert_int_equal(posix_spawn(&child, "/bin/true", NULL, NULL, targv, environ), 0);
+
+    mt_session_t *session = calloc(1, sizeof *session);
+    assert_non_null(session);
+    session->magic = MT_SESSION_MAGIC;
+    session->version = MT_SHM_VERSION;
+    session->collector_pid = getpid();
+
+    uint32_t others = (STALL_GAP + PER_CHUNK - 1) / PER_CHUNK, nchunks = others + 1, slots = 16;
+    uint64_t total = MT_REGION_SIZE(nchunks, slots);
+    snprintf(path, sizeof path, "%s/proc.%d.0", dir, (int)child);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0 && ftruncate(fd, (off_t)total) == 0);
+    mt_region_t *r = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    assert_true(r != MAP_FAILED);
+    r->version = MT_SHM_VERSION;
+    r->pid = child;
+    r->ppid = getpid();
+    r->parent_region = -1;
+    mt_region_layout(r, nchunks, slots);
+    r->flags = MT_RG_EXITED;
+    memcpy(r->exe, "/test/prog", 11);
+
+    /* the stalled thread in the last chunk: numbers 1..FEW, then
+     * FEW + STALL_GAP + 1 .. FEW + STALL_GAP + FEW; the others in the
+     * chunks before it, in order, FEW + 1 .. FEW + STALL_GAP */
+    writer_t w = {r, 0, 0};
+    begin_chunk(&w, nchunks - 1, (int32_t)child + 1);
+    for (uint64_t s = 1; s <= FEW; s++) put(&w, s);
+    for (uint64_t s = FEW + STALL_GAP + 1; s <= FEW + STALL_GAP + FEW; s++) put(&w, s);
+    for (uint64_t s = FEW + 1, k = 0; s <= FEW + STALL_GAP; s++, k++) {
+        if (k % PER_CHUNK == 0) begin_chunk(&w, (uint32_t)(k / PER_CHUNK), (int32_t)child + 2);
+        put(&w, s);
+    }
+    __atomic_store_n(&r->magic, MT_REGION_MAGIC, __ATOMIC_RELEASE);
+    session->seq = FEW + STALL_GAP + FEW + 1;
+
+    char err[256];
+    mt_db_t *db;
+    assert_int_equal(mt_db_create(dbpath, &db, err, sizeof err), 0);
+    mt_collector_cfg_t cfg = {dir, session, db, child, 0, NULL, NULL, NULL};
+    mt_collector_t *col = NULL;
+    volatile int stop = 0;
+    assert_int_equal(mt_collector_new(&cfg, &col), 0);
+    assert_int_equal(mt_collector_run(col, &stop), 0);
+    mt_collector_stats_t st;
+    assert_int_equal(mt_collector_finish(col, &st), 0);
+    mt_collector_free(col);
+    mt_db_close(db);
+
+    assert_int_equal(st.events, FEW + STALL_GAP + FEW);
+    assert_int_equal(mt_db_open(dbpath, MT_DB_READONLY, &db, err, sizeof err), 0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM event_data WHERE kind = 1"), FEW + STALL_GAP + FEW);
+    assert_int_equal(query_int(db, "SELECT value FROM meta WHERE key = 'late_events'"), 0);
+    mt_db_close(db);
+
+    munmap(r, total);
+    unlink(path);
+    rmdir(dir);
+    unlink(dbpath);
+    free(session);
+    waitpid(child, NULL, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stalled_thread_chunk),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
