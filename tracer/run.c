@@ -110,7 +110,8 @@ void mt_usage_run(FILE *out)
             "\n"
             "Separate debug files with compressed sections (a -dbg package's) are kept\n"
             "inflated in $MEMTRACE_CACHE_DIR (default ~/.cache/memtrace/debug; empty:\n"
-            "no cache), which makes symbolizing them at the end of a trace fast.\n"
+            "no cache), and so are the frames resolved in modules with debug\n"
+            "information, which makes symbolizing at the end of a trace fast.\n"
             "\n"
             "With --os=syscalls the C library's own mmap, munmap, mremap, brk and madvise\n"
             "(those malloc makes) are recorded by hooks at their entries, without a ptrace\n"
@@ -369,10 +370,12 @@ static void meta_start(mt_db_t *db, const char *command, const mt_session_t *ses
     mt_db_meta_set_int(db, "start_unix", (int64_t)time(NULL));
 }
 
-/* The meta rows of the end of a recording. */
-static void meta_end(mt_db_t *db, const mt_collector_stats_t *st, const mt_session_t *session)
+/* The meta rows of the end of a recording, which ended at end_ns (the
+ * collector had read everything: not the end of the symbolizing and
+ * indexing after it, which the program's timeline does not include). */
+static void meta_end(mt_db_t *db, const mt_collector_stats_t *st, const mt_session_t *session, uint64_t end_ns)
 {
-    mt_db_meta_set_int(db, "duration_ns", (int64_t)(mono_ns() - session->start_ns));
+    mt_db_meta_set_int(db, "duration_ns", (int64_t)(end_ns - session->start_ns));
     mt_db_meta_set_int(db, "events", st->events);
     mt_db_meta_set_int(db, "complete", !st->incomplete);
     if (st->incomplete) mt_db_meta_set_text(db, "incomplete_reason", st->reason);
@@ -703,6 +706,7 @@ int mt_cmd_run(int argc, char **argv)
     memset(&st, 0, sizeof st);
     rc = mt_collector_new(&cfg, &col);
     if (!rc) rc = mt_collector_run(col, &g_stop);
+    uint64_t end_ns = mono_ns();
     if (rc) {
         if (rc == MT_EFULL)
             fprintf(stderr, "memtrace: writing %s failed: disk full or file size limit reached; recording stopped, "
@@ -744,7 +748,7 @@ int mt_cmd_run(int argc, char **argv)
                      *then ? " (" : "", then, *then ? ")" : "");
             st.incomplete = 1;
         }
-        meta_end(db, &st, session);
+        meta_end(db, &st, session, end_ns);
         mt_db_meta_set_int(db, "collector_waits", st.chunk_waits);
         if (os_syscalls) {
             mt_db_meta_set_int(db, "os_own_calls", pst.own);
@@ -892,6 +896,7 @@ int mt_cmd_attach(int argc, char **argv)
     rc = mt_collector_new(&cfg, &col);
     volatile int never = 0; /* the collector ends when the tracer has detached or the process ended */
     if (!rc) rc = mt_collector_run(col, &never);
+    uint64_t end_ns = mono_ns();
     if (rc) {
         fprintf(stderr, "memtrace: writing %s failed: %s (%s); detaching\n", output, mt_strerror(rc), mt_db_errmsg(db));
         mt_ptracer_detach(tracer);
@@ -908,7 +913,7 @@ int mt_cmd_attach(int argc, char **argv)
             st.incomplete = 1;
             snprintf(st.reason, sizeof st.reason, "detached from process %d, which kept running", (int)pid);
         }
-        meta_end(db, &st, session);
+        meta_end(db, &st, session, end_ns);
     }
     mt_collector_free(col);
     mt_db_close(db);
