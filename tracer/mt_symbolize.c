@@ -42,6 +42,9 @@
  *      up at ip - 1: ip is a return address, the byte after the call, which
  *      may already belong to the next line or even the next function.
  *   4. All updates run through one prepared UPDATE in one transaction.
+ *   5. What a run resolved in a module with DWARF is kept in the cache
+ *      directory for the next (see "resolved frames, kept by file"); a
+ *      frame found there does not open its module at all.
  *
  * Function names come from the ELF symbol table (.symtab, else the one of
  * the separate debug file, else .dynsym).  dwfl_module_addrinfo() scans the
@@ -94,6 +97,13 @@ typedef struct {
     Dwarf_Die cudie;
 } cu_range_t;
 
+/* A frame resolved by an earlier run (see "resolved frames, kept"). */
+typedef struct {
+    uint64_t off;       /* ip - modules.base */
+    int line;           /* 0: unknown */
+    const char *function, *file; /* NULL: unknown */
+} kept_t;
+
 /* A distinct file of the trace (see 2. above). */
 typedef struct file {
     struct file *next;  /* hash chain */
@@ -116,6 +126,13 @@ typedef struct file {
     cu_range_t *cus;
     size_t ncus;
     Dwarf_Addr dwbias;  /* bias of the module's DWARF addresses */
+    int lines;          /* 1: it has DWARF (its frames may be kept), 0: not, -1: unknown */
+    int kept_loaded;    /* kept/nkept are valid (the frames kept by earlier runs) */
+    kept_t *kept;       /* sorted by offset; strings in kept_text */
+    size_t nkept;
+    char *kept_text;
+    kept_t *added;      /* resolved by this run, to keep; strings owned */
+    size_t nadded, capadded;
 } file_t;
 
 /* The distinct files, hashed by path and identity; at most max_open of
@@ -533,12 +550,183 @@ static void close_file(file_table_t *t, file_t *f)
     t->nopen--;
 }
 
+/* ---- resolved frames, kept by file ----
+ *
+ * Looking up lines costs most at the end of a short trace: libdw reads a
+ * module's DWARF on its first lookup (the C library's: 2.6 ms of the 9 ms
+ * that python3 -c pass took to symbolize).  What a run resolved in a
+ * module with DWARF is kept in the cache directory, one file per module
+ * file, named by the hash of its path and identity (file_hash) and
+ * checked against both, so that the next trace of the same program finds
+ * its frames there and opens the module only for new ones.  A module
+ * without DWARF is not kept: a debug file installed later must show its
+ * lines.  The file, `.frames/HASH`, is text: a first line
+ * "memtrace-frames 1 DEV INO SIZE MTIME_S MTIME_NS PATH", then one line
+ * per frame, "OFFSET LINE\tFUNCTION\tFILE" (hex, decimal, then the names,
+ * empty when unknown), sorted by offset.  Written through a temporary
+ * file and a rename; unreadable or damaged, it is ignored (and rewritten
+ * by the next run that resolves a frame of the module). */
+
+/* `.frames/HASH` of f under the cache, or 0 when there is no cache. */
+static int kept_path(const file_t *f, char *out, size_t cap)
+{
+    return g_cache[0] && (size_t)snprintf(out, cap, "%s/.frames/%016llx", g_cache, (unsigned long long)f->hash) < cap;
+}
+
+/* The first line of f's file. */
+static int kept_header(const file_t *f, char *out, size_t cap)
+{
+    return snprintf(out, cap, "memtrace-frames 1 %llu %llu %lld %lld %ld %s\n", (unsigned long long)f->dev,
+                    (unsigned long long)f->ino, (long long)f->size, (long long)f->mtime.tv_sec,
+                    (long)f->mtime.tv_nsec, f->path);
+}
+
+static int kept_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const kept_t *)a)->off, y = ((const kept_t *)b)->off;
+    return (x > y) - (x < y);
+}
+
+/* Reads f's kept frames (once).  Returns 0 or MT_ENOMEM; a missing,
+ * foreign or damaged file gives none. */
+static int kept_load(file_t *f)
+{
+    f->kept_loaded = 1;
+    char path[PATH_MAX], head[PATH_MAX + 128];
+    if (!kept_path(f, path, sizeof path)) return 0;
+    int hlen = kept_header(f, head, sizeof head);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    struct stat sb;
+    char *text = NULL;
+    if (fstat(fd, &sb) == 0 && sb.st_size > hlen && sb.st_size < (1 << 30) && (text = malloc((size_t)sb.st_size + 1)))
+        if (pread(fd, text, (size_t)sb.st_size, 0) != sb.st_size || memcmp(text, head, (size_t)hlen) != 0) {
+            free(text);
+            text = NULL;
+        }
+    close(fd);
+    if (!text) return 0;
+    text[sb.st_size] = 0;
+    size_t n = 0;
+    for (const char *p = text + hlen; *p; p++) n += *p == '\n';
+    kept_t *k = malloc((n ? n : 1) * sizeof *k);
+    if (!k) {
+        free(text);
+        return MT_ENOMEM;
+    }
+    size_t m = 0;
+    for (char *p = text + hlen; *p && m < n;) {
+        char *nl = strchr(p, '\n'), *t1 = nl ? memchr(p, '\t', (size_t)(nl - p)) : NULL;
+        char *t2 = t1 ? memchr(t1 + 1, '\t', (size_t)(nl - t1 - 1)) : NULL;
+        char *end;
+        if (!t2) break; /* damaged: what came before is kept */
+        *nl = *t1 = *t2 = 0;
+        k[m].off = strtoull(p, &end, 16);
+        if (*end != ' ') break;
+        k[m].line = (int)strtol(end + 1, &end, 10);
+        if (*end) break;
+        k[m].function = t1[1] ? t1 + 1 : NULL;
+        k[m].file = t2[1] ? t2 + 1 : NULL;
+        m++;
+        p = nl + 1;
+    }
+    qsort(k, m, sizeof *k, kept_cmp);
+    f->kept = k;
+    f->nkept = m;
+    f->kept_text = text;
+    return 0;
+}
+
+/* The kept frame of f at offset off, or NULL. */
+static const kept_t *kept_find(const file_t *f, uint64_t off)
+{
+    size_t lo = 0, hi = f->nkept;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (f->kept[mid].off < off) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < f->nkept && f->kept[lo].off == off ? &f->kept[lo] : NULL;
+}
+
+static int plain_name(const char *s) { return !s || !strpbrk(s, "\t\n"); }
+
+/* Notes a frame this run resolved, to keep.  Returns 0 or MT_ENOMEM. */
+static int kept_add(file_t *f, uint64_t off, const char *function, const char *file, int line)
+{
+    if (!g_cache[0] || !plain_name(function) || !plain_name(file)) return 0;
+    if (f->nadded == f->capadded) {
+        size_t cap = f->capadded ? 2 * f->capadded : 64;
+        kept_t *k = realloc(f->added, cap * sizeof *k);
+        if (!k) return MT_ENOMEM;
+        f->added = k;
+        f->capadded = cap;
+    }
+    kept_t *k = &f->added[f->nadded];
+    k->off = off;
+    k->line = line;
+    k->function = function ? strdup(function) : NULL;
+    k->file = file ? strdup(file) : NULL;
+    if ((function && !k->function) || (file && !k->file)) {
+        free((char *)k->function);
+        free((char *)k->file);
+        return MT_ENOMEM;
+    }
+    f->nadded++;
+    return 0;
+}
+
+/* Writes f's kept frames with those this run added (nothing when it added
+ * none).  Failures only lose the cache. */
+static void kept_save(file_t *f)
+{
+    char path[PATH_MAX], dir[PATH_MAX], tmp[PATH_MAX], head[PATH_MAX + 128];
+    if (!f->nadded || !kept_path(f, path, sizeof path)) return;
+    if ((size_t)snprintf(dir, sizeof dir, "%s/.frames", g_cache) >= sizeof dir ||
+        (mkdir(dir, 0700) != 0 && errno != EEXIST) ||
+        (size_t)snprintf(tmp, sizeof tmp, "%s/.tmp.XXXXXX", dir) >= sizeof tmp)
+        return;
+    qsort(f->added, f->nadded, sizeof *f->added, kept_cmp);
+    int fd = mkstemp(tmp);
+    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!out) {
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+        return;
+    }
+    kept_header(f, head, sizeof head);
+    fputs(head, out);
+    /* both sorted: merged, this run's entry first where both have one */
+    for (size_t i = 0, j = 0; i < f->nkept || j < f->nadded;) {
+        const kept_t *k;
+        if (j < f->nadded && (i == f->nkept || f->added[j].off <= f->kept[i].off)) {
+            k = &f->added[j++];
+            if (i < f->nkept && f->kept[i].off == k->off) i++;
+        } else {
+            k = &f->kept[i++];
+        }
+        fprintf(out, "%llx %d\t%s\t%s\n", (unsigned long long)k->off, k->line, k->function ? k->function : "",
+                k->file ? k->file : "");
+    }
+    if (fclose(out) != 0 || rename(tmp, path) != 0) unlink(tmp);
+}
+
 static void free_files(file_table_t *t)
 {
     for (size_t b = 0; b < t->nbuckets; b++) {
         for (file_t *f = t->buckets[b], *next; f; f = next) {
             next = f->next;
             close_file(t, f);
+            kept_save(f);
+            for (size_t i = 0; i < f->nadded; i++) {
+                free((char *)f->added[i].function);
+                free((char *)f->added[i].file);
+            }
+            free(f->added);
+            free(f->kept);
+            free(f->kept_text);
             free(f->path);
             free(f);
         }
@@ -671,6 +859,7 @@ static int row_file(file_table_t *t, mod_row_t *r)
     f->ino = sb.st_ino;
     f->size = sb.st_size;
     f->mtime = sb.st_mtim;
+    f->lines = -1;
     f->next = t->buckets[h & (t->nbuckets - 1)];
     t->buckets[h & (t->nbuckets - 1)] = f;
     t->n++;
@@ -806,7 +995,14 @@ static int symbolize_frame(mt_stmt_t *upd, file_table_t *files, mod_row_t *rows,
         if ((rc = mt_stmt_bind_int(upd, 2, (int64_t)(f->ip - r->base)))) return rc;
         if ((rc = row_file(files, r))) return rc;
         file_t *fl = r->file;
-        if (fl && file_module(files, fl)) {
+        uint64_t off = f->ip - r->base;
+        const kept_t *k = NULL;
+        if (fl && !fl->kept_loaded && (rc = kept_load(fl))) return rc;
+        if (fl && (k = kept_find(fl, off)) != NULL) {
+            function = k->function;
+            file = k->file;
+            line = k->line;
+        } else if (fl && file_module(files, fl)) {
             /* ip - 1 in the file's address space (unsigned wrap-around for
              * nonsense rows just finds nothing) */
             uint64_t pc = (f->ip ? f->ip - 1 : 0) - (fl->absolute ? 0 : r->base);
@@ -821,6 +1017,11 @@ static int symbolize_frame(mt_stmt_t *upd, file_table_t *files, mod_row_t *rows,
                 file = NULL;
                 line = 0;
             }
+            if (fl->lines < 0) {
+                Dwarf_Addr bias;
+                fl->lines = dwfl_module_getdwarf(fl->mod, &bias) != NULL;
+            }
+            if (fl->lines && (rc = kept_add(fl, off, function, file, line))) return rc;
         }
     } else {
         if ((rc = mt_stmt_bind_null(upd, 1))) return rc;
