@@ -6,8 +6,8 @@
  * Each input makes a session directory with one region file, as the
  * preload library lays it out (lib/mt_shm.h) but with 1 to 4 chunks and a
  * trie of 1 to 256 slots, then runs the collector on it to the end
- * (mt_collector_new, _run, _finish) with a child process that exits at
- * once (/bin/true) as the "program".  The collector must not crash; when it
+ * (tests/collector_fixture.h) with a child process that exits at once
+ * (/bin/true) as the "program".  The collector must not crash; when it
  * finishes, every record of type event (either length) in the published
  * part of a chunk is an event row, and the database passes PRAGMA integrity_check.
  *
@@ -19,19 +19,7 @@
  */
 #define _GNU_SOURCE
 #include "fuzz.h"
-#include "mt_collector.h"
-
-#include <fcntl.h>
-#include <spawn.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-extern char **environ;
+#include "../collector_fixture.h"
 
 static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 
@@ -43,41 +31,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t states = data[6];
     size_t o = 7;
 
-    char dir[128], path[192], dbpath[192];
-    snprintf(dir, sizeof dir, "%s/fuzz_collector.%d.XXXXXX", access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm",
-             (int)getpid());
-    CHECK(mkdtemp(dir));
-    snprintf(dbpath, sizeof dbpath, "%s.db", dir);
-
-    /* the "program": gone at once (posix_spawn, not fork: a fork child of
-     * this multi-threaded, sanitized process can deadlock before it exits) */
-    pid_t child;
-    char *targv[] = {"true", NULL};
-    CHECK(posix_spawn(&child, "/bin/true", NULL, NULL, targv, environ) == 0);
-
-    mt_session_t *session = calloc(1, sizeof *session);
-    CHECK(session);
-    session->magic = MT_SESSION_MAGIC;
-    session->version = MT_SHM_VERSION;
-    session->collector_pid = getpid();
-    session->seq = 1;
-
-    uint64_t total = MT_REGION_SIZE(nchunks, slots);
-    snprintf(path, sizeof path, "%s/proc.%d.0", dir, (int)child);
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
-    CHECK(fd >= 0 && ftruncate(fd, (off_t)total) == 0);
-    mt_region_t *r = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    CHECK(r != MAP_FAILED);
-    r->version = MT_SHM_VERSION;
-    r->pid = child;
-    r->ppid = getpid();
-    r->parent_region = -1;
-    mt_region_layout(r, nchunks, slots);
+    fixture_t fx;
+    CHECK(fixture_open(&fx, "fuzz_collector", nchunks, slots) == 0);
+    mt_region_t *r = fx.r;
     r->nnodes = nnodes;
-    r->exit_status = 0;
-    r->flags = MT_RG_EXITED;
-    memcpy(r->exe, "/fuzz/prog", 11);
 
     size_t k = slots * sizeof(mt_trie_slot_t);
     if (k > size - o) k = size - o;
@@ -94,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(ch + 1, data + o, n);
         uint32_t st = (states >> (2 * (i % 4))) & 3;
         ch->state = st == 3 ? MT_CHUNK_OWNED : st; /* FREE, OWNED, FULL */
-        ch->tid = (int32_t)child + (int32_t)i;
+        ch->tid = (int32_t)fx.child + (int32_t)i;
         ch->used = n;
         if (st == 3 && n >= 8) memcpy(&ch->used, data + o, 8); /* any fill level at all */
         if (ch->state != MT_CHUNK_FREE) {
@@ -108,32 +65,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         o += n;
         rest -= n;
     }
-    __atomic_store_n(&r->magic, MT_REGION_MAGIC, __ATOMIC_RELEASE);
     /* sequence numbers up to here are "taken" (the death marker uses it) */
-    session->seq = 1u << 20;
+    fx.session->seq = 1u << 20;
+    fixture_publish(&fx);
 
-    char err[256];
-    mt_db_t *db;
-    CHECK(mt_db_create(dbpath, &db, err, sizeof err) == 0);
-    mt_collector_cfg_t cfg = {dir, session, db, child, 0, NULL, NULL, NULL};
-    mt_collector_t *col = NULL;
-    volatile int stop = 0;
-    int rc = mt_collector_new(&cfg, &col);
-    CHECK(rc == 0);
-    rc = mt_collector_run(col, &stop);
-    CHECK(rc == 0);
     mt_collector_stats_t st;
-    rc = mt_collector_finish(col, &st);
+    int rc = -1;
+    CHECK(fixture_collect(&fx, &st, &rc) == 0);
     /* duplicate sequence numbers (possible only from a damaged target)
      * make sealing fail: an error, not a crash */
     if (rc == 0) {
         if (st.events != want_events) fprintf(stderr, "events %lld, records %ld\n", (long long)st.events, want_events);
         CHECK(st.events == want_events);
-    }
-    mt_collector_free(col);
-    mt_db_close(db);
-    if (rc == 0) {
-        CHECK(mt_db_open(dbpath, MT_DB_READONLY, &db, err, sizeof err) == 0);
+        char err[256];
+        mt_db_t *db;
+        CHECK(mt_db_open(fx.dbpath, MT_DB_READONLY, &db, err, sizeof err) == 0);
         mt_stmt_t *q;
         CHECK(mt_stmt_prepare(db, "PRAGMA integrity_check", &q) == 0 && mt_stmt_step(q) == 1);
         CHECK(strcmp(mt_stmt_text(q, 0), "ok") == 0);
@@ -143,11 +89,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         mt_stmt_finalize(q);
         mt_db_close(db);
     }
-    munmap(r, total);
-    unlink(path);
-    rmdir(dir);
-    unlink(dbpath);
-    free(session);
-    waitpid(child, NULL, WNOHANG);
+    fixture_close(&fx);
     return 0;
 }

@@ -13,27 +13,14 @@
  * The region's chunks that no thread took are never looked at.
  */
 #define _GNU_SOURCE
-#include "mt_collector.h"
-#include "mt_db.h"
+#include "../collector_fixture.h"
 #include "mt_event.h"
-#include "mt_shm.h"
 
-#include <fcntl.h>
 #include <setjmp.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmocka.h>
-
-extern char **environ;
 
 #define PER_CHUNK  ((uint32_t)(MT_CHUNK_DATA / sizeof(mt_rec32_t)) - 1) /* events after the time record */
 #define STALL_GAP  300000u /* numbers the other threads take while one stalls: more than a window */
@@ -90,37 +77,12 @@ static int64_t query_int(mt_db_t *db, const char *sql)
 static void test_stalled_thread_chunk(void **state)
 {
     (void)state;
-    char dir[64], path[128], dbpath[128];
-    snprintf(dir, sizeof dir, "%s/test_collector_order.XXXXXX", access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm");
-    assert_non_null(mkdtemp(dir));
-    snprintf(dbpath, sizeof dbpath, "%s.db", dir);
-
-    pid_t child;
-    char *targv[] = {"true", NULL};
-    assert_int_equal(posix_spawn(&child, "/bin/true", NULL, NULL, targv, environ), 0);
-
-    mt_session_t *session = calloc(1, sizeof *session);
-    assert_non_null(session);
-    session->magic = MT_SESSION_MAGIC;
-    session->version = MT_SHM_VERSION;
-    session->collector_pid = getpid();
-
     /* the stalled thread's chunk last, and UNUSED chunks never written */
-    uint32_t others = (STALL_GAP + PER_CHUNK - 1) / PER_CHUNK, nchunks = others + 1 + UNUSED, slots = 16;
-    uint64_t total = MT_REGION_SIZE(nchunks, slots);
-    snprintf(path, sizeof path, "%s/proc.%d.0", dir, (int)child);
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
-    assert_true(fd >= 0 && ftruncate(fd, (off_t)total) == 0);
-    mt_region_t *r = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    assert_true(r != MAP_FAILED);
-    r->version = MT_SHM_VERSION;
-    r->pid = child;
-    r->ppid = getpid();
-    r->parent_region = -1;
-    mt_region_layout(r, nchunks, slots);
-    r->flags = MT_RG_EXITED;
-    memcpy(r->exe, "/test/prog", 11);
+    uint32_t others = (STALL_GAP + PER_CHUNK - 1) / PER_CHUNK, nchunks = others + 1 + UNUSED;
+    fixture_t fx;
+    assert_int_equal(fixture_open(&fx, "test_collector_order", nchunks, 16), 0);
+    mt_region_t *r = fx.r;
+    pid_t child = fx.child;
 
     /* the stalled thread in the last chunk: numbers 1..FEW, then
      * FEW + STALL_GAP + 1 .. FEW + STALL_GAP + FEW; the others in the
@@ -133,22 +95,13 @@ static void test_stalled_thread_chunk(void **state)
         if (k % PER_CHUNK == 0) begin_chunk(&w, (uint32_t)(k / PER_CHUNK), (int32_t)child + 2);
         put(&w, s);
     }
-    __atomic_store_n(&r->magic, MT_REGION_MAGIC, __ATOMIC_RELEASE);
-    session->seq = FEW + STALL_GAP + FEW + 1;
+    fx.session->seq = FEW + STALL_GAP + FEW + 1;
+    fixture_publish(&fx);
 
-    char err[256];
-    mt_db_t *db;
-    assert_int_equal(mt_db_create(dbpath, &db, err, sizeof err), 0);
-    mt_collector_cfg_t cfg = {dir, session, db, child, 0, NULL, NULL, NULL};
-    mt_collector_t *col = NULL;
-    volatile int stop = 0;
-    assert_int_equal(mt_collector_new(&cfg, &col), 0);
-    assert_int_equal(mt_collector_run(col, &stop), 0);
     mt_collector_stats_t st;
-    assert_int_equal(mt_collector_finish(col, &st), 0);
-    mt_collector_free(col);
-    mt_db_close(db);
-
+    int rc = -1;
+    assert_int_equal(fixture_collect(&fx, &st, &rc), 0);
+    assert_int_equal(rc, 0);
     assert_int_equal(st.events, FEW + STALL_GAP + FEW);
     /* the chunks no thread took were not looked at: their pages are still
      * holes, not pages of zeros the collector faulted in */
@@ -161,17 +114,14 @@ static void test_stalled_thread_chunk(void **state)
         touched += in_core & 1;
     }
     assert_int_equal(touched, 0);
-    assert_int_equal(mt_db_open(dbpath, MT_DB_READONLY, &db, err, sizeof err), 0);
+    char err[256];
+    mt_db_t *db;
+    assert_int_equal(mt_db_open(fx.dbpath, MT_DB_READONLY, &db, err, sizeof err), 0);
     assert_int_equal(query_int(db, "SELECT count(*) FROM event_data WHERE kind = 1"), FEW + STALL_GAP + FEW);
     assert_int_equal(query_int(db, "SELECT value FROM meta WHERE key = 'late_events'"), 0);
     mt_db_close(db);
 
-    munmap(r, total);
-    unlink(path);
-    rmdir(dir);
-    unlink(dbpath);
-    free(session);
-    waitpid(child, NULL, 0);
+    fixture_close(&fx);
 }
 
 int main(void)
