@@ -581,7 +581,7 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
             if (unlimited < 2 && rec->seq >= end) {
                 /* the window moved while this chunk was read? */
                 end = (uint64_t)mt_db_event_window_end(c->cfg.db);
-                if (unlimited < 2 && rec->seq >= end) {
+                if (rec->seq >= end) {
                     if (!*blocked || rec->seq < *blocked) *blocked = rec->seq;
                     break;
                 }

@@ -698,8 +698,10 @@ static void kept_save(file_t *f)
     }
     kept_header(f, head, sizeof head);
     fputs(head, out);
-    /* both sorted: merged, this run's entry first where both have one */
-    for (size_t i = 0, j = 0; i < f->nkept || j < f->nadded;) {
+    /* both sorted: merged, one line an offset (this run's where both
+     * have one; processes mapping the same file added theirs each) */
+    uint64_t last = 0;
+    for (size_t i = 0, j = 0, lines = 0; i < f->nkept || j < f->nadded;) {
         const kept_t *k;
         if (j < f->nadded && (i == f->nkept || f->added[j].off <= f->kept[i].off)) {
             k = &f->added[j++];
@@ -707,6 +709,8 @@ static void kept_save(file_t *f)
         } else {
             k = &f->kept[i++];
         }
+        if (lines++ && k->off == last) continue;
+        last = k->off;
         fprintf(out, "%llx %d\t%s\t%s\n", (unsigned long long)k->off, k->line, k->function ? k->function : "",
                 k->file ? k->file : "");
     }
