@@ -514,11 +514,18 @@ out:
     return 0;
 }
 
-/* FNV-1a of the path, then the identity. */
-static uint64_t file_hash(const char *path, const struct stat *sb)
+/* FNV-1a of a path. */
+static uint64_t path_hash(const char *path)
 {
     uint64_t h = 0xcbf29ce484222325u;
     for (const unsigned char *p = (const unsigned char *)path; *p; p++) h = (h ^ *p) * 0x100000001b3u;
+    return h;
+}
+
+/* FNV-1a of the path, then the identity. */
+static uint64_t file_hash(const char *path, const struct stat *sb)
+{
+    uint64_t h = path_hash(path);
     uint64_t id[4] = {(uint64_t)sb->st_dev, (uint64_t)sb->st_ino, (uint64_t)sb->st_size,
                       (uint64_t)sb->st_mtim.tv_sec};
     for (int i = 0; i < 4; i++) h = (h ^ id[i]) * 0x100000001b3u;
@@ -556,9 +563,11 @@ static void close_file(file_table_t *t, file_t *f)
  * module's DWARF on its first lookup (the C library's: 2.6 ms of the 9 ms
  * that python3 -c pass took to symbolize).  What a run resolved in a
  * module with DWARF is kept in the cache directory, one file per module
- * file, named by the hash of its path and identity (file_hash) and
- * checked against both, so that the next trace of the same program finds
- * its frames there and opens the module only for new ones.  A module
+ * file, named by the hash of its path and checked against the path and
+ * the identity (as file_hash takes them), so that the next trace of the same program finds
+ * its frames there and opens the module only for new ones (a file whose
+ * identity changed - a rebuilt program - finds none, and the frames of its
+ * new build replace the old ones).  A module
  * without DWARF is not kept: a debug file installed later must show its
  * lines.  The file, `.frames/HASH`, is text: a first line
  * "memtrace-frames 1 DEV INO SIZE MTIME_S MTIME_NS PATH", then one line
@@ -567,10 +576,13 @@ static void close_file(file_table_t *t, file_t *f)
  * file and a rename; unreadable or damaged, it is ignored (and rewritten
  * by the next run that resolves a frame of the module). */
 
-/* `.frames/HASH` of f under the cache, or 0 when there is no cache. */
+/* `.frames/HASH` of f under the cache (the hash of its path alone: a
+ * rebuilt program's file replaces the one of its earlier build), or 0
+ * when there is no cache. */
 static int kept_path(const file_t *f, char *out, size_t cap)
 {
-    return g_cache[0] && (size_t)snprintf(out, cap, "%s/.frames/%016llx", g_cache, (unsigned long long)f->hash) < cap;
+    return g_cache[0] &&
+           (size_t)snprintf(out, cap, "%s/.frames/%016llx", g_cache, (unsigned long long)path_hash(f->path)) < cap;
 }
 
 /* The first line of f's file. */

@@ -69,6 +69,8 @@ assert_eq "a kept name is used" 1 "$(q marked.db "SELECT count(*) > 0 FROM stack
 touch -d '2001-01-01' prog
 trace touched.db --os=hooks ./prog
 assert_eq "a file changed since: its frames looked up again" "$A" "$(q touched.db "$FRAMES")"
+assert_eq "... and kept in place of the old build's: one file for the path, the marked name gone" "1 0" \
+    "$(grep -l "^memtrace-frames 1 .*/prog\$" cache/.frames/* | wc -l) $(grep -c main_as_kept "$(kept_file prog)")"
 for f in cache/.frames/*; do head -c 60 "$f" >"$f.cut" && mv "$f.cut" "$f"; done
 trace damaged.db --os=hooks ./prog
 assert_eq "damaged kept files: the same frames" "$A" "$(q damaged.db "$FRAMES")"
