@@ -74,12 +74,21 @@ static int64_t query_int(mt_db_t *db, const char *sql)
     return v;
 }
 
+static fixture_t fx; /* closed by the teardown, also after a failed assertion */
+
+static int teardown(void **state)
+{
+    (void)state;
+    fixture_close(&fx);
+    memset(&fx, 0, sizeof fx);
+    return 0;
+}
+
 static void test_stalled_thread_chunk(void **state)
 {
     (void)state;
     /* the stalled thread's chunk last, and UNUSED chunks never written */
     uint32_t others = (STALL_GAP + PER_CHUNK - 1) / PER_CHUNK, nchunks = others + 1 + UNUSED;
-    fixture_t fx;
     assert_int_equal(fixture_open(&fx, "test_collector_order", nchunks, 16), 0);
     mt_region_t *r = fx.r;
     pid_t child = fx.child;
@@ -120,14 +129,12 @@ static void test_stalled_thread_chunk(void **state)
     assert_int_equal(query_int(db, "SELECT count(*) FROM event_data WHERE kind = 1"), FEW + STALL_GAP + FEW);
     assert_int_equal(query_int(db, "SELECT value FROM meta WHERE key = 'late_events'"), 0);
     mt_db_close(db);
-
-    fixture_close(&fx);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stalled_thread_chunk),
+        cmocka_unit_test_teardown(test_stalled_thread_chunk, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
