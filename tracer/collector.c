@@ -478,6 +478,12 @@ static int by_head(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The path of region file `name` of the session; 0 when it is too long. */
+static int region_path(const mt_collector_t *c, const char *name, char *out, size_t cap)
+{
+    return (size_t)snprintf(out, cap, "%s/%s", c->cfg.dir, name) < cap;
+}
+
 /* Which chunks' headers lie outside the holes of the region file, for the
  * last drain, which reads every chunk whatever the active marks say: a
  * chunk whose header page was never written is FREE (zero), and a look at
@@ -490,7 +496,7 @@ static void find_written(const mt_collector_t *c, region_t *g)
     g->written_known = 1;
     const mt_region_t *r = g->r;
     char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", c->cfg.dir, g->name) >= sizeof path) return;
+    if (!region_path(c, g->name, path, sizeof path)) return;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return;
     uint8_t *w = calloc(r->nchunks, 1);
@@ -698,9 +704,7 @@ static int add_region(mt_collector_t *c, const char *name)
 {
     char path[4096];
     size_t nlen = strlen(name);
-    if (nlen >= sizeof c->regions[0].name ||
-        (size_t)snprintf(path, sizeof path, "%s/%s", c->cfg.dir, name) >= sizeof path)
-        return 0;
+    if (nlen >= sizeof c->regions[0].name || !region_path(c, name, path, sizeof path)) return 0;
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) return 0;
     struct stat sb;

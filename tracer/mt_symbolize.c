@@ -1007,12 +1007,12 @@ static int symbolize_frame(mt_stmt_t *upd, file_table_t *files, mod_row_t *rows,
     *resolved = 0;
     mod_row_t *r = find_row(rows, nrows, f->ip);
     if (r) {
+        uint64_t off = f->ip - r->base;
         if ((rc = mt_stmt_bind_int(upd, 1, r->id))) return rc;
-        if ((rc = mt_stmt_bind_int(upd, 2, (int64_t)(f->ip - r->base)))) return rc;
+        if ((rc = mt_stmt_bind_int(upd, 2, (int64_t)off))) return rc;
         if ((rc = row_file(files, r))) return rc;
         file_t *fl = r->file;
-        uint64_t off = f->ip - r->base;
-        const kept_t *k = NULL;
+        const kept_t *k;
         if (fl && !fl->kept_loaded && (rc = kept_load(fl))) return rc;
         if (fl && (k = kept_find(fl, off)) != NULL) {
             function = k->function;
