@@ -206,7 +206,7 @@ int mt_cli_duration(mt_db_t *db, int64_t *ns)
     if (rc != MT_ENOENT) return rc;
     mt_stmt_t *st;
     *ns = 0;
-    if ((rc = mt_stmt_prepare(db, "SELECT ts FROM event_data ORDER BY seq DESC LIMIT 1", &st))) return rc;
+    if ((rc = mt_stmt_prepare(db, "SELECT ts FROM event_times ORDER BY seq DESC LIMIT 1", &st))) return rc;
     if ((rc = mt_stmt_step(st)) == 1) *ns = mt_stmt_int(st, 0);
     mt_stmt_finalize(st);
     return rc < 0 ? rc : 0;

@@ -600,33 +600,35 @@ int mt_layout_replay(mt_layout_t *m, mt_db_t *db, const mt_layout_replay_opts_t 
     mt_keymap_t threads = {0};
     forks_t forks = {0};
     mt_stmt_t *st = NULL;
+    mt_times_t times = {0};
     mt_progress_t prog;
     int rc = mt_progress_start(&prog, opts->progress, db);
     if (!rc) rc = load_threads(db, &threads);
     if (!rc) rc = load_forks(db, &forks);
     if (!rc)
         rc = mt_stmt_prepare(db,
-                             "SELECT seq, ts, kind, thread, addr, size, pool, size_class FROM event_data"
+                             "SELECT seq, kind, thread, addr, size, pool, size_class FROM event_data"
                              " WHERE kind >= ?1 AND kind < ?2 AND seq <= ?3 ORDER BY seq",
                              &st);
     if (!rc) rc = mt_stmt_bind_int(st, 1, MT_KIND_PYM_BASE);
     if (!rc) rc = mt_stmt_bind_int(st, 2, MT_KIND_MAX);
     if (!rc) rc = mt_stmt_bind_int(st, 3, opts->at_seq >= 0 ? opts->at_seq : INT64_MAX);
+    if (!rc) rc = mt_times_open(db, &times);
     if (rc) goto out;
     int64_t cached_thread = -1, process = 0;
     unsigned n = 0;
     while ((rc = mt_stmt_step(st)) == 1) {
         mt_layout_event_t ev = {
             .seq = mt_stmt_int(st, 0),
-            .ts = mt_stmt_int(st, 1),
-            .kind = (int)(mt_stmt_int(st, 2) - MT_KIND_PYM_BASE),
-            .addr = (uint64_t)mt_stmt_int(st, 4),
-            .value = mt_stmt_int(st, 5),
-            .pool = (uint64_t)mt_stmt_int(st, 6),
-            .size_class = mt_stmt_int_or(st, 7, -1),
+            .kind = (int)(mt_stmt_int(st, 1) - MT_KIND_PYM_BASE),
+            .addr = (uint64_t)mt_stmt_int(st, 3),
+            .value = mt_stmt_int(st, 4),
+            .pool = (uint64_t)mt_stmt_int(st, 5),
+            .size_class = mt_stmt_int_or(st, 6, -1),
         };
+        ev.ts = mt_times_at(&times, ev.seq);
         if (opts->at_ts >= 0 && ev.ts > opts->at_ts) break;
-        int64_t thread = mt_stmt_int(st, 3);
+        int64_t thread = mt_stmt_int(st, 2);
         if (thread != cached_thread) {
             uint32_t k = mt_keymap_get(&threads, thread, 0);
             process = k ? (int64_t)k - 1 : 0;
@@ -645,7 +647,8 @@ int mt_layout_replay(mt_layout_t *m, mt_db_t *db, const mt_layout_replay_opts_t 
 out:
     mt_progress_end(&prog);
     mt_stmt_finalize(st);
+    int trc = mt_times_close(&times);
     mt_keymap_free(&threads);
     free(forks.v);
-    return rc;
+    return rc < 0 || !trc ? rc : trc;
 }

@@ -201,17 +201,19 @@ int mt_cmd_maps(int argc, char **argv)
     int rc;
     if (mt_cli_open(&c, &db)) goto out;
     rc = mt_stmt_prepare(db,
-                         "SELECT e.seq, e.ts, e.kind, t.process_id, e.addr, e.size, e.old_addr, e.stack, e.via,"
+                         "SELECT e.seq, e.kind, t.process_id, e.addr, e.size, e.old_addr, e.stack, e.via,"
                          " e.failed FROM event_data e JOIN threads t ON t.id = e.thread"
                          " WHERE e.kind BETWEEN 10 AND 14 ORDER BY e.seq",
                          &st);
+    mt_times_t times = {0};
+    if (!rc) rc = mt_times_open(db, &times);
     while (!rc && (rc = mt_stmt_step(st)) == 1) {
         rc = 0;
-        int64_t seq = mt_stmt_int(st, 0), ts = mt_stmt_int(st, 1);
+        int64_t seq = mt_stmt_int(st, 0), ts = mt_times_at(&times, seq);
         if ((at >= 0 && seq > at) || (at_ts >= 0 && ts > at_ts)) break;
-        if (mt_stmt_int(st, 9)) continue; /* failed */
-        int kind = (int)mt_stmt_int(st, 2);
-        int64_t process = mt_stmt_int(st, 3);
+        if (mt_stmt_int(st, 8)) continue; /* failed */
+        int kind = (int)mt_stmt_int(st, 1);
+        int64_t process = mt_stmt_int(st, 2);
         proc_t *p = NULL;
         for (size_t i = 0; i < nprocs && !p; i++)
             if (procs[i].process == process) p = &procs[i];
@@ -226,10 +228,10 @@ int mt_cmd_maps(int argc, char **argv)
             memset(p, 0, sizeof *p);
             p->process = process;
         }
-        uint64_t addr = (uint64_t)mt_stmt_int(st, 4), old = (uint64_t)mt_stmt_int(st, 6);
-        int64_t size = mt_stmt_int_or(st, 5, 0);
-        region_t nr = {addr, addr + (uint64_t)(size > 0 ? size : 0), seq, mt_stmt_int(st, 7),
-                       (int)mt_stmt_int_or(st, 8, -1), 0};
+        uint64_t addr = (uint64_t)mt_stmt_int(st, 3), old = (uint64_t)mt_stmt_int(st, 5);
+        int64_t size = mt_stmt_int_or(st, 4, 0);
+        region_t nr = {addr, addr + (uint64_t)(size > 0 ? size : 0), seq, mt_stmt_int(st, 6),
+                       (int)mt_stmt_int_or(st, 7, -1), 0};
         events++;
         switch (kind) {
         case MT_EV_mmap:
@@ -275,6 +277,8 @@ int mt_cmd_maps(int argc, char **argv)
     }
     mt_stmt_finalize(st);
     st = NULL;
+    int trc = mt_times_close(&times);
+    if (rc >= 0 && trc) rc = trc;
     if (rc < 0) goto fail;
     if ((rc = mt_stackfmt_open(db, &sf)) || (rc = mt_table_create(cols, NCOLS, &t))) goto fail;
     int64_t total = 0, nregions = 0;

@@ -320,11 +320,12 @@ int mt_pymodel_replay(mt_pymodel_t *m, mt_db_t *db, const mt_pymodel_replay_opts
     static const mt_pymodel_replay_opts_t none = {.at_seq = -1, .at_ts = -1};
     if (!opts) opts = &none;
     mt_stmt_t *st = NULL;
+    mt_times_t times = {0};
     mt_progress_t prog;
     int rc = mt_progress_start(&prog, opts->progress, db);
     if (!rc)
         rc = mt_stmt_prepare(db,
-                             "SELECT seq, ts, kind, addr, size, old_addr, failed FROM event_data"
+                             "SELECT seq, kind, addr, size, old_addr, failed FROM event_data"
                              " WHERE kind BETWEEN ?1 AND ?2 AND seq <= ?3"
                              " AND thread IN (SELECT id FROM threads WHERE process_id = ?4) ORDER BY seq",
                              &st);
@@ -332,16 +333,17 @@ int mt_pymodel_replay(mt_pymodel_t *m, mt_db_t *db, const mt_pymodel_replay_opts
     if (!rc) rc = mt_stmt_bind_int(st, 2, MT_EV_py_arena_free);
     if (!rc) rc = mt_stmt_bind_int(st, 3, opts->at_seq >= 0 ? opts->at_seq : INT64_MAX);
     if (!rc) rc = mt_stmt_bind_int(st, 4, m->process);
+    if (!rc) rc = mt_times_open(db, &times);
     if (rc) goto out;
     unsigned n = 0;
     while ((rc = mt_stmt_step(st)) == 1) {
-        int64_t seq = mt_stmt_int(st, 0), ts = mt_stmt_int(st, 1);
+        int64_t seq = mt_stmt_int(st, 0), ts = mt_times_at(&times, seq);
         if (opts->at_ts >= 0 && ts > opts->at_ts) break;
         if (opts->before && (rc = opts->before(opts->arg, seq, ts, m))) goto out;
-        int null_old = mt_stmt_column_type(st, 5) == MT_COL_NULL, null_failed = mt_stmt_column_type(st, 6) == MT_COL_NULL;
-        if ((rc = mt_pymodel_feed(m, (int)mt_stmt_int(st, 2), (uint64_t)mt_stmt_int(st, 3),
-                                  mt_stmt_int_or(st, 4, 0),
-                                  null_old ? 0 : (uint64_t)mt_stmt_int(st, 5), null_failed ? 0 : (int)mt_stmt_int(st, 6))))
+        int null_old = mt_stmt_column_type(st, 4) == MT_COL_NULL, null_failed = mt_stmt_column_type(st, 5) == MT_COL_NULL;
+        if ((rc = mt_pymodel_feed(m, (int)mt_stmt_int(st, 1), (uint64_t)mt_stmt_int(st, 2),
+                                  mt_stmt_int_or(st, 3, 0),
+                                  null_old ? 0 : (uint64_t)mt_stmt_int(st, 4), null_failed ? 0 : (int)mt_stmt_int(st, 5))))
             goto out;
         if ((++n & 0xffff) == 0) mt_progress_tick(&prog, seq);
     }
@@ -349,7 +351,8 @@ int mt_pymodel_replay(mt_pymodel_t *m, mt_db_t *db, const mt_pymodel_replay_opts
 out:
     mt_progress_end(&prog);
     mt_stmt_finalize(st);
-    return rc;
+    int trc = mt_times_close(&times);
+    return rc < 0 || !trc ? rc : trc;
 }
 
 int mt_pymodel_interpreters(mt_db_t *db, int64_t **procs, mt_pymodel_geom_t **geoms, size_t *n)

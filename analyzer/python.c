@@ -315,20 +315,26 @@ static int replay(mt_db_t *db, model_t *m, const char *progress)
     int64_t process = m->pi->process;
     mt_stmt_t *st;
     int rc = mt_stmt_prepare(db,
-                             "SELECT e.seq, e.ts, e.kind, e.via, e.addr, e.size, e.old_addr, e.failed"
+                             "SELECT e.seq, e.kind, e.via, e.addr, e.size, e.old_addr, e.failed"
                              " FROM event_data e WHERE e.thread IN (SELECT id FROM threads WHERE process_id = ?)"
                              " ORDER BY e.seq",
                              &st);
     if (rc) return rc;
     mt_stmt_bind_int(st, 1, process);
+    mt_times_t times;
+    if ((rc = mt_times_open(db, &times))) {
+        mt_stmt_finalize(st);
+        mt_times_close(&times);
+        return rc;
+    }
     int64_t last_seq = 0, last_ts = 0;
     while ((rc = mt_stmt_step(st)) == 1) {
-        int64_t seq = mt_stmt_int(st, 0), ts = mt_stmt_int(st, 1);
+        int64_t seq = mt_stmt_int(st, 0), ts = mt_times_at(&times, seq);
         for (int p = 0; p < NPOINTS; p++)
             if (p != P_PEAK && !m->pt[p].taken && m->point_seq[p] >= 0 && seq > m->point_seq[p])
                 snapshot(m, p, m->point_seq[p], last_ts);
-        rc = feed(m, (int)mt_stmt_int(st, 2), (int)mt_stmt_int_or(st, 3, 0), (uint64_t)mt_stmt_int(st, 4),
-                  mt_stmt_int_or(st, 5, 0), (uint64_t)mt_stmt_int_or(st, 6, 0), (int)mt_stmt_int_or(st, 7, 0));
+        rc = feed(m, (int)mt_stmt_int(st, 1), (int)mt_stmt_int_or(st, 2, 0), (uint64_t)mt_stmt_int(st, 3),
+                  mt_stmt_int_or(st, 4, 0), (uint64_t)mt_stmt_int_or(st, 5, 0), (int)mt_stmt_int_or(st, 6, 0));
         if (rc) break;
         int64_t py = m->layer[MT_DOM_pymem].live_bytes + m->layer[MT_DOM_pyobj].live_bytes;
         if (py > m->py_peak) {
@@ -339,6 +345,8 @@ static int replay(mt_db_t *db, model_t *m, const char *progress)
         last_ts = ts;
     }
     mt_stmt_finalize(st);
+    int trc = mt_times_close(&times);
+    if (rc >= 0 && trc) rc = trc;
     if (rc < 0) return rc;
     for (int p = 0; p < NPOINTS; p++)
         if (p != P_PEAK && !m->pt[p].taken && m->point_seq[p] >= 0) snapshot(m, p, m->point_seq[p], last_ts);

@@ -39,6 +39,7 @@ struct mt_db {
     char *path;
     mt_evstore_t *events; /* bulk writer; NULL when reading or sealed */
     uint32_t events_root; /* event_data's root page in the file */
+    uint32_t times_root;  /* event_times' */
 };
 
 struct mt_stmt {
@@ -184,20 +185,22 @@ int mt_db_create(const char *path, mt_db_t **out, char *err, size_t errlen)
     if (!rc) rc = sqlite3_exec(db->h, mt_schema_trace_sql, NULL, NULL, NULL);
     if (!rc) rc = fill_lookups(db) ? SQLITE_ERROR : SQLITE_OK;
     if (!rc) rc = sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
-    int64_t root = 0, npages = 0;
+    int64_t root = 0, times_root = 0, npages = 0;
     if (!rc) {
         sqlite3_stmt *st;
         rc = sqlite3_prepare_v2(db->h,
                                 "SELECT (SELECT rootpage FROM sqlite_schema WHERE name = 'event_data'),"
+                                " (SELECT rootpage FROM sqlite_schema WHERE name = 'event_times'),"
                                 " (SELECT page_count FROM pragma_page_count)",
                                 -1, &st, NULL);
         if (!rc && sqlite3_step(st) == SQLITE_ROW) {
             root = sqlite3_column_int64(st, 0);
-            npages = sqlite3_column_int64(st, 1);
+            times_root = sqlite3_column_int64(st, 1);
+            npages = sqlite3_column_int64(st, 2);
         }
         sqlite3_finalize(st);
     }
-    if (rc || root <= 0 || npages <= 0) {
+    if (rc || root <= 0 || times_root <= 0 || npages <= 0) {
         set_err(err, errlen, "cannot create %s: %s", path, sqlite3_errmsg(db->h));
         rc = rc ? map_rc(rc) : MT_ECORRUPT;
         goto fail;
@@ -206,6 +209,7 @@ int mt_db_create(const char *path, mt_db_t **out, char *err, size_t errlen)
     sqlite3_close(db->h);
     db->h = NULL;
     db->events_root = (uint32_t)root;
+    db->times_root = (uint32_t)times_root;
     rc = sqlite3_open_v2(":memory:", &db->h, SQLITE_OPEN_READWRITE, NULL);
     if (!rc) rc = sqlite3_exec(db->h, mt_schema_trace_sql, NULL, NULL, NULL);
     if (rc) {
@@ -436,20 +440,27 @@ int mt_db_skip_seq(mt_db_t *db, int64_t seq)
     return db->events ? mt_evstore_skip(db->events, seq) : MT_EINVAL;
 }
 
-/* Inserts events that arrived after their place in the pages was written. */
+/* Inserts events that arrived after their place in the pages was written.
+ * Such an event takes the time in effect at its place (event_times gets a
+ * row for it only when it comes before every row there). */
 static int insert_late(mt_db_t *db, const mt_db_event_t *ev, size_t n)
 {
     if (!n) return 0;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st, *tt = NULL;
     int rc = sqlite3_prepare_v2(db->h,
-                                "INSERT INTO event_data(ts, kind, thread, addr, size, stack, old_addr, failed, pool,"
-                                " size_class, via, seq) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                                "INSERT INTO event_data(via, kind, thread, addr, size, stack, old_addr, failed, pool,"
+                                " size_class, seq) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
                                 -1, &st, NULL);
     if (rc) return map_rc(rc);
-    rc = sqlite3_exec(db->h, "BEGIN", NULL, NULL, NULL);
+    rc = sqlite3_prepare_v2(db->h,
+                            "INSERT INTO event_times(seq, ts) SELECT ?1, ?2"
+                            " WHERE NOT EXISTS (SELECT 1 FROM event_times WHERE seq <= ?1)",
+                            -1, &tt, NULL);
+    if (!rc) rc = sqlite3_exec(db->h, "BEGIN", NULL, NULL, NULL);
     for (size_t i = 0; i < n && !rc; i++) {
         const mt_db_event_t *e = &ev[i];
-        sqlite3_bind_int64(st, 1, e->ts);
+        if (e->via) sqlite3_bind_int64(st, 1, e->via - 1);
+        else sqlite3_bind_null(st, 1);
         sqlite3_bind_int(st, 2, e->kind);
         sqlite3_bind_int64(st, 3, e->thread);
         sqlite3_bind_int64(st, 4, (int64_t)e->addr);
@@ -465,13 +476,17 @@ static int insert_late(mt_db_t *db, const mt_db_event_t *ev, size_t n)
         else sqlite3_bind_null(st, 9);
         if (e->sclass) sqlite3_bind_int64(st, 10, (int64_t)e->sclass - 1);
         else sqlite3_bind_null(st, 10);
-        if (e->via) sqlite3_bind_int64(st, 11, e->via - 1);
-        else sqlite3_bind_null(st, 11);
-        sqlite3_bind_int64(st, 12, e->seq);
+        sqlite3_bind_int64(st, 11, e->seq);
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqlite3_errcode(db->h);
         sqlite3_reset(st);
+        if (rc) break;
+        sqlite3_bind_int64(tt, 1, e->seq);
+        sqlite3_bind_int64(tt, 2, e->ts);
+        rc = sqlite3_step(tt) == SQLITE_DONE ? 0 : sqlite3_errcode(db->h);
+        sqlite3_reset(tt);
     }
     sqlite3_finalize(st);
+    sqlite3_finalize(tt);
     if (!rc) rc = sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
     return map_rc(rc);
 }
@@ -493,7 +508,7 @@ static int copy_to_file(mt_db_t *db)
     if (!rc)
         rc = sqlite3_prepare_v2(db->h,
                                 "SELECT name FROM main.sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite%'"
-                                " AND name NOT IN ('event_data', 'domains', 'event_kinds', 'marker_kinds')",
+                                " AND name NOT IN ('event_data', 'event_times', 'domains', 'event_kinds', 'marker_kinds')",
                                 -1, &st, NULL);
     while (!rc && sqlite3_step(st) == SQLITE_ROW) {
         char *sql = sqlite3_mprintf("INSERT INTO trace.\"%w\" SELECT * FROM main.\"%w\"",
@@ -514,7 +529,7 @@ int mt_db_seal_events(mt_db_t *db, int64_t *count)
     mt_evstore_t *ev = db->events;
     db->events = NULL; /* sealed, even if what follows fails */
     if (!sqlite3_get_autocommit(db->h)) sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
-    int ret = mt_evstore_splice(ev, db->events_root);
+    int ret = mt_evstore_splice(ev, db->events_root, db->times_root);
     if (!ret) ret = copy_to_file(db);
     /* the stand-in is done with; the file serves from now on */
     if (sqlite3_close(db->h) != SQLITE_OK) { /* a statement is still open: a caller's bug */
@@ -531,6 +546,7 @@ int mt_db_seal_events(mt_db_t *db, int64_t *count)
         ret = insert_late(db, late, nlate);
         if (!ret) ret = mt_db_meta_set_int(db, "late_events", (int64_t)nlate);
         if (!ret) ret = mt_db_meta_set_int(db, "window_stalls", mt_evstore_stalls(ev));
+        if (!ret && mt_evstore_times_lost(ev)) ret = mt_db_meta_set_int(db, "times_lost", 1);
         if (count) *count = mt_evstore_count(ev) + (int64_t)nlate;
     }
     mt_evstore_free(ev);
@@ -645,4 +661,52 @@ int64_t mt_db_last_rowid(mt_db_t *db) { return sqlite3_last_insert_rowid(db->h);
 void mt_db_progress(mt_db_t *db, int every_ops, int (*cb)(void *), void *arg)
 {
     sqlite3_progress_handler(db->h, cb ? every_ops : 0, cb, arg);
+}
+
+/* ---- event times ---- */
+
+static void times_next(mt_times_t *t)
+{
+    int rc = mt_stmt_step(t->st);
+    if (rc == 1) {
+        t->next_seq = mt_stmt_int(t->st, 0);
+        t->next_ts = mt_stmt_int(t->st, 1);
+        return;
+    }
+    if (rc < 0 && !t->rc) t->rc = rc;
+    t->next_seq = INT64_MAX;
+}
+
+int mt_times_open(mt_db_t *db, mt_times_t *t)
+{
+    *t = (mt_times_t){.next_seq = INT64_MAX};
+    int rc = mt_stmt_prepare(db, "SELECT seq, ts FROM event_times ORDER BY seq", &t->st);
+    if (!rc) times_next(t);
+    return rc ? rc : t->rc;
+}
+
+void mt_times_step_(mt_times_t *t, int64_t seq)
+{
+    while (seq >= t->next_seq) {
+        t->ts = t->next_ts;
+        times_next(t);
+    }
+}
+
+int mt_times_close(mt_times_t *t)
+{
+    mt_stmt_finalize(t->st);
+    t->st = NULL;
+    return t->rc;
+}
+
+int mt_db_time_of(mt_db_t *db, int64_t seq, int64_t *ts)
+{
+    mt_stmt_t *st;
+    *ts = 0;
+    int rc = mt_stmt_prepare(db, "SELECT ts FROM event_times WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1", &st);
+    if (!rc) rc = mt_stmt_bind_int(st, 1, seq);
+    if (!rc && (rc = mt_stmt_step(st)) == 1) *ts = mt_stmt_int(st, 0);
+    mt_stmt_finalize(st);
+    return rc < 0 ? rc : 0;
 }

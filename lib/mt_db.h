@@ -17,7 +17,7 @@
 
 #include "mt_evstore.h"
 
-#define MT_SCHEMA_VERSION 3
+#define MT_SCHEMA_VERSION 4
 #define MT_APPLICATION_ID 0x4d54524bu /* "MTRK": PRAGMA application_id */
 
 typedef struct mt_db mt_db_t;
@@ -126,6 +126,30 @@ const char *mt_stmt_text(mt_stmt_t *st, int col);
 const void *mt_stmt_blob(mt_stmt_t *st, int col, int *len);
 /* True when the statement does not write (for read-only query checks). */
 int mt_stmt_readonly(mt_stmt_t *st);
+
+/* ---- event times ----
+ * event_data's rows carry no time: event_times has a row (seq, ts) where
+ * it changes.  A pass over events in seq order reads their times with a
+ * cursor over event_times; a single event's time is one lookup. */
+typedef struct {
+    mt_stmt_t *st;
+    int64_t ts;                /* time in effect (0 before the first row) */
+    int64_t next_seq, next_ts; /* the row after it; next_seq INT64_MAX: none */
+    int rc;                    /* the first error reading event_times */
+} mt_times_t;
+
+int mt_times_open(mt_db_t *db, mt_times_t *t);
+void mt_times_step_(mt_times_t *t, int64_t seq); /* mt_times_at's way forward */
+/* The time of event `seq`; seq must not decrease from call to call. */
+static inline int64_t mt_times_at(mt_times_t *t, int64_t seq)
+{
+    if (seq >= t->next_seq) mt_times_step_(t, seq);
+    return t->ts;
+}
+/* Ends the cursor; returns the first error it met, or 0. */
+int mt_times_close(mt_times_t *t);
+/* The time of event `seq` (0 when no time is known for it). */
+int mt_db_time_of(mt_db_t *db, int64_t seq, int64_t *ts);
 
 /* Last inserted rowid on this connection. */
 int64_t mt_db_last_rowid(mt_db_t *db);

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -35,6 +36,11 @@ typedef struct {
     int64_t done_key;
     int has_done;
 } level_t;
+
+typedef struct {
+    int64_t seq, ts;
+} tick_t;
+#define SPOOL_TICKS 4096u /* event_times rows buffered before the spool file gets them */
 
 typedef struct {
     int64_t seq; /* the slot's seq, or RING_EMPTY */
@@ -68,6 +74,15 @@ struct mt_evstore {
     int64_t stalls;         /* times a number no event had made the window step over it */
     int64_t count;
     int flushed;
+    /* event_times: a row where the time changes, spooled to an unlinked
+     * file in the database's directory and built after event_data */
+    char *dir;              /* the database's directory (for the spool) */
+    int64_t last_ts;        /* time of the last event written (INT64_MIN: none yet) */
+    tick_t *ticks;          /* the spool's unwritten tail */
+    uint32_t nticks;
+    int spool_fd;           /* -1 until the first SPOOL_TICKS rows are written */
+    uint64_t spooled;       /* rows in the spool file */
+    int times_lost;         /* the spool could not be written: no times at all */
 };
 
 static void put16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
@@ -169,42 +184,42 @@ static inline size_t put_varint_fast(uint8_t *p, uint64_t v)
     return n;
 }
 
-/* Column order of event_data: ts, kind, thread, addr, size, stack, via,
+/* Column order of event_data: kind, thread, addr, size, stack, via,
  * old_addr, failed, pool, size_class, seq (the rowid alias: never stored
  * in the record; via before the rarer columns, so that an event serving a
- * higher layer's call stores no NULLs for them).  The body goes straight
+ * higher layer's call stores no NULLs for them).  The time is not in the
+ * row: event_times holds it where it changes.  The body goes straight
  * into place: the columns' widths are known first, so the record's size is
- * too.  buf needs 128 bytes (a cell is at most 1 + 9 + 12 + 11 * 8 bytes,
+ * too.  buf needs 128 bytes (a cell is at most 1 + 9 + 11 + 10 * 8 bytes,
  * and stores write 8 bytes at a time). */
 size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
 {
-    int64_t val[11];
-    unsigned w[11];
+    int64_t val[10];
+    unsigned w[10];
     int present = 0; /* bit i: column i is not NULL */
-    val[0] = ev->ts;
-    val[1] = ev->kind;
-    val[2] = ev->thread;
-    val[3] = (int64_t)ev->addr;
-    present = 0xf;
-    val[4] = ev->size;
-    present |= (ev->size >= 0) << 4;
-    val[5] = ev->stack;
-    present |= (ev->stack != 0) << 5;
-    val[6] = ev->via - 1; /* via holds domain + 1, 0: NULL */
-    present |= (ev->via != 0) << 6;
-    val[7] = (int64_t)ev->old_addr;
-    present |= (ev->old_addr != 0) << 7;
-    val[8] = 1;
-    present |= (ev->failed != 0) << 8;
-    val[9] = (int64_t)ev->pool;
-    present |= (ev->pool != 0) << 9;
-    val[10] = (int64_t)ev->sclass - 1;
-    present |= (ev->sclass != 0) << 10;
+    val[0] = ev->kind;
+    val[1] = ev->thread;
+    val[2] = (int64_t)ev->addr;
+    present = 0x7;
+    val[3] = ev->size;
+    present |= (ev->size >= 0) << 3;
+    val[4] = ev->stack;
+    present |= (ev->stack != 0) << 4;
+    val[5] = ev->via - 1; /* via holds domain + 1, 0: NULL */
+    present |= (ev->via != 0) << 5;
+    val[6] = (int64_t)ev->old_addr;
+    present |= (ev->old_addr != 0) << 6;
+    val[7] = 1;
+    present |= (ev->failed != 0) << 7;
+    val[8] = (int64_t)ev->pool;
+    present |= (ev->pool != 0) << 8;
+    val[9] = (int64_t)ev->sclass - 1;
+    present |= (ev->sclass != 0) << 9;
     int ncols = 32 - __builtin_clz((unsigned)present); /* trailing NULLs are implied */
 
     /* cell = payload size, rowid (seq), record; record = header size (1
      * byte: ncols + 1 < 128), serial types, body.  The payload is at most
-     * 12 + 11 * 8 = 100 bytes: its size is one byte, so the types go
+     * 11 + 10 * 8 = 91 bytes: its size is one byte, so the types go
      * straight to their place (gathered and copied, they were read back
      * from bytes just stored one by one: a store-forwarding stall) */
     size_t o = 1 + put_varint_fast(buf + 1, (uint64_t)ev->seq);
@@ -223,6 +238,21 @@ size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
         o += w[i];
     }
     return o;
+}
+
+/* An event_times row (rowid seq, record: ts; seq is declared after ts, so
+ * the record needs no NULL in its place) as a table-leaf cell; buf needs
+ * 32 bytes. */
+static size_t encode_time_cell(int64_t seq, int64_t ts, uint8_t *buf)
+{
+    size_t o = 1 + put_varint_fast(buf + 1, (uint64_t)seq);
+    uint8_t type = 0;
+    unsigned w = int_type_w(ts, &type);
+    buf[o++] = 2; /* header size */
+    buf[o++] = type;
+    if (w) put_be_fast(buf + o, (uint64_t)ts, w);
+    buf[0] = (uint8_t)(2 + w);
+    return o + w;
 }
 
 static void page_reset(mt_evstore_t *s)
@@ -379,12 +409,11 @@ static int finish_leaf(mt_evstore_t *s)
     return rc ? rc : add_child(s, 0, pno, key);
 }
 
-/* Appends one in-order event to the current leaf, which is built in
- * place in the write batch, at its next page (no copy of the page). */
-static int append(mt_evstore_t *s, const mt_evrow_t *ev)
+/* Appends a cell (of rowid `rowid`, larger than the cells' before it) to
+ * the current leaf, which is built in place in the write batch, at its
+ * next page (no copy of the page). */
+static int append_cell(mt_evstore_t *s, const uint8_t *cell, size_t n, int64_t rowid)
 {
-    uint8_t cell[128];
-    size_t n = mt_evstore_encode_cell(ev, cell);
     if (8 + 2 * (s->ncells + 1) + n > s->content) {
         int rc = finish_leaf(s);
         if (rc) return rc;
@@ -400,8 +429,54 @@ static int append(mt_evstore_t *s, const mt_evrow_t *ev)
     }
     put16(leaf + 8 + 2 * s->ncells, s->content);
     s->ncells++;
-    s->page_max_rowid = ev->seq;
+    s->page_max_rowid = rowid;
+    return 0;
+}
+
+/* Writes the spool's buffered rows to its file (made on first use: an
+ * unlinked file next to the database).  On failure the times are given
+ * up: a partial table would give later events a wrong time. */
+static void spool_out(mt_evstore_t *s)
+{
+    if (s->times_lost || !s->nticks) return;
+    if (s->spool_fd < 0) {
+        s->spool_fd = open(s->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (s->spool_fd < 0) { /* a file system without O_TMPFILE */
+            size_t len = strlen(s->dir) + 32;
+            char *name = malloc(len);
+            if (name) {
+                snprintf(name, len, "%s/.memtrace-times.XXXXXX", s->dir);
+                s->spool_fd = mkostemp(name, O_CLOEXEC);
+                if (s->spool_fd >= 0) unlink(name);
+                free(name);
+            }
+        }
+    }
+    size_t len = (size_t)s->nticks * sizeof *s->ticks;
+    if (s->spool_fd < 0 || write_all(s->spool_fd, s->ticks, len, (off_t)(s->spooled * sizeof *s->ticks))) {
+        s->times_lost = 1;
+        return;
+    }
+    s->spooled += s->nticks;
+    s->nticks = 0;
+}
+
+/* Appends one in-order event; where its time differs from the previous
+ * event's, event_times gets a row.  Times are made non-decreasing in seq
+ * order (an event stamped before one numbered ahead of it takes that one's
+ * time), so that a run of events shares one row. */
+static int append(mt_evstore_t *s, const mt_evrow_t *ev)
+{
+    uint8_t cell[128];
+    size_t n = mt_evstore_encode_cell(ev, cell);
+    int rc = append_cell(s, cell, n, ev->seq);
+    if (rc) return rc;
     s->count++;
+    if (ev->ts > s->last_ts) {
+        s->last_ts = ev->ts;
+        s->ticks[s->nticks++] = (tick_t){ev->seq, ev->ts};
+        if (s->nticks == SPOOL_TICKS) spool_out(s);
+    }
     return 0;
 }
 
@@ -413,6 +488,8 @@ int mt_evstore_new(const char *db_path, uint32_t page_size, uint32_t first_page,
     mt_evstore_t *s = calloc(1, sizeof *s);
     if (!s) return MT_ENOMEM;
     s->fd = -1;
+    s->spool_fd = -1;
+    s->last_ts = INT64_MIN;
     s->page_size = page_size;
     s->base = first_seq;
     s->first_page = first_page;
@@ -421,7 +498,10 @@ int mt_evstore_new(const char *db_path, uint32_t page_size, uint32_t first_page,
     s->batch_cap = BATCH_BYTES / page_size;
     s->batch = malloc(BATCH_BYTES);
     s->ring = calloc(RING_SIZE, sizeof *s->ring); /* all RING_EMPTY */
-    if (!first_page || !s->page || !s->batch || !s->ring) {
+    s->ticks = malloc(SPOOL_TICKS * sizeof *s->ticks);
+    const char *slash = strrchr(db_path, '/');
+    s->dir = slash ? strndup(db_path, slash == db_path ? 1 : (size_t)(slash - db_path)) : strdup(".");
+    if (!first_page || !s->page || !s->batch || !s->ring || !s->ticks || !s->dir) {
         mt_evstore_free(s);
         return MT_ENOMEM;
     }
@@ -573,8 +653,10 @@ int mt_evstore_make_room(mt_evstore_t *s, uint64_t bytes)
         uint64_t pages = s->durable_end - s->first_page;
         off_t end = (off_t)((s->durable_end - 1) * P);
         if (ftruncate(s->fd, end) != 0) return MT_EIO;
-        /* + the interior pages: hundreds of children each, a page per 64 is ample */
-        int e = posix_fallocate(s->fd, end, (off_t)(bytes + (pages / 64 + 4 + MAX_LEVELS) * P));
+        /* + the interior pages (hundreds of children each, a page per 64
+         * is ample) and event_times (a row takes less than 16 bytes) */
+        uint64_t times = (s->spooled + s->nticks) * 16 / P + 2 * MAX_LEVELS;
+        int e = posix_fallocate(s->fd, end, (off_t)(bytes + (pages / 64 + 4 + MAX_LEVELS + times) * P));
         if (ftruncate(s->fd, end) != 0) return MT_EIO;
         if (e == 0) return 0;
         if (e != ENOSPC && e != EFBIG && e != EDQUOT) return MT_EIO;
@@ -594,6 +676,18 @@ static uint64_t get_varint(const uint8_t *p)
     return v << 8 | p[8];
 }
 
+/* Empties the interior levels, for a tree built anew. */
+static void reset_levels(mt_evstore_t *s)
+{
+    for (int l = 0; l < MAX_LEVELS; l++) {
+        level_t *lv = &s->lv[l];
+        lv->ncells = lv->nchild = 0;
+        lv->has_done = 0;
+        lv->content = s->page_size;
+        if (lv->open) memset(lv->open, 0, s->page_size);
+    }
+}
+
 /* After a write error: the levels as they were when the pages the file
  * still has were written, rebuilt from them (the build is deterministic:
  * each interior page the builder finishes again is already there, at the
@@ -601,13 +695,7 @@ static uint64_t get_varint(const uint8_t *p)
 static int rebuild_levels(mt_evstore_t *s)
 {
     uint32_t P = s->page_size;
-    for (int l = 0; l < MAX_LEVELS; l++) {
-        level_t *lv = &s->lv[l];
-        lv->ncells = lv->nchild = 0;
-        lv->has_done = 0;
-        lv->content = P;
-        if (lv->open) memset(lv->open, 0, P);
-    }
+    reset_levels(s);
     s->rebuild_end = s->durable_end;
     s->next_page = s->first_page;
     s->durable_count = 0;
@@ -688,7 +776,53 @@ static int finish_levels(mt_evstore_t *s, uint32_t root)
     return MT_ECORRUPT;
 }
 
-int mt_evstore_splice(mt_evstore_t *s, uint32_t root)
+/* Builds event_times after event_data, from the spool, with its top page
+ * at `root`.  A write error leaves the table empty (the file then ends
+ * after event_data) and the times lost. */
+static int build_times(mt_evstore_t *s, uint32_t root)
+{
+    if (s->times_lost || !root) return 0;
+    reset_levels(s);
+    /* after a write error event_data was completed page by page; the
+     * times go through the batch again */
+    int failed = s->failed;
+    int64_t durable_count = s->durable_count;
+    uint32_t data_end = s->next_page;
+    s->failed = 0;
+    s->rebuild_end = 0;
+    s->nbatch = 0;
+    s->batch_count = 0;
+    page_reset(s);
+    tick_t *buf = malloc(SPOOL_TICKS * sizeof *buf);
+    int rc = buf ? 0 : MT_ENOMEM;
+    for (uint64_t i = 0; i < s->spooled + s->nticks && !rc; i += SPOOL_TICKS) {
+        const tick_t *t = buf;
+        uint64_t k = s->spooled + s->nticks - i < SPOOL_TICKS ? s->spooled + s->nticks - i : SPOOL_TICKS;
+        if (i >= s->spooled) {
+            t = s->ticks; /* the tail never written out (less than SPOOL_TICKS rows) */
+        } else if (pread(s->spool_fd, buf, k * sizeof *buf, (off_t)(i * sizeof *buf)) != (ssize_t)(k * sizeof *buf)) {
+            rc = MT_EIO;
+            break;
+        }
+        for (uint64_t j = 0; j < k && !rc; j++) {
+            uint8_t cell[32];
+            rc = append_cell(s, cell, encode_time_cell(t[j].seq, t[j].ts, cell), t[j].seq);
+        }
+    }
+    free(buf);
+    if (!rc) rc = finish_leaf(s);
+    if (!rc) rc = finish_levels(s, root);
+    if (!rc) rc = flush_batch(s);
+    if (rc) {
+        s->next_page = data_end;
+        s->times_lost = 1;
+    }
+    s->failed = failed;
+    s->durable_count = durable_count;
+    return 0;
+}
+
+int mt_evstore_splice(mt_evstore_t *s, uint32_t root, uint32_t times_root)
 {
     int rc = mt_evstore_flush(s);
     if (rc) return rc;
@@ -701,11 +835,12 @@ int mt_evstore_splice(mt_evstore_t *s, uint32_t root)
     uint32_t npages = get32(hdr + 28);
     /* nothing but these pages may have been added since the store began */
     if (P != s->page_size || get32(hdr + 32) != 0 /* freelist */ || npages + 1 != s->first_page || root == 0 ||
-        root > npages)
+        root > npages || times_root > npages || times_root == root)
         return MT_ECORRUPT;
     if (s->failed) rc = rebuild_levels(s);
     if (!rc) rc = finish_levels(s, root);
     if (!rc && !s->failed) rc = flush_batch(s);
+    if (!rc) rc = build_times(s, times_root);
     if (rc) return rc;
     /* header: page count, change counter, version-valid-for; the file ends
      * at the last page */
@@ -720,10 +855,15 @@ int mt_evstore_splice(mt_evstore_t *s, uint32_t root)
     return rc;
 }
 
+int mt_evstore_times_lost(const mt_evstore_t *s) { return s->times_lost; }
+
 void mt_evstore_free(mt_evstore_t *s)
 {
     if (!s) return;
     if (s->fd >= 0) close(s->fd);
+    if (s->spool_fd >= 0) close(s->spool_fd);
+    free(s->ticks);
+    free(s->dir);
     free(s->page);
     free(s->batch);
     free(s->ring);

@@ -20,6 +20,11 @@
  *      interior page is written at the next page number (between the
  *      leaves) and becomes a child of the level above.  So the store's
  *      memory does not grow with the table: a few pages per level.
+ *   3a. The time is not in event_data's rows: event_times gets a row
+ *      (seq, ts) where it changes (times are made non-decreasing in seq
+ *      order, and records carry a clock that moves every 100 us, so a row
+ *      serves hundreds of events).  Those rows go to a spool file, and
+ *      event_times is built from it after event_data, the same way.
  *   4. mt_evstore_splice() completes the open pages upwards, puts the top
  *      page at the table's root page number and updates the page count in
  *      the database header.  Until then the header still says the file
@@ -43,7 +48,8 @@
  *         varint rowid, record        varint largest rowid in child
  *
  * Records omit trailing NULL columns (legal: SQLite reads absent trailing
- * columns as their default), which keeps a free() row at 21 bytes.
+ * columns as their default), which keeps a free() row at about 16 bytes
+ * with its cell pointer.
  */
 #ifndef MT_EVSTORE_H
 #define MT_EVSTORE_H
@@ -53,7 +59,8 @@
 
 typedef struct mt_evstore mt_evstore_t;
 
-/* One row of event_data (see schemas/trace.sql for the column order). */
+/* One row of event_data (see schemas/trace.sql for the column order), and
+ * its time (for event_times). */
 typedef struct {
     int64_t seq, ts;
     int kind;          /* mt_kind_t */
@@ -122,9 +129,15 @@ int mt_evstore_failed(mt_evstore_t *s);
 int mt_evstore_make_room(mt_evstore_t *s, uint64_t bytes);
 
 /* Completes the table in the database file, with its root at page `root`
- * (currently an empty leaf).  No SQLite connection may write the file
- * meanwhile.  Returns 0 or MT_EIO / MT_EFULL / MT_ECORRUPT. */
-int mt_evstore_splice(mt_evstore_t *s, uint32_t root);
+ * (currently an empty leaf), then builds event_times after it with its
+ * root at `times_root` (an empty leaf too; 0: no times table).  No SQLite
+ * connection may write the file meanwhile.  Returns 0 or MT_EIO /
+ * MT_EFULL / MT_ECORRUPT. */
+int mt_evstore_splice(mt_evstore_t *s, uint32_t root, uint32_t times_root);
+
+/* True when event_times could not be written (its spool file or its
+ * pages): the table is then empty. */
+int mt_evstore_times_lost(const mt_evstore_t *s);
 
 /* Frees the store (the database file stays as it is). */
 void mt_evstore_free(mt_evstore_t *s);

@@ -99,9 +99,8 @@ CREATE TABLE stacks (
 
 -- Every allocation event on every layer, one row each, in `seq` order.
 -- Compact on purpose (the bulk of the file); read it through the `events`
--- view, which adds names, pid and tid.
+-- view, which adds the time (from event_times), names, pid and tid.
 CREATE TABLE event_data (
-    ts          INTEGER NOT NULL,     -- ns since session start
     kind        INTEGER NOT NULL,     -- event_kinds.id
     thread      INTEGER NOT NULL,     -- threads.id
     addr        INTEGER,              -- block address (result, or the freed block)
@@ -117,6 +116,17 @@ CREATE TABLE event_data (
 );
 -- (seq is declared last: as the rowid alias it takes no space in a row, and
 -- trailing NULL columns need not be stored at all; see lib/mt_evstore.h)
+
+-- When the events happened: the events from this row's seq up to the next
+-- row's (exclusive) have time ts (ns since session start).  A row where
+-- the time changes, not one per event: records carry a clock that memtrace
+-- advances every 100 us (unless --precise-times), and times are made
+-- non-decreasing in seq order.  The time of event S:
+--   SELECT ts FROM event_times WHERE seq <= S ORDER BY seq DESC LIMIT 1
+CREATE TABLE event_times (
+    ts          INTEGER NOT NULL,
+    seq         INTEGER PRIMARY KEY   -- (last, as in event_data: the record holds ts alone)
+);
 
 CREATE TABLE markers (
     seq         INTEGER NOT NULL,
@@ -232,7 +242,8 @@ CREATE TABLE gc_events (
 );
 
 CREATE VIEW events AS
-SELECT e.seq, e.ts AS ts_ns, p.pid, t.tid, k.name AS kind, d.name AS domain,
+SELECT e.seq, (SELECT ts FROM event_times WHERE seq <= e.seq ORDER BY seq DESC LIMIT 1) AS ts_ns,
+       p.pid, t.tid, k.name AS kind, d.name AS domain,
        e.addr, e.size, e.old_addr, e.stack AS stack_id, e.failed,
        e.thread AS thread_id, t.process_id, e.via
 FROM event_data e
@@ -246,7 +257,8 @@ JOIN domains d ON d.id = k.domain_id;
 -- Arenas are 1 MiB and aligned to it, so an address's arena is its value
 -- rounded down.  Kinds and what `block` and `value` hold: event_kinds.
 CREATE VIEW allocator_events AS
-SELECT e.seq, e.ts AS ts_ns, e.thread AS thread_id, t.process_id, k.name AS kind,
+SELECT e.seq, (SELECT ts FROM event_times WHERE seq <= e.seq ORDER BY seq DESC LIMIT 1) AS ts_ns,
+       e.thread AS thread_id, t.process_id, k.name AS kind,
        CASE WHEN k.name LIKE 'fallback%' THEN NULL ELSE (e.addr >> 20) << 20 END AS arena,
        e.pool, e.addr AS block, e.size_class, e.size AS value
 FROM event_data e

@@ -29,6 +29,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../integration/lib.sh"
+source "$HERE/../golden/fixture.sh"
 
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 export CHROMIUM
@@ -87,8 +88,7 @@ UPDATE meta SET value = '</script><script>window.__memtrace_pwned=3</script> --x
 # garbage collector runs and markers: the golden fixture gc
 "$MEMTRACE" -q -o base.db /bin/true
 cp base.db gc.db
-sqlite3 -bail gc.db <"$HERE/../golden/basic.sql"
-sqlite3 -bail gc.db <"$HERE/../golden/report/gc.sql"
+apply_fixture gc.db "$HERE/../golden/basic.sql" "$HERE/../golden/report/gc.sql"
 "$MEMTRACE" report --html gc.html gc.db
 
 # the bundled allocator's layout map

@@ -40,6 +40,7 @@
 -- comma and quotes checks CSV quoting.  The trace lasts 30 us
 -- (meta.duration_ns), as timeline and export --massif read it.
 DELETE FROM event_data;
+DELETE FROM event_times;
 DELETE FROM markers;
 DELETE FROM rss_samples;
 DELETE FROM stacks;
@@ -89,7 +90,7 @@ VALUES (1, NULL, 1, 1),   -- main
        (9, 8, 9, 2);      -- main -> child_leak (pid 101)
 
 -- kinds: 0 free, 1 malloc, 3 realloc, 4 reallocarray, 10 mmap, 11 munmap
-INSERT INTO event_data(seq, ts, kind, thread, addr, size, stack, old_addr, failed)
+INSERT INTO event_rows(seq, ts, kind, thread, addr, size, stack, old_addr, failed)
 VALUES (1, 1000, 1, 1, 4096, 100, 2, NULL, NULL),
        (2, 2000, 1, 1, 8192, 100, 2, NULL, NULL),
        (3, 3000, 1, 1, 12288, 64, 4, NULL, NULL),

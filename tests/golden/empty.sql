@@ -3,6 +3,7 @@
 -- of /bin/true is kept; only its process is given a fixed pid (and RSS
 -- samples, which a slow machine may have taken, are dropped).
 DELETE FROM event_data;
+DELETE FROM event_times;
 DELETE FROM rss_samples;
 UPDATE meta SET value = 'prog' WHERE key = 'command';
 UPDATE meta SET value = 1 WHERE key = 'complete';

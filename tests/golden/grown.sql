@@ -44,6 +44,7 @@
 --   child_leak, main:11       the same in both (left out, counted)
 -- Heap peak 6500 -> 8450.
 DELETE FROM event_data;
+DELETE FROM event_times;
 DELETE FROM markers;
 DELETE FROM rss_samples;
 DELETE FROM stacks;
@@ -100,7 +101,7 @@ VALUES (1, NULL, 1, 1),   -- main
        (14, 1, 13, 2);    -- main -> tiny:81
 
 -- kinds: 0 free, 1 malloc, 3 realloc, 4 reallocarray
-INSERT INTO event_data(seq, ts, kind, thread, addr, size, stack, old_addr, failed)
+INSERT INTO event_rows(seq, ts, kind, thread, addr, size, stack, old_addr, failed)
 VALUES (1, 1000, 1, 1, 4096, 100, 2, NULL, NULL),
        (2, 2000, 1, 1, 8192, 100, 2, NULL, NULL),
        (3, 3000, 1, 1, 12288, 100, 2, NULL, NULL),

@@ -9,6 +9,7 @@
 -- (killed by signal 9 here: 0x2000, 48 bytes, is still live; the trace
 -- lasts 5 us)
 DELETE FROM event_data;
+DELETE FROM event_times;
 DELETE FROM markers;
 DELETE FROM rss_samples;
 DELETE FROM stacks;
@@ -29,7 +30,7 @@ INSERT INTO frames(id, process_id, module_id, ip, offset, function, file, line, 
 VALUES (1, 1, 1, 4112, 4112, 'main', 'prog.c', 5, 1),
        (2, 1, 1, 4208, 4208, 'keep', 'prog.c', 9, 1);
 INSERT INTO stacks(id, parent_id, frame_id, depth) VALUES (1, NULL, 1, 1), (2, 1, 2, 2);
-INSERT INTO event_data(seq, ts, kind, thread, addr, size, stack)
+INSERT INTO event_rows(seq, ts, kind, thread, addr, size, stack)
 VALUES (1, 1000, 1, 1, 4096, 24, 2),
        (2, 2000, 1, 1, 8192, 48, 2);
-INSERT INTO event_data(seq, ts, kind, thread, addr) VALUES (3, 3000, 0, 1, 4096);
+INSERT INTO event_rows(seq, ts, kind, thread, addr) VALUES (3, 3000, 0, 1, 4096);

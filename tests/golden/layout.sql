@@ -39,6 +39,7 @@
 -- After seq 41 (--at 41): pid 500 only: A/0 used class 0, 2 blocks; A/1
 -- full.  At 44.5 us (--time 0.0445: seq 44 applied): A/0 empty, A/1 full.
 DELETE FROM event_data;
+DELETE FROM event_times;
 DELETE FROM markers;
 DELETE FROM rss_samples;
 DELETE FROM stacks;
@@ -60,7 +61,7 @@ INSERT INTO markers(seq, ts, thread, process_id, kind, value) VALUES (52, 52000,
 
 -- kinds: 32 + the pym code (32 arena_alloc ... 44 double_free); addr is the
 -- block, else the pool, else the arena; size the event's value
-INSERT INTO event_data(seq, ts, kind, thread, addr, size, pool, size_class)
+INSERT INTO event_rows(seq, ts, kind, thread, addr, size, pool, size_class)
 VALUES
        (1, 1000, 32, 1, 139637976727552, 1048576, NULL, NULL),
        (2, 2000, 34, 1, 139637976727552, 0, 139637976727552, 0),

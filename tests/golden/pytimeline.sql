@@ -14,6 +14,7 @@
 --  9   70  mem_free 0x20000200                           2000      0  2000
 -- 10   80  py_arena_free 0x20000000 1 MiB                2000      0  2000        0
 DELETE FROM event_data;
+DELETE FROM event_times;
 DELETE FROM markers;
 DELETE FROM rss_samples;
 DELETE FROM stacks;
@@ -31,7 +32,7 @@ INSERT INTO threads(id, process_id, tid, first_seq, first_ts) VALUES (1, 1, 500,
 
 -- kinds: 15 raw_malloc, 17 raw_realloc, 19 mem_malloc, 22 mem_free, 23 obj_malloc,
 -- 25 obj_realloc, 26 obj_free, 27 py_arena_alloc, 28 py_arena_free; via 4 = pyobj
-INSERT INTO event_data(seq, ts, kind, thread, addr, size, old_addr, via)
+INSERT INTO event_rows(seq, ts, kind, thread, addr, size, old_addr, via)
 VALUES (1, 5000, 27, 1, 536870912, 1048576, NULL, NULL),
        (2, 10000, 23, 1, 536871168, 64, NULL, NULL),
        (3, 15000, 19, 1, 536871424, 32, NULL, NULL),

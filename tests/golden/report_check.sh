@@ -22,6 +22,7 @@ GOLDEN=$(cd "$(dirname "$0")" && pwd)
 command -v sqlite3 >/dev/null || { echo "SKIP: the sqlite3 shell is not installed"; exit 77; }
 # the integration tests' harness: a work directory, assert_eq, finish
 source "$GOLDEN/../integration/lib.sh"
+source "$GOLDEN/fixture.sh"
 
 "$MEMTRACE" -q -o base.db /bin/true
 
@@ -32,7 +33,7 @@ check() {
     shift
     cp base.db "$name.db"
     local sql
-    for sql in "$@"; do sqlite3 -bail "$name.db" <"$GOLDEN/$sql"; done
+    apply_fixture "$name.db" "${@/#/$GOLDEN/}"
     RC=0
     "$MEMTRACE" report --csv "$name" "$name.db" >"$name.out" 2>"$name.err" || RC=$?
     assert_eq "$name: exit status" 0 "$RC"

@@ -50,6 +50,7 @@
 -- pin (3 blocks, all traced): cache_add 2 pools by 2 blocks, tree_node 1
 -- pool by 1 block (A/1+112).
 DELETE FROM event_data;
+DELETE FROM event_times;
 DELETE FROM markers;
 DELETE FROM rss_samples;
 DELETE FROM stacks;
@@ -77,7 +78,7 @@ VALUES (1, NULL, 1, 1), (2, 1, 2, 2), (3, 1, 3, 2), (4, 1, 4, 2);
 -- kinds: 0 free, 1 malloc, 2 calloc, 10 mmap, 11 munmap; 32 + the pym code
 -- for the allocator's (32 arena_alloc, 34 pool_init, 39 block_alloc_bump,
 -- 40 block_alloc_newpool, 41 block_free)
-INSERT INTO event_data(seq, ts, kind, thread, addr, size, stack, pool, size_class)
+INSERT INTO event_rows(seq, ts, kind, thread, addr, size, stack, pool, size_class)
 VALUES
        (1, 1000, 32, 1, 139637976727552, 1048576, NULL, NULL, NULL),
        (2, 1500, 34, 1, 139637976727552, 0, NULL, 139637976727552, 1),

@@ -47,11 +47,12 @@ fail() {
 
 # ---- fixtures --------------------------------------------------------------
 
+source "$GOLDEN/fixture.sh"
 "$MEMTRACE" -q -o base.db /bin/true
 for sql in "$GOLDEN"/*.sql; do
     name=$(basename "$sql" .sql)
     cp base.db "$name.db"
-    sqlite3 -bail "$name.db" <"$sql" || { fail "fixture $name.sql does not apply"; continue; }
+    apply_fixture "$name.db" "$sql" || { fail "fixture $name.sql does not apply"; continue; }
     integrity=$(sqlite3 "$name.db" "PRAGMA integrity_check")
     [[ $integrity == ok ]] || fail "fixture $name.db: integrity_check says $integrity"
 done

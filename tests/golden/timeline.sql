@@ -34,6 +34,7 @@
 -- 300,000); 90, 100: 1,100,000 (process 2 gone).  With --interval 0.03
 -- (points at 30, 60, 90 and 100 us) the 80 us end shows at 90.
 DELETE FROM event_data;
+DELETE FROM event_times;
 DELETE FROM markers;
 DELETE FROM rss_samples;
 DELETE FROM stacks;
@@ -55,7 +56,7 @@ VALUES (1, 1, 1, 4112, 4112, 'main', 'prog.c', 10, 1);
 INSERT INTO stacks(id, parent_id, frame_id, depth) VALUES (1, NULL, 1, 1);
 
 -- kinds: 0 free, 1 malloc, 10 mmap, 11 munmap, 32 arena_alloc, 33 arena_free
-INSERT INTO event_data(seq, ts, kind, thread, addr, size, stack)
+INSERT INTO event_rows(seq, ts, kind, thread, addr, size, stack)
 VALUES (1, 5000, 32, 1, 268435456, 1048576, NULL),
        (2, 6000, 1, 1, 4096, 1000, 1),
        (3, 12000, 1, 1, 8192, 3000, 1),

@@ -31,6 +31,9 @@ full() {
     assert_eq "$what: the kept events are the first ones: every seq up to the last is an event or a marker" 1 \
         "$(q "$db" "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM marker_names
                     WHERE seq < (SELECT max(seq) FROM events)) = (SELECT max(seq) FROM events)")"
+    assert_eq "$what: the kept events have their times" "0|" \
+        "$(q "$db" "SELECT count(*), (SELECT value FROM meta WHERE key = 'times_lost') FROM events
+                    WHERE ts_ns IS NULL OR ts_ns < 0")"
     assert_eq "$what: summary reads it" 0 "$("$MEMTRACE" summary "$db" >/dev/null 2>&1; echo $?)"
 }
 

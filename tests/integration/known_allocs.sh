@@ -9,8 +9,8 @@ trace ka.db "$PROGS/known_allocs"
 assert_eq "memtrace exit status" 0 "$RC"
 assert_eq "meta complete" 1 "$(meta ka.db complete)"
 assert_eq "meta events" 140 "$(meta ka.db events)"
-assert_eq "meta schema_version" 3 "$(meta ka.db schema_version)"
-assert_eq "PRAGMA user_version" 3 "$(q ka.db 'PRAGMA user_version')"
+assert_eq "meta schema_version" 4 "$(meta ka.db schema_version)"
+assert_eq "PRAGMA user_version" 4 "$(q ka.db 'PRAGMA user_version')"
 assert_eq "PRAGMA application_id" $((0x4d54524b)) "$(q ka.db 'PRAGMA application_id')"
 
 # kind, domain, count, bytes: nothing more, nothing less (no os events either)

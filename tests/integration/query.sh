@@ -30,7 +30,7 @@ for sql in "DELETE FROM event_data" "DROP TABLE meta" "UPDATE meta SET value = 0
 done
 rc=0
 "$MEMTRACE" query ka.db "SELECT 1; DELETE FROM event_data" >/dev/null 2>&1 || rc=$?
-assert_eq "trace unchanged after the refused writes" "140|1|3|0" \
+assert_eq "trace unchanged after the refused writes" "140|1|4|0" \
     "$(q ka.db "SELECT (SELECT count(*) FROM events), (SELECT value FROM meta WHERE key = 'complete'),
                        (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM meta WHERE key = 'x')")"
 assert_true "no file created by ATTACH" test ! -e "$WORK/new.db"

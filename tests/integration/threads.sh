@@ -37,23 +37,26 @@ assert_eq "worker mallocs called from worker()" "worker|40000" \
                 JOIN stack_frames f ON f.stack_id = e.stack_id AND f.depth = 1
                 WHERE e.kind = 'malloc' AND e.tid != e.pid GROUP BY 1")"
 assert_eq "each thread's times never go backwards (seq order)" 0 \
-    "$(q t4.db "SELECT count(*) FROM (SELECT ts, lag(ts) OVER (PARTITION BY thread ORDER BY seq) AS prev
-                                     FROM event_data) WHERE ts < prev")"
+    "$(q t4.db "SELECT count(*) FROM (SELECT ts_ns, lag(ts_ns) OVER (PARTITION BY thread_id ORDER BY seq) AS prev
+                                     FROM events) WHERE ts_ns < prev")"
 assert_eq "times within the run" 0 \
-    "$(q t4.db "SELECT count(*) FROM event_data WHERE ts < 0 OR ts > (SELECT value FROM meta WHERE key = 'duration_ns')")"
+    "$(q t4.db "SELECT count(*) FROM events
+                WHERE ts_ns IS NULL OR ts_ns < 0 OR ts_ns > (SELECT value FROM meta WHERE key = 'duration_ns')")"
+assert_eq "a time row serves many events (80,000 events)" 1 \
+    "$(q t4.db "SELECT count(*) * 20 < (SELECT count(*) FROM event_data) FROM event_times")"
 assert_eq "the shared clock's step (meta.time_step_ns)" 100000 "$(meta t4.db time_step_ns)"
 assert_eq "the shared clock moves at most once a step" 1 \
-    "$(q t4.db "SELECT count(DISTINCT ts) <= (SELECT value FROM meta WHERE key = 'duration_ns') / 100000 + 2
-                FROM event_data")"
+    "$(q t4.db "SELECT count(DISTINCT ts_ns) <= (SELECT value FROM meta WHERE key = 'duration_ns') / 100000 + 2
+                FROM events")"
 trace t4p.db --precise-times "$PROGS/threads4"
 assert_eq "--precise-times: memtrace exit status" 0 "$RC"
 assert_eq "--precise-times: meta.time_step_ns" 0 "$(meta t4p.db time_step_ns)"
 assert_eq "--precise-times: each thread's times never go backwards" 0 \
-    "$(q t4p.db "SELECT count(*) FROM (SELECT ts, lag(ts) OVER (PARTITION BY thread ORDER BY seq) AS prev
-                                      FROM event_data) WHERE ts < prev")"
+    "$(q t4p.db "SELECT count(*) FROM (SELECT ts_ns, lag(ts_ns) OVER (PARTITION BY thread_id ORDER BY seq) AS prev
+                                      FROM events) WHERE ts_ns < prev")"
 assert_eq "--precise-times: every event reads the clock (80,000 events, far more times than steps)" 1 \
-    "$(q t4p.db "SELECT count(DISTINCT ts) > 10 * ((SELECT value FROM meta WHERE key = 'duration_ns') / 100000 + 2)
-                 FROM event_data")"
+    "$(q t4p.db "SELECT count(DISTINCT ts_ns) > 10 * ((SELECT value FROM meta WHERE key = 'duration_ns') / 100000 + 2)
+                 FROM events")"
 assert_eq "thread_start markers" 4 "$(q t4.db "SELECT count(*) FROM marker_names WHERE kind = 'thread_start'")"
 
 # A collector that falls behind: stopped for half a second while 4 threads

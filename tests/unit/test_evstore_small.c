@@ -27,12 +27,13 @@
 #include "mt_error.h"
 #include "mt_evstore.h"
 
-#define ROOT 2 /* event_data's root page in the database made below */
+#define ROOT 2       /* event_data's root page in the database made below */
+#define TIMES_ROOT 3 /* event_times' */
 
 static char g_path[64];
 
-/* An empty database of 512-byte pages whose table event_data has its root
- * at page 2; returns its page count. */
+/* An empty database of 512-byte pages whose tables event_data and
+ * event_times have their roots at pages 2 and 3; returns its page count. */
 static uint32_t make_db(void)
 {
     unlink(g_path);
@@ -40,8 +41,9 @@ static uint32_t make_db(void)
     assert_int_equal(sqlite3_open(g_path, &h), SQLITE_OK);
     assert_int_equal(sqlite3_exec(h,
                                   "PRAGMA page_size = 512; PRAGMA journal_mode = OFF;"
-                                  "CREATE TABLE event_data(ts, kind, thread, addr, size, stack, via, old_addr,"
-                                  " failed, pool, size_class, seq INTEGER PRIMARY KEY)",
+                                  "CREATE TABLE event_data(kind, thread, addr, size, stack, via, old_addr,"
+                                  " failed, pool, size_class, seq INTEGER PRIMARY KEY);"
+                                  "CREATE TABLE event_times(ts, seq INTEGER PRIMARY KEY)",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_stmt *st;
@@ -53,20 +55,25 @@ static uint32_t make_db(void)
     return n;
 }
 
+/* Runs of 7 events share a time; every 13th (unless it starts a run) is
+ * stamped earlier than the events before it, and is stored with their
+ * time (times do not go back in seq order). */
 static mt_evrow_t event(int64_t seq)
 {
-    mt_evrow_t e = {.seq = seq, .ts = seq * 10, .kind = 1, .thread = 1, .addr = 0x7f0000000000ull + (uint64_t)seq * 32,
+    mt_evrow_t e = {.seq = seq, .ts = seq % 13 || seq % 7 == 0 ? seq / 7 * 70 : 5, .kind = 1, .thread = 1, .addr = 0x7f0000000000ull + (uint64_t)seq * 32,
                     .size = seq % 1000, .stack = seq % 50 + 1};
     return e;
 }
 
-/* count(*), max(seq) and integrity of the table. */
+/* count(*), max(seq), every event's time and integrity of the tables. */
 static void check_table(int64_t want)
 {
     sqlite3 *h;
     assert_int_equal(sqlite3_open_v2(g_path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(h, "SELECT count(*), coalesce(max(seq), 0), coalesce(sum(ts != seq * 10), 0) FROM event_data",
+    if (sqlite3_prepare_v2(h,
+                           "SELECT count(*), coalesce(max(seq), 0), coalesce(sum(coalesce((SELECT ts FROM event_times t"
+                           " WHERE t.seq <= e.seq ORDER BY t.seq DESC LIMIT 1), -1) != seq / 7 * 70), 0) FROM event_data e",
                            -1, &st, NULL) != SQLITE_OK)
         fail_msg("%lld events: %s", (long long)want, sqlite3_errmsg(h));
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -95,7 +102,8 @@ static void test_sizes(void **state)
             mt_evrow_t e = event(i);
             assert_int_equal(mt_evstore_add(s, &e), 0);
         }
-        assert_int_equal(mt_evstore_splice(s, ROOT), 0);
+        assert_int_equal(mt_evstore_splice(s, ROOT, TIMES_ROOT), 0);
+        assert_int_equal(mt_evstore_times_lost(s), 0);
         assert_int_equal(mt_evstore_count(s), n);
         mt_evstore_free(s);
         check_table(n);
@@ -124,7 +132,8 @@ static void test_cut_short(void **state)
         assert_int_equal(mt_evstore_failed(s), MT_EFULL);
         /* room for 4 KiB more, under the same limit: newer leaves go */
         assert_int_equal(mt_evstore_make_room(s, 4096), 0);
-        assert_int_equal(mt_evstore_splice(s, ROOT), 0);
+        assert_int_equal(mt_evstore_splice(s, ROOT, TIMES_ROOT), 0);
+        assert_int_equal(mt_evstore_times_lost(s), 0);
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
         int64_t kept = mt_evstore_count(s);
         mt_evstore_free(s);
