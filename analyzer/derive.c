@@ -151,7 +151,7 @@ static int build(mt_db_t *db, const char *progress, int64_t *rows)
 {
     derive_t d;
     memset(&d, 0, sizeof d);
-    mt_stmt_t *sel = NULL;
+    mt_evread_t *sel = NULL;
     mt_progress_t prog;
     int rc = mt_progress_start(&prog, progress, db);
     if (!rc) rc = load_threads(db, &d);
@@ -159,20 +159,15 @@ static int build(mt_db_t *db, const char *progress, int64_t *rows)
     if (!rc) rc = mt_db_exec(db, DERIVE_SQL);
     if (!rc)
         rc = mt_stmt_prepare(db, "INSERT INTO lifetimes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", &d.ins);
-    if (!rc)
-        rc = mt_stmt_prepare(db,
-                             "SELECT seq, kind, thread, addr, size, old_addr, stack, failed"
-                             " FROM event_data ORDER BY seq",
-                             &sel);
-    mt_times_t times = {0};
-    if (!rc) rc = mt_times_open(db, &times);
-    while (!rc && (rc = mt_stmt_step(sel)) == 1) {
+    if (!rc) rc = mt_evread_open(db, NULL, &sel);
+    mt_db_event_t ev;
+    while (!rc && (rc = mt_evread_next(sel, &ev)) == 1) {
         rc = 0;
-        int kind = (int)mt_stmt_int(sel, 1);
+        int kind = ev.kind;
         unsigned fl = mt_kind_flags(kind);
-        if (!(fl & (MT_KF_ALLOC | MT_KF_FREE)) || mt_stmt_int(sel, 7)) continue;
-        int64_t seq = mt_stmt_int(sel, 0), ts = mt_times_at(&times, seq), thread = mt_stmt_int(sel, 2);
-        uint64_t addr = (uint64_t)mt_stmt_int(sel, 3), old = (uint64_t)mt_stmt_int(sel, 5);
+        if (!(fl & (MT_KF_ALLOC | MT_KF_FREE)) || ev.failed) continue;
+        int64_t seq = ev.seq, ts = ev.ts, thread = ev.thread;
+        uint64_t addr = ev.addr, old = ev.old_addr;
         int64_t proc = thread >= 0 && (size_t)thread < d.nthreads ? d.thread_proc[thread] : 0;
         int64_t key = proc << 8 | (mt_kind_domain(kind) & 0xff);
         int resize = (fl & MT_KF_ALLOC) && (fl & MT_KF_FREE);
@@ -184,15 +179,12 @@ static int build(mt_db_t *db, const char *progress, int64_t *rows)
         if ((fl & MT_KF_ALLOC) && addr) {
             /* an allocation at a live address: that block's end was not seen */
             if ((rc = end_block(&d, key, addr, seq, ts, -1, &dummy))) break;
-            blk_t nb = {mt_stmt_int_or(sel, 4, -1), seq, ts, thread,
-                        mt_stmt_int_or(sel, 6, 0), replaced, kind};
+            blk_t nb = {ev.size, seq, ts, thread, ev.stack, replaced, kind};
             if ((rc = add_block(&d, key, addr, &nb))) break;
         }
         if ((seq & 0xffff) == 0) mt_progress_tick(&prog, seq);
     }
-    mt_stmt_finalize(sel);
-    int trc = mt_times_close(&times);
-    if (!rc) rc = trc;
+    mt_evread_close(sel);
     /* the blocks still live when the trace ended */
     for (size_t i = 0; rc >= 0 && d.live.bits && i < (size_t)1 << d.live.bits; i++) {
         const mt_kslot_t *s = &d.live.slots[i];

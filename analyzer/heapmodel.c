@@ -603,31 +603,18 @@ int mt_heap_replay(mt_heap_t *h, mt_db_t *db, const mt_heap_replay_opts_t *opts)
     static const mt_heap_replay_opts_t none = {0};
     if (!opts) opts = &none;
     mt_progress_t prog;
-    mt_stmt_t *st = NULL;
-    mt_times_t times = {0};
+    mt_evread_t *st = NULL;
     if (opts->layer) h->layer = opts->layer;
     int rc = mt_progress_start(&prog, opts->progress, db);
     if (!rc) rc = mt_heap_load_threads(h, db);
     if (rc) goto out;
-    rc = mt_stmt_prepare(db,
-                         "SELECT seq, kind, thread, addr, size, old_addr, stack, failed"
-                         " FROM event_data ORDER BY seq",
-                         &st);
-    if (!rc) rc = mt_times_open(db, &times);
+    rc = mt_evread_open(db, NULL, &st);
     if (rc) goto out;
     mt_db_event_t ev;
     mt_heap_delta_t d;
     unsigned n = 0;
-    while ((rc = mt_stmt_step(st)) == 1) {
-        ev.seq = mt_stmt_int(st, 0);
-        ev.ts = mt_times_at(&times, ev.seq);
-        ev.kind = (int)mt_stmt_int(st, 1);
-        ev.thread = mt_stmt_int(st, 2);
-        ev.addr = (uint64_t)mt_stmt_int(st, 3);
-        ev.size = mt_stmt_int(st, 4);   /* NULL (frees) reads as 0 */
-        ev.old_addr = (uint64_t)mt_stmt_int(st, 5);
-        ev.stack = mt_stmt_int(st, 6);
-        ev.failed = mt_stmt_int(st, 7) != 0;
+    while ((rc = mt_evread_next(st, &ev)) == 1) {
+        if (ev.size < 0) ev.size = 0; /* NULL (frees) reads as 0 */
         if ((rc = mt_heap_feed(h, &ev, &d))) goto out;
         if (opts->visit && (rc = opts->visit(opts->arg, &ev, &d))) {
             if (rc > 0) rc = 0;
@@ -637,7 +624,6 @@ int mt_heap_replay(mt_heap_t *h, mt_db_t *db, const mt_heap_replay_opts_t *opts)
     }
 out:
     mt_progress_end(&prog);
-    mt_stmt_finalize(st);
-    int trc = mt_times_close(&times);
-    return rc ? rc : trc;
+    mt_evread_close(st);
+    return rc;
 }

@@ -319,40 +319,35 @@ int mt_pymodel_replay(mt_pymodel_t *m, mt_db_t *db, const mt_pymodel_replay_opts
 {
     static const mt_pymodel_replay_opts_t none = {.at_seq = -1, .at_ts = -1};
     if (!opts) opts = &none;
-    mt_stmt_t *st = NULL;
-    mt_times_t times = {0};
+    mt_evread_t *r = NULL;
     mt_progress_t prog;
     int rc = mt_progress_start(&prog, opts->progress, db);
+    /* (the kinds from mem_malloc to py_arena_free take mem_free and
+     * obj_free with their allocations) */
     if (!rc)
-        rc = mt_stmt_prepare(db,
-                             "SELECT seq, kind, addr, size, old_addr, failed FROM event_data"
-                             " WHERE kind BETWEEN ?1 AND ?2 AND seq <= ?3"
-                             " AND thread IN (SELECT id FROM threads WHERE process_id = ?4) ORDER BY seq",
-                             &st);
-    if (!rc) rc = mt_stmt_bind_int(st, 1, MT_EV_mem_malloc);
-    if (!rc) rc = mt_stmt_bind_int(st, 2, MT_EV_py_arena_free);
-    if (!rc) rc = mt_stmt_bind_int(st, 3, opts->at_seq >= 0 ? opts->at_seq : INT64_MAX);
-    if (!rc) rc = mt_stmt_bind_int(st, 4, m->process);
-    if (!rc) rc = mt_times_open(db, &times);
+        rc = mt_evread_open(db,
+                            "kind BETWEEN ?1 AND ?2 AND seq <= ?3"
+                            " AND thread IN (SELECT id FROM threads WHERE process_id = ?4)",
+                            &r);
+    int64_t at_seq = opts->at_seq >= 0 ? opts->at_seq : INT64_MAX;
+    if (!rc) rc = mt_stmt_bind_int(mt_evread_stmt(r), 1, MT_EV_mem_malloc);
+    if (!rc) rc = mt_stmt_bind_int(mt_evread_stmt(r), 2, MT_EV_py_arena_free);
+    if (!rc) rc = mt_stmt_bind_int(mt_evread_stmt(r), 3, at_seq);
+    if (!rc) rc = mt_stmt_bind_int(mt_evread_stmt(r), 4, m->process);
     if (rc) goto out;
     unsigned n = 0;
-    while ((rc = mt_stmt_step(st)) == 1) {
-        int64_t seq = mt_stmt_int(st, 0), ts = mt_times_at(&times, seq);
-        if (opts->at_ts >= 0 && ts > opts->at_ts) break;
-        if (opts->before && (rc = opts->before(opts->arg, seq, ts, m))) goto out;
-        int null_old = mt_stmt_column_type(st, 4) == MT_COL_NULL, null_failed = mt_stmt_column_type(st, 5) == MT_COL_NULL;
-        if ((rc = mt_pymodel_feed(m, (int)mt_stmt_int(st, 1), (uint64_t)mt_stmt_int(st, 2),
-                                  mt_stmt_int_or(st, 3, 0),
-                                  null_old ? 0 : (uint64_t)mt_stmt_int(st, 4), null_failed ? 0 : (int)mt_stmt_int(st, 5))))
-            goto out;
-        if ((++n & 0xffff) == 0) mt_progress_tick(&prog, seq);
+    mt_db_event_t ev;
+    while ((rc = mt_evread_next(r, &ev)) == 1) {
+        if (ev.seq > at_seq || (opts->at_ts >= 0 && ev.ts > opts->at_ts)) break;
+        if (opts->before && (rc = opts->before(opts->arg, ev.seq, ev.ts, m))) goto out;
+        if ((rc = mt_pymodel_feed(m, ev.kind, ev.addr, ev.size > 0 ? ev.size : 0, ev.old_addr, ev.failed))) goto out;
+        if ((++n & 0xffff) == 0) mt_progress_tick(&prog, ev.seq);
     }
     if (rc > 0) rc = 0;
 out:
     mt_progress_end(&prog);
-    mt_stmt_finalize(st);
-    int trc = mt_times_close(&times);
-    return rc < 0 || !trc ? rc : trc;
+    mt_evread_close(r);
+    return rc;
 }
 
 int mt_pymodel_interpreters(mt_db_t *db, int64_t **procs, mt_pymodel_geom_t **geoms, size_t *n)

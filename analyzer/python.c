@@ -313,28 +313,19 @@ static int replay(mt_db_t *db, model_t *m, const char *progress)
 {
     (void)progress;
     int64_t process = m->pi->process;
-    mt_stmt_t *st;
-    int rc = mt_stmt_prepare(db,
-                             "SELECT e.seq, e.kind, e.via, e.addr, e.size, e.old_addr, e.failed"
-                             " FROM event_data e WHERE e.thread IN (SELECT id FROM threads WHERE process_id = ?)"
-                             " ORDER BY e.seq",
-                             &st);
+    mt_evread_t *r;
+    int rc = mt_evread_open(db, "thread IN (SELECT id FROM threads WHERE process_id = ?)", &r);
     if (rc) return rc;
-    mt_stmt_bind_int(st, 1, process);
-    mt_times_t times;
-    if ((rc = mt_times_open(db, &times))) {
-        mt_stmt_finalize(st);
-        mt_times_close(&times);
-        return rc;
-    }
+    mt_stmt_bind_int(mt_evread_stmt(r), 1, process);
     int64_t last_seq = 0, last_ts = 0;
-    while ((rc = mt_stmt_step(st)) == 1) {
-        int64_t seq = mt_stmt_int(st, 0), ts = mt_times_at(&times, seq);
+    mt_db_event_t ev;
+    while ((rc = mt_evread_next(r, &ev)) == 1) {
+        int64_t seq = ev.seq, ts = ev.ts;
         for (int p = 0; p < NPOINTS; p++)
             if (p != P_PEAK && !m->pt[p].taken && m->point_seq[p] >= 0 && seq > m->point_seq[p])
                 snapshot(m, p, m->point_seq[p], last_ts);
-        rc = feed(m, (int)mt_stmt_int(st, 1), (int)mt_stmt_int_or(st, 2, 0), (uint64_t)mt_stmt_int(st, 3),
-                  mt_stmt_int_or(st, 4, 0), (uint64_t)mt_stmt_int_or(st, 5, 0), (int)mt_stmt_int_or(st, 6, 0));
+        /* (via: the domain, 0 also for none, as the column read with 0 for NULL) */
+        rc = feed(m, ev.kind, ev.via ? ev.via - 1 : 0, ev.addr, ev.size > 0 ? ev.size : 0, ev.old_addr, ev.failed);
         if (rc) break;
         int64_t py = m->layer[MT_DOM_pymem].live_bytes + m->layer[MT_DOM_pyobj].live_bytes;
         if (py > m->py_peak) {
@@ -344,9 +335,7 @@ static int replay(mt_db_t *db, model_t *m, const char *progress)
         last_seq = seq;
         last_ts = ts;
     }
-    mt_stmt_finalize(st);
-    int trc = mt_times_close(&times);
-    if (rc >= 0 && trc) rc = trc;
+    mt_evread_close(r);
     if (rc < 0) return rc;
     for (int p = 0; p < NPOINTS; p++)
         if (p != P_PEAK && !m->pt[p].taken && m->point_seq[p] >= 0) snapshot(m, p, m->point_seq[p], last_ts);
@@ -741,13 +730,12 @@ static int chain_sizes(mt_db_t *db, int64_t process, int64_t first_seq, int64_t 
 {
     *out = NULL;
     *n = 0;
-    mt_stmt_t *st;
-    int rc = mt_stmt_prepare(db,
-                             "SELECT kind, addr, old_addr, size FROM event_data WHERE seq >= ? AND kind IN"
-                             " (?, ?, ?, ?) AND thread IN (SELECT id FROM threads WHERE process_id = ?)"
-                             " ORDER BY seq",
-                             &st);
+    mt_evread_t *r;
+    int rc = mt_evread_open(db,
+                            "seq >= ? AND kind IN (?, ?, ?, ?) AND thread IN (SELECT id FROM threads WHERE process_id = ?)",
+                            &r);
     if (rc) return rc;
+    mt_stmt_t *st = mt_evread_stmt(r);
     mt_stmt_bind_int(st, 1, first_seq);
     mt_stmt_bind_int(st, 2, MT_EV_mem_malloc);
     mt_stmt_bind_int(st, 3, MT_EV_mem_calloc);
@@ -756,9 +744,10 @@ static int chain_sizes(mt_db_t *db, int64_t process, int64_t first_seq, int64_t 
     mt_stmt_bind_int(st, 6, process);
     size_t cap = 0;
     int64_t cur = 0;
-    while ((rc = mt_stmt_step(st)) == 1) {
-        int kind = (int)mt_stmt_int(st, 0);
-        int64_t addr = mt_stmt_int(st, 1), old = mt_stmt_int_or(st, 2, 0), size = mt_stmt_int_or(st, 3, 0);
+    mt_db_event_t ev;
+    while ((rc = mt_evread_next(r, &ev)) == 1) {
+        int kind = ev.kind;
+        int64_t addr = (int64_t)ev.addr, old = (int64_t)ev.old_addr, size = ev.size > 0 ? ev.size : 0;
         int follows = *n == 0 || (kind == MT_EV_mem_realloc && old == cur);
         if (*n && kind == MT_EV_mem_free && addr == cur) break;
         if (!follows) continue;
@@ -775,7 +764,7 @@ static int chain_sizes(mt_db_t *db, int64_t process, int64_t first_seq, int64_t 
         cur = addr;
         if (!addr) break;
     }
-    mt_stmt_finalize(st);
+    mt_evread_close(r);
     return rc < 0 ? rc : 0;
 }
 

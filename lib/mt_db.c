@@ -117,7 +117,7 @@ static int fill_lookups(mt_db_t *db)
     MT_DOMAINS(X)
 #undef X
     sqlite3_finalize(st);
-    rc = sqlite3_prepare_v2(db->h, "INSERT INTO event_kinds VALUES(?,?,?,?,?,?)", -1, &st, NULL);
+    rc = sqlite3_prepare_v2(db->h, "INSERT INTO event_kinds VALUES(?,?,?,?,?,?,?)", -1, &st, NULL);
     if (rc) return map_rc(rc);
 #define X(code, name, dom, flags, desc)                                  \
     sqlite3_bind_int(st, 1, code);                                       \
@@ -126,6 +126,8 @@ static int fill_lookups(mt_db_t *db)
     sqlite3_bind_int(st, 4, ((flags) & MT_KF_ALLOC) != 0);               \
     sqlite3_bind_int(st, 5, ((flags) & MT_KF_FREE) != 0);                \
     sqlite3_bind_text(st, 6, desc, -1, SQLITE_STATIC);                   \
+    if (mt_kind_release(code) >= 0) sqlite3_bind_int(st, 7, mt_kind_release(code)); \
+    else sqlite3_bind_null(st, 7);                                       \
     if ((rc = sqlite3_step(st)) != SQLITE_DONE) goto out;                \
     sqlite3_reset(st);
     MT_KINDS(X)
@@ -709,4 +711,141 @@ int mt_db_time_of(mt_db_t *db, int64_t seq, int64_t *ts)
     if (!rc && (rc = mt_stmt_step(st)) == 1) *ts = mt_stmt_int(st, 0);
     mt_stmt_finalize(st);
     return rc < 0 ? rc : 0;
+}
+
+/* ---- events in order ---- */
+
+typedef struct {
+    int64_t seq, thread;
+    uint64_t addr;
+    int kind, via;
+} release_t;
+
+struct mt_evread {
+    mt_stmt_t *st;
+    mt_times_t times;
+    int have_row;      /* the row read ahead is in `row` */
+    mt_db_event_t row;
+    release_t *heap;   /* releases folded into rows already read, by seq */
+    size_t nheap, capheap;
+};
+
+int mt_evread_open(mt_db_t *db, const char *where, mt_evread_t **out)
+{
+    *out = NULL;
+    mt_evread_t *r = calloc(1, sizeof *r);
+    if (!r) return MT_ENOMEM;
+    char *sql = sqlite3_mprintf("SELECT seq, kind, thread, addr, size, stack, old_addr, failed, pool, size_class,"
+                                " via, free_delta FROM event_data%s%s ORDER BY seq",
+                                where ? " WHERE " : "", where ? where : "");
+    int rc = sql ? mt_stmt_prepare(db, sql, &r->st) : MT_ENOMEM;
+    sqlite3_free(sql);
+    if (!rc) rc = mt_times_open(db, &r->times);
+    if (rc) {
+        mt_evread_close(r);
+        return rc;
+    }
+    r->have_row = -1; /* not read yet */
+    *out = r;
+    return 0;
+}
+
+mt_stmt_t *mt_evread_stmt(mt_evread_t *r) { return r->st; }
+
+static int read_row(mt_evread_t *r)
+{
+    int rc = mt_stmt_step(r->st);
+    r->have_row = rc == 1;
+    if (rc != 1) return rc;
+    mt_stmt_t *st = r->st;
+    mt_db_event_t *e = &r->row;
+    memset(e, 0, sizeof *e);
+    e->seq = mt_stmt_int(st, 0);
+    e->kind = (int)mt_stmt_int(st, 1);
+    e->thread = mt_stmt_int(st, 2);
+    e->addr = (uint64_t)mt_stmt_int(st, 3);
+    e->size = mt_stmt_int_or(st, 4, -1);
+    e->stack = mt_stmt_int(st, 5);
+    e->old_addr = (uint64_t)mt_stmt_int(st, 6);
+    e->failed = mt_stmt_int(st, 7) != 0;
+    e->pool = (uint64_t)mt_stmt_int(st, 8);
+    e->sclass = mt_stmt_column_type(st, 9) == MT_COL_NULL ? 0 : (uint32_t)mt_stmt_int(st, 9) + 1;
+    e->via = mt_stmt_column_type(st, 10) == MT_COL_NULL ? 0 : (int)mt_stmt_int(st, 10) + 1;
+    e->free_delta = mt_stmt_int(st, 11);
+    return 1;
+}
+
+static int heap_push(mt_evread_t *r, release_t v)
+{
+    if (r->nheap == r->capheap) {
+        size_t cap = r->capheap ? 2 * r->capheap : 256;
+        release_t *h = realloc(r->heap, cap * sizeof *h);
+        if (!h) return MT_ENOMEM;
+        r->heap = h;
+        r->capheap = cap;
+    }
+    size_t i = r->nheap++;
+    while (i && r->heap[(i - 1) / 2].seq > v.seq) {
+        r->heap[i] = r->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    r->heap[i] = v;
+    return 0;
+}
+
+static release_t heap_pop(mt_evread_t *r)
+{
+    release_t top = r->heap[0], last = r->heap[--r->nheap];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= r->nheap) break;
+        if (c + 1 < r->nheap && r->heap[c + 1].seq < r->heap[c].seq) c++;
+        if (r->heap[c].seq >= last.seq) break;
+        r->heap[i] = r->heap[c];
+        i = c;
+    }
+    if (r->nheap) r->heap[i] = last;
+    return top;
+}
+
+int mt_evread_next(mt_evread_t *r, mt_db_event_t *ev)
+{
+    if (r->have_row < 0) {
+        int rc = read_row(r);
+        if (rc < 0) return rc;
+    }
+    if (r->nheap && (!r->have_row || r->heap[0].seq < r->row.seq)) {
+        release_t v = heap_pop(r);
+        memset(ev, 0, sizeof *ev);
+        ev->seq = v.seq;
+        ev->kind = v.kind;
+        ev->thread = v.thread;
+        ev->addr = v.addr;
+        ev->size = -1;
+        ev->via = v.via;
+    } else if (r->have_row) {
+        *ev = r->row;
+        if (ev->free_delta) {
+            int k = mt_kind_release(ev->kind);
+            int rc = k < 0 ? MT_ECORRUPT
+                           : heap_push(r, (release_t){ev->seq + ev->free_delta, ev->thread, ev->addr, k, ev->via});
+            if (rc) return rc;
+        }
+        int rc = read_row(r);
+        if (rc < 0) return rc;
+    } else {
+        return r->times.rc;
+    }
+    ev->ts = mt_times_at(&r->times, ev->seq);
+    return 1;
+}
+
+void mt_evread_close(mt_evread_t *r)
+{
+    if (!r) return;
+    mt_stmt_finalize(r->st);
+    mt_times_close(&r->times);
+    free(r->heap);
+    free(r);
 }

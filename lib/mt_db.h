@@ -151,6 +151,22 @@ int mt_times_close(mt_times_t *t);
 /* The time of event `seq` (0 when no time is known for it). */
 int mt_db_time_of(mt_db_t *db, int64_t seq, int64_t *ts);
 
+/* ---- events in order ----
+ * Every event in seq order with its time, the releases stored in their
+ * allocations' rows (event_data.free_delta) among them as events of their
+ * own.  `where` (NULL: all) is a condition on event_data's columns; its
+ * parameters are bound on mt_evread_stmt() before the first
+ * mt_evread_next().  A release stored in a row comes with that row: a
+ * condition on kind must take a release kind with its allocating kinds,
+ * and one on seq (an upper bound) must be checked again by the caller. */
+typedef struct mt_evread mt_evread_t;
+int mt_evread_open(mt_db_t *db, const char *where, mt_evread_t **out);
+mt_stmt_t *mt_evread_stmt(mt_evread_t *r);
+/* 1: *ev is the next event (size < 0, stack 0, old_addr 0, via 0, pool 0,
+ * sclass 0 for NULL, as mt_db_event_t has them), 0: no more, < 0: error. */
+int mt_evread_next(mt_evread_t *r, mt_db_event_t *ev);
+void mt_evread_close(mt_evread_t *r);
+
 /* Last inserted rowid on this connection. */
 int64_t mt_db_last_rowid(mt_db_t *db);
 

@@ -118,5 +118,16 @@ static inline int mt_kind_sizeless(int code)
 {
     return code == MT_EV_free || code == MT_EV_raw_free || code == MT_EV_mem_free || code == MT_EV_obj_free;
 }
+/* For a kind that allocates a block of the C library or a CPython domain,
+ * the kind that releases it (free, raw_free, mem_free, obj_free); -1 for
+ * any other kind. */
+static inline int mt_kind_release(int code)
+{
+    if (code >= MT_EV_malloc && code <= MT_EV_pvalloc) return MT_EV_free;
+    if (code >= MT_EV_raw_malloc && code <= MT_EV_raw_realloc) return MT_EV_raw_free;
+    if (code >= MT_EV_mem_malloc && code <= MT_EV_mem_realloc) return MT_EV_mem_free;
+    if (code >= MT_EV_obj_malloc && code <= MT_EV_obj_realloc) return MT_EV_obj_free;
+    return -1;
+}
 
 #endif

@@ -4,6 +4,7 @@
 #include "mt_evstore.h"
 
 #include "mt_error.h"
+#include "mt_event.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +42,25 @@ typedef struct {
     int64_t seq, ts;
 } tick_t;
 #define SPOOL_TICKS 4096u /* event_times rows buffered before the spool file gets them */
+
+/* Folding.  A release (free, PyMem_RawFree, PyMem_Free, PyObject_Free)
+ * that carries nothing but its block is stored in its allocation's row, as
+ * free_delta (its seq minus the allocation's), when that row has not been
+ * written yet: the same thread, the same via, no stack.  The entry of a
+ * block: its address, domain and process (one entry a block: a new
+ * allocation at an address takes the entry over, a release removes it),
+ * probed at most FOLD_PROBES slots (a full neighbourhood evicts: a release
+ * that finds nothing is stored as its own row, which is never wrong). */
+#define FOLD_BITS 16
+#define FOLD_SIZE (1u << FOLD_BITS)        /* events held back */
+#define FOLD_SLOTS (2u * FOLD_SIZE)
+#define FOLD_PROBES 8
+typedef struct {
+    uint64_t addr;
+    uint64_t pos;     /* the allocation's position in pend + 1; 0: empty */
+    int64_t process;
+    int32_t dom;
+} fold_ent_t;
 
 typedef struct {
     int64_t seq; /* the slot's seq, or RING_EMPTY */
@@ -83,6 +103,13 @@ struct mt_evstore {
     int spool_fd;           /* -1 until the first SPOOL_TICKS rows are written */
     uint64_t spooled;       /* rows in the spool file */
     int times_lost;         /* the spool could not be written: no times at all */
+    /* folding: in-order events wait in `pend` (a FIFO of FOLD_SIZE) before
+     * they are written, so that a release can join its allocation's row;
+     * `fold` finds the waiting allocation of a block */
+    mt_evrow_t *pend;
+    uint64_t pend_head, pend_tail; /* positions: written out up to head, taken up to tail */
+    fold_ent_t *fold;
+    uint32_t leaf_events;   /* events in the leaf under construction (rows + folded releases) */
 };
 
 static void put16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
@@ -184,18 +211,19 @@ static inline size_t put_varint_fast(uint8_t *p, uint64_t v)
     return n;
 }
 
-/* Column order of event_data: kind, thread, addr, size, stack, via,
- * old_addr, failed, pool, size_class, seq (the rowid alias: never stored
- * in the record; via before the rarer columns, so that an event serving a
- * higher layer's call stores no NULLs for them).  The time is not in the
- * row: event_times holds it where it changes.  The body goes straight
- * into place: the columns' widths are known first, so the record's size is
- * too.  buf needs 128 bytes (a cell is at most 1 + 9 + 11 + 10 * 8 bytes,
+/* Column order of event_data: kind, thread, addr, size, stack, free_delta,
+ * via, old_addr, failed, pool, size_class, seq (the rowid alias: never
+ * stored in the record; free_delta and via before the rarer columns, so
+ * that an event whose release is folded in, or one serving a higher
+ * layer's call, stores no NULLs for them).  The time is not in the row:
+ * event_times holds it where it changes.  The body goes straight into
+ * place: the columns' widths are known first, so the record's size is
+ * too.  buf needs 128 bytes (a cell is at most 1 + 9 + 12 + 11 * 8 bytes,
  * and stores write 8 bytes at a time). */
 size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
 {
-    int64_t val[10];
-    unsigned w[10];
+    int64_t val[11];
+    unsigned w[11];
     int present = 0; /* bit i: column i is not NULL */
     val[0] = ev->kind;
     val[1] = ev->thread;
@@ -205,21 +233,23 @@ size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
     present |= (ev->size >= 0) << 3;
     val[4] = ev->stack;
     present |= (ev->stack != 0) << 4;
-    val[5] = ev->via - 1; /* via holds domain + 1, 0: NULL */
-    present |= (ev->via != 0) << 5;
-    val[6] = (int64_t)ev->old_addr;
-    present |= (ev->old_addr != 0) << 6;
-    val[7] = 1;
-    present |= (ev->failed != 0) << 7;
-    val[8] = (int64_t)ev->pool;
-    present |= (ev->pool != 0) << 8;
-    val[9] = (int64_t)ev->sclass - 1;
-    present |= (ev->sclass != 0) << 9;
+    val[5] = ev->free_delta;
+    present |= (ev->free_delta != 0) << 5;
+    val[6] = ev->via - 1; /* via holds domain + 1, 0: NULL */
+    present |= (ev->via != 0) << 6;
+    val[7] = (int64_t)ev->old_addr;
+    present |= (ev->old_addr != 0) << 7;
+    val[8] = 1;
+    present |= (ev->failed != 0) << 8;
+    val[9] = (int64_t)ev->pool;
+    present |= (ev->pool != 0) << 9;
+    val[10] = (int64_t)ev->sclass - 1;
+    present |= (ev->sclass != 0) << 10;
     int ncols = 32 - __builtin_clz((unsigned)present); /* trailing NULLs are implied */
 
     /* cell = payload size, rowid (seq), record; record = header size (1
      * byte: ncols + 1 < 128), serial types, body.  The payload is at most
-     * 11 + 10 * 8 = 91 bytes: its size is one byte, so the types go
+     * 12 + 11 * 8 = 100 bytes: its size is one byte, so the types go
      * straight to their place (gathered and copied, they were read back
      * from bytes just stored one by one: a store-forwarding stall) */
     size_t o = 1 + put_varint_fast(buf + 1, (uint64_t)ev->seq);
@@ -402,7 +432,8 @@ static int finish_leaf(mt_evstore_t *s)
     leaf_finish(s, s->batch + (size_t)s->nbatch * s->page_size);
     uint32_t pno = s->next_page++;
     s->nbatch++;
-    s->batch_count += s->ncells;
+    s->batch_count += s->leaf_events;
+    s->leaf_events = 0;
     int64_t key = s->page_max_rowid;
     page_reset(s);
     int rc = s->nbatch == s->batch_cap ? flush_batch(s) : 0;
@@ -461,21 +492,109 @@ static void spool_out(mt_evstore_t *s)
     s->nticks = 0;
 }
 
-/* Appends one in-order event; where its time differs from the previous
- * event's, event_times gets a row.  Times are made non-decreasing in seq
- * order (an event stamped before one numbered ahead of it takes that one's
- * time), so that a run of events shares one row. */
-static int append(mt_evstore_t *s, const mt_evrow_t *ev)
+/* Writes one row (with its folded release, if any). */
+static int write_row(mt_evstore_t *s, const mt_evrow_t *ev)
 {
     uint8_t cell[128];
     size_t n = mt_evstore_encode_cell(ev, cell);
     int rc = append_cell(s, cell, n, ev->seq);
-    if (rc) return rc;
+    if (!rc) s->leaf_events += 1 + (ev->free_delta != 0);
+    return rc;
+}
+
+/* The fold entry of block (addr, release kind, process): its slot, or NULL
+ * (then *free, if given, gets the slot a new entry may take: an empty or
+ * outdated one, else the first probed, evicted). */
+static fold_ent_t *fold_find(mt_evstore_t *s, uint64_t addr, int rel, int64_t process, fold_ent_t **free)
+{
+    uint64_t h = (addr >> 4) * 0x9e3779b97f4a7c15ull ^ (uint64_t)rel * 0xc2b2ae3d27d4eb4full ^ (uint64_t)process;
+    uint32_t i = (uint32_t)(h >> 40) & (FOLD_SLOTS - 1);
+    fold_ent_t *spare = NULL;
+    for (uint32_t k = 0; k < FOLD_PROBES; k++) {
+        fold_ent_t *e = &s->fold[(i + k) & (FOLD_SLOTS - 1)];
+        int live = e->pos > s->pend_head; /* pos - 1 >= head: its row still waits */
+        if (live && e->addr == addr && e->dom == rel && e->process == process) return e;
+        if (!live && !spare) spare = e;
+    }
+    if (free) *free = spare ? spare : &s->fold[i];
+    return NULL;
+}
+
+/* A release of block (addr, rel) in the process: the waiting allocation
+ * it ends, taken out of the index (NULL: none waits). */
+static mt_evrow_t *fold_take(mt_evstore_t *s, uint64_t addr, int rel, int64_t process)
+{
+    fold_ent_t *e = fold_find(s, addr, rel, process, NULL);
+    if (!e) return NULL;
+    mt_evrow_t *a = &s->pend[(e->pos - 1) & (FOLD_SIZE - 1)];
+    e->pos = 0;
+    return a;
+}
+
+/* The block an event releases, as its fold key (the release kind) and
+ * address; -1 when it releases no block of a folded layer. */
+static int released(const mt_evrow_t *ev, uint64_t *addr)
+{
+    if (!(mt_kind_flags(ev->kind) & MT_KF_FREE)) return -1;
+    if (mt_kind_sizeless(ev->kind)) {
+        *addr = ev->addr;
+        return ev->addr ? ev->kind : -1;
+    }
+    int rel = mt_kind_release(ev->kind); /* realloc: the old block */
+    *addr = ev->old_addr;
+    return rel >= 0 && ev->old_addr ? rel : -1;
+}
+
+/* Takes one in-order event: its time (where it differs from the previous
+ * event's, event_times gets a row; times are made non-decreasing in seq
+ * order, an event stamped before one numbered ahead of it taking that
+ * one's time, so that a run of events shares one row), then folds it into
+ * its allocation's waiting row or makes it wait itself, writing the oldest
+ * waiting row out when the FIFO is full. */
+static int append(mt_evstore_t *s, const mt_evrow_t *ev)
+{
     s->count++;
     if (ev->ts > s->last_ts) {
         s->last_ts = ev->ts;
         s->ticks[s->nticks++] = (tick_t){ev->seq, ev->ts};
         if (s->nticks == SPOOL_TICKS) spool_out(s);
+    }
+    uint64_t victim;
+    int rel = released(ev, &victim);
+    if (rel >= 0) {
+        mt_evrow_t *a = fold_take(s, victim, rel, ev->process);
+        /* folded, it is rebuilt from the row: only when nothing else is lost */
+        if (a && ev->kind == rel && a->thread == ev->thread && a->via == ev->via && !ev->stack && !ev->failed &&
+            ev->size < 0 && !ev->old_addr && !ev->pool && !ev->sclass) {
+            a->free_delta = ev->seq - a->seq;
+            return 0;
+        }
+    }
+    rel = mt_kind_release(ev->kind);
+    if (s->pend_tail - s->pend_head == FOLD_SIZE) {
+        int rc = write_row(s, &s->pend[s->pend_head & (FOLD_SIZE - 1)]);
+        if (rc) return rc;
+        s->pend_head++;
+    }
+    uint64_t pos = s->pend_tail++;
+    mt_evrow_t *w = &s->pend[pos & (FOLD_SIZE - 1)];
+    *w = *ev;
+    w->free_delta = 0;
+    if (rel >= 0 && ev->addr && !ev->failed) {
+        fold_ent_t *e = NULL, *e_free = NULL;
+        e = fold_find(s, ev->addr, rel, ev->process, &e_free);
+        if (!e) e = e_free;
+        *e = (fold_ent_t){ev->addr, pos + 1, ev->process, rel};
+    }
+    return 0;
+}
+
+/* Writes out every waiting row. */
+static int drain_pend(mt_evstore_t *s)
+{
+    for (; s->pend_head < s->pend_tail; s->pend_head++) {
+        int rc = write_row(s, &s->pend[s->pend_head & (FOLD_SIZE - 1)]);
+        if (rc) return rc;
     }
     return 0;
 }
@@ -499,9 +618,11 @@ int mt_evstore_new(const char *db_path, uint32_t page_size, uint32_t first_page,
     s->batch = malloc(BATCH_BYTES);
     s->ring = calloc(RING_SIZE, sizeof *s->ring); /* all RING_EMPTY */
     s->ticks = malloc(SPOOL_TICKS * sizeof *s->ticks);
+    s->pend = malloc(FOLD_SIZE * sizeof *s->pend);
+    s->fold = calloc(FOLD_SLOTS, sizeof *s->fold);
     const char *slash = strrchr(db_path, '/');
     s->dir = slash ? strndup(db_path, slash == db_path ? 1 : (size_t)(slash - db_path)) : strdup(".");
-    if (!first_page || !s->page || !s->batch || !s->ring || !s->ticks || !s->dir) {
+    if (!first_page || !s->page || !s->batch || !s->ring || !s->ticks || !s->dir || !s->pend || !s->fold) {
         mt_evstore_free(s);
         return MT_ENOMEM;
     }
@@ -553,6 +674,9 @@ static int drain_ready(mt_evstore_t *s)
 
 static int put_late(mt_evstore_t *s, const mt_evrow_t *ev)
 {
+    uint64_t victim;
+    int rel = released(ev, &victim); /* its block's waiting row can take no later release */
+    if (rel >= 0) fold_take(s, victim, rel, ev->process);
     if (s->nlate == s->caplate) {
         size_t cap = s->caplate ? 2 * s->caplate : 64;
         mt_evrow_t *n = realloc(s->late, cap * sizeof *n);
@@ -627,6 +751,7 @@ int mt_evstore_flush(mt_evstore_t *s)
      * (not a look at every slot: most pages of the ring of a short trace
      * were never touched, and faulting them in took 7 ms) */
     int rc = s->nring ? drain_ring(s, s->ring_end) : 0;
+    if (!rc) rc = drain_pend(s);
     if (!rc) rc = finish_leaf(s);
     if (!rc) rc = flush_batch(s);
     if (!rc) s->flushed = 1;
@@ -688,6 +813,21 @@ static void reset_levels(mt_evstore_t *s)
     }
 }
 
+/* Releases folded into the rows of an event_data leaf: rows whose record
+ * has a free_delta (column 5, see mt_evstore_encode_cell). */
+static uint32_t leaf_folds(const uint8_t *pg, uint32_t P, uint32_t ncells)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < ncells; i++) {
+        uint32_t off = (uint32_t)pg[8 + 2 * i] << 8 | pg[9 + 2 * i];
+        const uint8_t *c = pg + off, *end = pg + P;
+        for (int v = 0; v < 2; v++) /* payload size, rowid */
+            for (int k = 0; k < 9 && c < end && (*c++ & 0x80); k++) {}
+        if (c + 7 <= end && c[0] > 6 && c[6] != 0) n++;
+    }
+    return n;
+}
+
 /* After a write error: the levels as they were when the pages the file
  * still has were written, rebuilt from them (the build is deterministic:
  * each interior page the builder finishes again is already there, at the
@@ -710,7 +850,7 @@ static int rebuild_levels(mt_evstore_t *s)
         memcpy(cell, s->page + last, P - last < sizeof cell ? P - last : sizeof cell);
         const uint8_t *c = cell;
         while (*c & 0x80 && c < cell + 8) c++;
-        s->durable_count += ncells;
+        s->durable_count += ncells + leaf_folds(s->page, P, ncells);
         int rc = add_child(s, 0, pno, (int64_t)get_varint(c + 1));
         if (rc) return rc;
     }
@@ -863,6 +1003,8 @@ void mt_evstore_free(mt_evstore_t *s)
     if (s->fd >= 0) close(s->fd);
     if (s->spool_fd >= 0) close(s->spool_fd);
     free(s->ticks);
+    free(s->pend);
+    free(s->fold);
     free(s->dir);
     free(s->page);
     free(s->batch);

@@ -73,6 +73,10 @@ typedef struct {
     uint64_t pool;     /* bundled-allocator events: the pool; 0: NULL */
     uint32_t sclass;   /* their size class + 1; 0: NULL */
     int via;           /* domain of the enclosing higher-layer call + 1; 0: NULL */
+    int64_t process;   /* processes.id (not stored: releases pair with allocations
+                        * of their own process) */
+    int64_t free_delta; /* set by the store: the block's release, folded into
+                         * this row, came free_delta numbers later; 0: NULL */
 } mt_evrow_t;
 
 /* Creates a store writing leaves into the database file `db_path` from

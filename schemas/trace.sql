@@ -27,7 +27,9 @@ CREATE TABLE event_kinds (
     domain_id   INTEGER NOT NULL REFERENCES domains(id),
     is_alloc    INTEGER NOT NULL,
     is_free     INTEGER NOT NULL,
-    description TEXT
+    description TEXT,
+    release_kind INTEGER              -- for a kind that allocates a block of the C library or a
+                                      -- CPython domain: the kind that releases it (event_data.free_delta)
 );
 
 CREATE TABLE marker_kinds (
@@ -97,15 +99,23 @@ CREATE TABLE stacks (
     depth       INTEGER NOT NULL    -- 1 at the outermost frame
 );
 
--- Every allocation event on every layer, one row each, in `seq` order.
--- Compact on purpose (the bulk of the file); read it through the `events`
--- view, which adds the time (from event_times), names, pid and tid.
+-- Every allocation event on every layer, in `seq` order: a row each, except
+-- that a release (free, PyMem_RawFree, PyMem_Free, PyObject_Free) that has
+-- no stack, is made by the thread that allocated its block and under the
+-- same higher-layer call (via), and comes within 65,536 events of the
+-- allocation, is stored in the allocation's row as free_delta: it is event
+-- seq + free_delta, of kind event_kinds.release_kind, with the row's
+-- thread, addr and via.  Compact on purpose (the bulk of the file); read it
+-- through the `events` view, which has a row for every event and adds the
+-- time (from event_times), names, pid and tid.
 CREATE TABLE event_data (
     kind        INTEGER NOT NULL,     -- event_kinds.id
     thread      INTEGER NOT NULL,     -- threads.id
     addr        INTEGER,              -- block address (result, or the freed block)
     size        INTEGER,              -- requested bytes (NULL for free)
     stack       INTEGER,              -- stacks.id of the innermost frame
+    free_delta  INTEGER,              -- the block's release, folded into this row: its seq minus
+                                      -- this seq (a release with no row of its own; see below)
     via         INTEGER,              -- domains.id of the higher-layer call this one serves
                                       -- (a malloc made inside PyMem_RawMalloc: 2), NULL at top level
     old_addr    INTEGER,              -- realloc/mremap: the replaced block
@@ -242,14 +252,17 @@ CREATE TABLE gc_events (
 );
 
 CREATE VIEW events AS
-SELECT e.seq, (SELECT ts FROM event_times WHERE seq <= e.seq ORDER BY seq DESC LIMIT 1) AS ts_ns,
+SELECT u.seq, (SELECT ts FROM event_times WHERE seq <= u.seq ORDER BY seq DESC LIMIT 1) AS ts_ns,
        p.pid, t.tid, k.name AS kind, d.name AS domain,
-       e.addr, e.size, e.old_addr, e.stack AS stack_id, e.failed,
-       e.thread AS thread_id, t.process_id, e.via
-FROM event_data e
-JOIN threads t ON t.id = e.thread
+       u.addr, u.size, u.old_addr, u.stack AS stack_id, u.failed,
+       u.thread AS thread_id, t.process_id, u.via
+FROM (SELECT seq, kind, thread, addr, size, old_addr, stack, failed, via FROM event_data
+      UNION ALL  -- the releases folded into rows
+      SELECT e.seq + e.free_delta, r.release_kind, e.thread, e.addr, NULL, NULL, NULL, NULL, e.via
+      FROM event_data e JOIN event_kinds r ON r.id = e.kind WHERE e.free_delta IS NOT NULL) u
+JOIN threads t ON t.id = u.thread
 JOIN processes p ON p.id = t.process_id
-JOIN event_kinds k ON k.id = e.kind
+JOIN event_kinds k ON k.id = u.kind
 JOIN domains d ON d.id = k.domain_id;
 
 -- The bundled allocator's internal events (--allocator=bundled): arena,

@@ -295,6 +295,8 @@ static int store_record(mt_collector_t *c, region_t *g, int64_t thread, const mt
         e.ts = rec_ts(c, rec->ts);
         e.kind = rec->kind;
         e.thread = thread;
+        e.process = g->process_id;
+        e.free_delta = 0;
         e.addr = rec->addr;
         e.size = mt_kind_sizeless(rec->kind) ? -1 : (int64_t)rec->size;
         e.failed = (rec->flags & MT_RF_FAILED) != 0;

@@ -30,9 +30,9 @@ assert_eq "replay: no late events" 0 "$(meta r1.db late_events)"
 
 "$COLLECTOR_REPLAY" -k 3 -c 16 -o r3.db t4.stream >r3.out 2>r3.err || true
 sed 's/^/collector_replay: /' r3.err >&2
-assert_eq "3 rounds: 3 times the events" "$(($(meta t4.db events) * 3))" "$(q r3.db "SELECT count(*) FROM event_data")"
-assert_eq "3 rounds: sequence numbers distinct" "$(q r3.db "SELECT count(*) FROM event_data")" \
-    "$(q r3.db "SELECT count(DISTINCT seq) FROM event_data")"
+assert_eq "3 rounds: 3 times the events" "$(($(meta t4.db events) * 3))" "$(q r3.db "SELECT count(*) FROM events")"
+assert_eq "3 rounds: sequence numbers distinct" "$(q r3.db "SELECT count(*) FROM events")" \
+    "$(q r3.db "SELECT count(DISTINCT seq) FROM events")"
 assert_eq "3 rounds: the same threads" "$(q t4.db "SELECT count(*) FROM threads")" \
     "$(q r3.db "SELECT count(*) FROM threads")"
 assert_eq "3 rounds: integrity" ok "$(q r3.db "PRAGMA integrity_check")"

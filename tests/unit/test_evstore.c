@@ -250,12 +250,114 @@ static void test_int_widths(void **state)
     rmdir(dir);
 }
 
+/* Folding a release into its allocation's row: which releases fold, and
+ * that the events read back (mt_evread, the events view) are exactly the
+ * events written. */
+static void test_fold(void **state)
+{
+    (void)state;
+    char dir[32], path[256];
+    mt_db_t *db = new_db(dir, path);
+    assert_int_equal(mt_db_exec(db, "INSERT INTO processes(id, pid) VALUES (1, 100), (2, 200);"
+                                    "INSERT INTO threads(id, process_id, tid) VALUES (1, 1, 100), (2, 1, 101),"
+                                    " (3, 2, 200);"),
+                     0);
+    enum { N = 80000 };
+    static mt_db_event_t ev[N];
+    int n = 0;
+#define EV(k, a, sz) (ev[n] = (mt_db_event_t){.seq = n + 1, .ts = n / 10, .process = 1, .thread = 1, .kind = (k), \
+                                             .addr = (a), .size = (sz)}, &ev[n++])
+    EV(MT_EV_malloc, 0xa0, 10);                                                  /* 1: its free (2) folds */
+    EV(MT_EV_free, 0xa0, -1);                                                    /* 2 */
+    EV(MT_EV_malloc, 0xb0, 10);                                                  /* 3: freed by another thread */
+    { mt_db_event_t *e = EV(MT_EV_free, 0xb0, -1); e->thread = 2; }              /* 4 */
+    EV(MT_EV_malloc, 0xc0, 10);                                                  /* 5: freed with a stack */
+    { mt_db_event_t *e = EV(MT_EV_free, 0xc0, -1); e->stack = 7; }               /* 6 */
+    { mt_db_event_t *e = EV(MT_EV_malloc, 0xd0, 10); e->via = 3; }               /* 7: under PyMem_RawMalloc */
+    EV(MT_EV_free, 0xd0, -1);                                                    /* 8: but not under its free */
+    EV(MT_EV_malloc, 0xe0, 10);                                                  /* 9: process 1 */
+    { mt_db_event_t *e = EV(MT_EV_malloc, 0xe0, 20); e->process = 2; e->thread = 3; } /* 10: process 2, same address */
+    EV(MT_EV_free, 0xe0, -1);                                                    /* 11: folds into 9 */
+    { mt_db_event_t *e = EV(MT_EV_free, 0xe0, -1); e->process = 2; e->thread = 3; } /* 12: folds into 10 */
+    EV(MT_EV_malloc, 0xf0, 10);                                                  /* 13 */
+    { mt_db_event_t *e = EV(MT_EV_realloc, 0xf8, 30); e->old_addr = 0xf0; }      /* 14: 13 ends here */
+    EV(MT_EV_free, 0xf0, -1);                                                    /* 15: not 13's (a block it does not know) */
+    EV(MT_EV_free, 0xf8, -1);                                                    /* 16: folds into 14 */
+    EV(MT_EV_obj_malloc, 0x100, 10);                                             /* 17: folds 18 as obj_free */
+    EV(MT_EV_obj_free, 0x100, -1);                                               /* 18 */
+    EV(MT_EV_obj_malloc, 0x110, 10);                                             /* 19: released by the C library's free */
+    EV(MT_EV_free, 0x110, -1);                                                   /* 20: another layer: no */
+    EV(MT_EV_malloc, 0x120, 10);                                                 /* 21: reused address */
+    EV(MT_EV_free, 0x120, -1);                                                   /* 22: into 21 */
+    EV(MT_EV_malloc, 0x120, 11);                                                 /* 23 */
+    EV(MT_EV_free, 0x120, -1);                                                   /* 24: into 23 */
+    { mt_db_event_t *e = EV(MT_EV_malloc, 0x130, 10); e->failed = 1; }           /* 25: failed */
+    EV(MT_EV_mmap, 0x140000, 4096);                                              /* 26: the OS layer does not fold */
+    EV(MT_EV_munmap, 0x140000, 4096);                                            /* 27 */
+    EV(MT_EV_malloc, 0x150, 10);                                                 /* 28: freed too late (last event) */
+    while (n < N - 1) EV(MT_EV_malloc, 0x100000 + (uint64_t)n * 16, 1); /* leaked */
+    EV(MT_EV_free, 0x150, -1);
+#undef EV
+    for (int i = 0; i < n; i++) assert_int_equal(mt_db_add_event(db, &ev[i]), 0);
+    int64_t count = 0;
+    assert_int_equal(mt_db_seal_events(db, &count), 0);
+    assert_int_equal(count, N);
+
+    mt_stmt_t *st;
+    assert_int_equal(mt_stmt_prepare(db, "SELECT group_concat(seq || ':' || free_delta, ' ') FROM"
+                                         " (SELECT seq, free_delta FROM event_data WHERE free_delta IS NOT NULL ORDER BY seq)",
+                                     &st), 0);
+    assert_int_equal(mt_stmt_step(st), 1);
+    assert_string_equal(mt_stmt_text(st, 0), "1:1 9:2 10:2 14:2 17:1 21:1 23:1");
+    mt_stmt_finalize(st);
+    /* every event back, in order, as written (times: non-decreasing) */
+    mt_evread_t *r;
+    assert_int_equal(mt_evread_open(db, NULL, &r), 0);
+    mt_db_event_t got;
+    int i = 0;
+    while (mt_evread_next(r, &got) == 1) {
+        assert_true(i < n);
+        const mt_db_event_t *e = &ev[i++];
+        assert_int_equal(got.seq, e->seq);
+        assert_int_equal(got.ts, e->ts);
+        assert_int_equal(got.kind, e->kind);
+        assert_int_equal(got.thread, e->thread);
+        assert_true(got.addr == e->addr);
+        assert_int_equal(got.size, e->size);
+        assert_int_equal(got.stack, e->stack);
+        assert_true(got.old_addr == e->old_addr);
+        assert_int_equal(got.failed, e->failed);
+        assert_int_equal(got.via, e->via);
+    }
+    mt_evread_close(r);
+    assert_int_equal(i, n);
+    /* the view: a row for every event, the folded releases named */
+    assert_int_equal(mt_stmt_prepare(db, "SELECT count(*), sum(kind = 'free'), sum(kind = 'obj_free'),"
+                                         " group_concat(CASE WHEN seq < 30 THEN seq || kind || pid END, ' ')"
+                                         " FROM (SELECT * FROM events ORDER BY seq)",
+                                     &st), 0);
+    assert_int_equal(mt_stmt_step(st), 1);
+    assert_int_equal(mt_stmt_int(st, 0), N);
+    assert_int_equal(mt_stmt_int(st, 1), 12);
+    assert_int_equal(mt_stmt_int(st, 2), 1);
+    assert_string_equal(mt_stmt_text(st, 3),
+                        "1malloc100 2free100 3malloc100 4free100 5malloc100 6free100 7malloc100 8free100"
+                        " 9malloc100 10malloc200 11free100 12free200 13malloc100 14realloc100 15free100"
+                        " 16free100 17obj_malloc100 18obj_free100 19obj_malloc100 20free100 21malloc100"
+                        " 22free100 23malloc100 24free100 25malloc100 26mmap100 27munmap100 28malloc100"
+                        " 29malloc100");
+    mt_stmt_finalize(st);
+    mt_db_close(db);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cell_bytes), cmocka_unit_test(test_empty),     cmocka_unit_test(test_one_leaf),
         cmocka_unit_test(test_many_leaves), cmocka_unit_test(test_two_levels), cmocka_unit_test(test_late_event),
-        cmocka_unit_test(test_int_widths),
+        cmocka_unit_test(test_int_widths), cmocka_unit_test(test_fold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
