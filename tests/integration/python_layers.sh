@@ -185,8 +185,8 @@ PYTHONMALLOC=malloc trace mal.db "$PYTHON" gc50.py
 assert_eq "malloc: exit status" 0 "$RC"
 assert_eq "malloc: re-installed after pre-initialisation" "malloc|2" "$(q mal.db "SELECT allocator, installs FROM python")"
 assert_eq "malloc: C library calls made for PyMem_*/PyObject_* = their calls" \
-    "$(q mal.db "SELECT count(*) FROM event_data WHERE kind BETWEEN 19 AND 26")" \
-    "$(q mal.db "SELECT count(*) FROM event_data WHERE kind <= 9 AND via IN (3, 4)")"
+    "$(q mal.db "SELECT count(*) FROM events e JOIN event_kinds k ON k.name = e.kind WHERE k.id BETWEEN 19 AND 26")" \
+    "$(q mal.db "SELECT count(*) FROM events e JOIN event_kinds k ON k.name = e.kind WHERE k.id <= 9 AND e.via IN (3, 4)")"
 assert_true "malloc: object domain recorded" test "$(q mal.db "SELECT count(*) FROM event_data WHERE kind = 23")" -gt 10000
 assert_eq "malloc: no pymalloc arena" 0 "$(q mal.db "SELECT count(*) FROM event_data WHERE kind = 27 AND size = 1048576")"
 # a C library allocation serving a PyMem/PyObject call has that call's stack
