@@ -437,7 +437,10 @@ int64_t mt_db_event_window_end(const mt_db_t *db)
 
 int mt_db_event_admit(mt_db_t *db, int64_t seq) { return db->events ? mt_evstore_admit(db->events, seq) : 0; }
 
-int mt_db_event_fold(mt_db_t *db, int on) { return db->events ? mt_evstore_fold(db->events, on) : 0; }
+void mt_db_event_fold(mt_db_t *db, int on)
+{
+    if (db->events) mt_evstore_fold(db->events, on);
+}
 
 int mt_db_skip_seq(mt_db_t *db, int64_t seq)
 {

@@ -73,9 +73,9 @@ int mt_db_skip_seq(mt_db_t *db, int64_t seq);
 int64_t mt_db_event_window_end(const mt_db_t *db);
 /* mt_evstore_admit: makes room in the window for `seq`. */
 int mt_db_event_admit(mt_db_t *db, int64_t seq);
-/* Whether releases are folded into their allocations' rows from now on
- * (mt_evstore_fold; on at the start). */
-int mt_db_event_fold(mt_db_t *db, int on);
+/* mt_evstore_fold: whether releases are folded into their allocations'
+ * rows from now on (on at the start). */
+void mt_db_event_fold(mt_db_t *db, int on);
 
 /* Moves the spooled events into the database: closes the connection,
  * splices the pages, reopens, inserts late events.  No statement of this

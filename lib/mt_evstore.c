@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define BATCH_BYTES (1u << 20) /* leaves are written 1 MiB at a time */
+#define BATCH_BYTES (1u << 21) /* leaves are written 2 MiB at a time */
 #define RING_BITS 18
 #define RING_SIZE (1u << RING_BITS)
 #define RING_EMPTY 0 /* sequence numbers start at 1: the ring needs no filling,
@@ -46,39 +46,29 @@ typedef struct {
 
 /* Folding.  A release (free, PyMem_RawFree, PyMem_Free, PyObject_Free)
  * that carries nothing but its block is stored in its allocation's row, as
- * free_delta (its seq minus the allocation's), when that row has not been
- * written yet: the same thread, the same via, no stack.  The index of the
- * waiting allocations: an entry a block, by its address, domain and
- * process (a new allocation at an address takes the entry over, a release
- * removes it), direct-mapped: a block whose entry another took is not
- * found, and its release is stored as its own row, which is never wrong.
- * An entry holds a 32-bit hash of the block and the row's place in the
- * FIFO; the row itself confirms a match.  (Measured on py_lists' stream:
- * 8-way buckets a cache line each cost the collector 0.45 s against 0.31
- * direct-mapped and 0.21 without folding - their branches, not their
- * cache misses; churn keeps 13.1 bytes an event against 12.3.) */
+ * free_delta (its seq minus the allocation's), while that row is still in
+ * the write batch (up to 2 MiB of pages not yet written, some 100,000
+ * rows): the same thread, the same via, no stack.  For that, an
+ * allocation's row is written with free_delta 0 in three bytes, which the
+ * release overwrites in place.  The index of those rows: an entry a block,
+ * by its address, domain and process (a new allocation at an address takes
+ * the entry over, a release removes it), direct-mapped: a block whose
+ * entry another took is not found, and its release is stored as its own
+ * row, which is never wrong.  (Rows held back in a FIFO until their
+ * release came instead cost the collector half again its time on
+ * py_lists' stream, against a quarter: the FIFO's copies.) */
 #define FOLD_BITS 16
-#define FOLD_SIZE (1u << FOLD_BITS)        /* events held back */
-#define FOLD_ENTRIES (8u * FOLD_SIZE)      /* 4 MiB */
+#define FOLD_ENTRIES (1u << FOLD_BITS) /* 32 bytes each: 2 MiB */
 #define FOLD_BYTES ((size_t)FOLD_ENTRIES * sizeof(fold_ent_t))
-/* A row waiting in the FIFO, packed into 56 bytes (an mt_evrow_t takes
- * 112: the FIFO is read and written once an event, so its size is memory
- * traffic).  A bundled-allocator event has a pool and no old_addr, every
- * other the reverse: they share a field.  A row that does not fit is
- * written at once, after the FIFO. */
+#define DELTA_MAX 0x7fffff /* free_delta's three bytes: a signed 24-bit integer */
 typedef struct {
-    int64_t seq;
     uint64_t addr;
-    int64_t size;
-    uint64_t old_or_pool;
-    uint32_t thread, stack;
-    uint32_t free_delta, process;
-    uint8_t kind, via, failed, sclass;
-} pend_t;
-
-typedef struct {
-    uint32_t key; /* the block's hash (never 0); 0: empty */
-    uint32_t pos; /* the allocation's position in pend (modulo 2^32) */
+    uint32_t seq;    /* the allocation's, modulo 2^32 */
+    uint32_t at;     /* where its free_delta's three bytes are, in the batch */
+    uint32_t gen;    /* the batch it is in (mt_evstore_t.gen); 0: empty */
+    uint32_t tag;    /* process << 5 | release kind */
+    uint32_t thread;
+    int32_t via;
 } fold_ent_t;
 
 typedef struct {
@@ -122,12 +112,8 @@ struct mt_evstore {
     int spool_fd;           /* -1 until the first SPOOL_TICKS rows are written */
     uint64_t spooled;       /* rows in the spool file */
     int times_lost;         /* the spool could not be written: no times at all */
-    /* folding: in-order events wait in `pend` (a FIFO of FOLD_SIZE) before
-     * they are written, so that a release can join its allocation's row;
-     * `fold` finds the waiting allocation of a block */
-    pend_t *pend;
-    uint64_t pend_head, pend_tail; /* positions: written out up to head, taken up to tail */
-    fold_ent_t *fold;
+    fold_ent_t *fold;       /* the rows a release may still be folded into */
+    uint32_t gen;           /* the batch's generation: one more at each write */
     uint32_t leaf_events;   /* events in the leaf under construction (rows + folded releases) */
     int no_fold;            /* folding turned off (mt_evstore_fold) */
 };
@@ -240,9 +226,12 @@ static inline size_t put_varint_fast(uint8_t *p, uint64_t v)
  * place: the columns' widths are known first, so the record's size is
  * too.  buf needs 128 bytes (a cell is at most 1 + 9 + 12 + 11 * 8 bytes,
  * and stores write 8 bytes at a time). */
-static inline size_t encode_vals(int64_t *val, int present, int64_t seq, uint8_t *buf)
+/* With `slot`, free_delta (column 5) is stored in three bytes whatever its
+ * value, and *slot gets where they are in the cell. */
+static inline size_t encode_vals(int64_t *val, int present, int64_t seq, uint8_t *buf, size_t *slot)
 {
     unsigned w[11];
+    if (slot) present |= 1 << 5;
     int ncols = 32 - __builtin_clz((unsigned)present); /* trailing NULLs are implied */
 
     /* cell = payload size, rowid (seq), record; record = header size (1
@@ -259,16 +248,22 @@ static inline size_t encode_vals(int64_t *val, int present, int64_t seq, uint8_t
         buf[o + (size_t)i] = type;
         body += w[i];
     }
+    if (slot) { /* (ncols > 5) */
+        body += 3 - w[5];
+        w[5] = 3;
+        buf[o + 5] = 3; /* 24-bit integer */
+    }
     buf[0] = (uint8_t)(1 + (unsigned)ncols + body);
     o += (size_t)ncols;
     for (int i = 0; i < ncols; i++) {
+        if (slot && i == 5) *slot = o;
         if (w[i]) put_be_fast(buf + o, (uint64_t)val[i], w[i]);
         o += w[i];
     }
     return o;
 }
 
-size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
+static size_t encode_row(const mt_evrow_t *ev, uint8_t *buf, size_t *slot)
 {
     int64_t val[11];
     int present = 0; /* bit i: column i is not NULL */
@@ -292,8 +287,10 @@ size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf)
     present |= (ev->pool != 0) << 9;
     val[10] = (int64_t)ev->sclass - 1;
     present |= (ev->sclass != 0) << 10;
-    return encode_vals(val, present, ev->seq, buf);
+    return encode_vals(val, present, ev->seq, buf, slot);
 }
+
+size_t mt_evstore_encode_cell(const mt_evrow_t *ev, uint8_t *buf) { return encode_row(ev, buf, NULL); }
 
 /* An event_times row (rowid seq, record: ts; seq is declared after ts, so
  * the record needs no NULL in its place) as a table-leaf cell; buf needs
@@ -356,6 +353,7 @@ static int flush_batch(mt_evstore_t *s)
     uint64_t first = s->next_page - s->nbatch;
     int rc = write_all(s->fd, s->batch, (size_t)s->nbatch * s->page_size, (off_t)((first - 1) * s->page_size));
     s->nbatch = 0;
+    if (!++s->gen) s->gen = 1; /* the rows there take no more releases */
     if (rc) {
         s->failed = rc;
     } else {
@@ -467,8 +465,9 @@ static int finish_leaf(mt_evstore_t *s)
 
 /* Appends a cell (of rowid `rowid`, larger than the cells' before it) to
  * the current leaf, which is built in place in the write batch, at its
- * next page (no copy of the page). */
-static int append_cell(mt_evstore_t *s, const uint8_t *cell, size_t n, int64_t rowid)
+ * next page (no copy of the page); *at (if given) gets where the cell is
+ * in the batch. */
+static int append_cell(mt_evstore_t *s, const uint8_t *cell, size_t n, int64_t rowid, uint32_t *at)
 {
     if (8 + 2 * (s->ncells + 1) + n > s->content) {
         int rc = finish_leaf(s);
@@ -486,6 +485,7 @@ static int append_cell(mt_evstore_t *s, const uint8_t *cell, size_t n, int64_t r
     put16(leaf + 8 + 2 * s->ncells, s->content);
     s->ncells++;
     s->page_max_rowid = rowid;
+    if (at) *at = (uint32_t)(dst - s->batch);
     return 0;
 }
 
@@ -517,86 +517,12 @@ static void spool_out(mt_evstore_t *s)
     s->nticks = 0;
 }
 
-/* Packs a row for the FIFO; 0 when it does not fit. */
-static int pack(const mt_evrow_t *ev, pend_t *p)
+/* The fold index entry of block (addr, release kind, process). */
+static fold_ent_t *fold_slot(mt_evstore_t *s, uint64_t addr, uint32_t tag)
 {
-    if ((uint64_t)ev->thread > UINT32_MAX || (uint64_t)ev->stack > UINT32_MAX || (uint64_t)ev->process > UINT32_MAX ||
-        (ev->kind >= MT_KIND_PYM_BASE ? ev->old_addr != 0 : ev->pool != 0) ||
-        (unsigned)ev->kind > UINT8_MAX || (unsigned)ev->via > UINT8_MAX || ev->sclass > UINT8_MAX)
-        return 0;
-    *p = (pend_t){.seq = ev->seq,
-                  .addr = ev->addr,
-                  .size = ev->size,
-                  .old_or_pool = ev->old_addr | ev->pool,
-                  .thread = (uint32_t)ev->thread,
-                  .stack = (uint32_t)ev->stack,
-                  .process = (uint32_t)ev->process,
-                  .kind = (uint8_t)ev->kind,
-                  .via = (uint8_t)ev->via,
-                  .failed = ev->failed != 0,
-                  .sclass = (uint8_t)ev->sclass};
-    return 1;
+    uint64_t h = ((addr >> 3) ^ (uint64_t)tag << 40) * 0x9e3779b97f4a7c15ull;
+    return &s->fold[h >> (64 - FOLD_BITS)];
 }
-
-/* Writes one row (with its folded release, if any). */
-static int write_row(mt_evstore_t *s, const mt_evrow_t *ev)
-{
-    uint8_t cell[128];
-    size_t n = mt_evstore_encode_cell(ev, cell);
-    int rc = append_cell(s, cell, n, ev->seq);
-    if (!rc) s->leaf_events += 1 + (ev->free_delta != 0);
-    return rc;
-}
-
-/* Writes a waiting row (mt_evstore_encode_cell's columns, from the packed
- * fields). */
-static int write_pend(mt_evstore_t *s, const pend_t *p)
-{
-    int bundled = p->kind >= MT_KIND_PYM_BASE;
-    int64_t val[11] = {p->kind, p->thread, (int64_t)p->addr, p->size, p->stack, p->free_delta, p->via - 1,
-                       bundled ? 0 : (int64_t)p->old_or_pool, 1, bundled ? (int64_t)p->old_or_pool : 0,
-                       (int64_t)p->sclass - 1};
-    int present = 0x7 | (p->size >= 0) << 3 | (p->stack != 0) << 4 | (p->free_delta != 0) << 5 | (p->via != 0) << 6 |
-                  (!bundled && p->old_or_pool) << 7 | (p->failed != 0) << 8 | (bundled && p->old_or_pool) << 9 |
-                  (p->sclass != 0) << 10;
-    uint8_t cell[128];
-    size_t n = encode_vals(val, present, p->seq, cell);
-    int rc = append_cell(s, cell, n, p->seq);
-    if (!rc) s->leaf_events += 1 + (p->free_delta != 0);
-    return rc;
-}
-
-/* The index entry of block (addr, release kind, process) whose row still
- * waits, or NULL; then *spare, if given, gets the block's entry to take,
- * its key set (whatever it held is forgotten). */
-static fold_ent_t *fold_find(mt_evstore_t *s, uint64_t addr, int rel, int64_t process, fold_ent_t **spare)
-{
-    uint64_t h = ((addr >> 3) ^ (uint64_t)process << 48 ^ (uint64_t)rel << 58) * 0x9e3779b97f4a7c15ull;
-    uint32_t key = (uint32_t)h | 1;
-    fold_ent_t *e = &s->fold[(h >> 32) & (FOLD_ENTRIES - 1)];
-    /* waiting: its place in the FIFO is between head and tail */
-    if (e->key == key && (uint32_t)(e->pos - (uint32_t)s->pend_head) < (uint32_t)(s->pend_tail - s->pend_head)) {
-        const pend_t *p = &s->pend[e->pos & (FOLD_SIZE - 1)];
-        if (p->addr == addr && p->process == (uint32_t)process && mt_kind_release(p->kind) == rel) return e;
-    }
-    if (spare) {
-        e->key = key;
-        *spare = e;
-    }
-    return NULL;
-}
-
-/* A release of block (addr, rel) in the process: the waiting allocation
- * it ends, taken out of the index (NULL: none waits). */
-static pend_t *fold_take(mt_evstore_t *s, uint64_t addr, int rel, int64_t process)
-{
-    fold_ent_t *e = fold_find(s, addr, rel, process, NULL);
-    if (!e) return NULL;
-    e->key = 0;
-    return &s->pend[e->pos & (FOLD_SIZE - 1)];
-}
-
-static int drain_pend(mt_evstore_t *s);
 
 /* The block an event releases, as its fold key (the release kind) and
  * address; -1 when it releases no block of a folded layer. */
@@ -617,8 +543,7 @@ static int released(const mt_evrow_t *ev, uint64_t *addr)
  * event's, event_times gets a row; times are made non-decreasing in seq
  * order, an event stamped before one numbered ahead of it taking that
  * one's time, so that a run of events shares one row), then folds it into
- * its allocation's waiting row or makes it wait itself, writing the oldest
- * waiting row out when the FIFO is full. */
+ * its allocation's row, or writes its own row. */
 static int append(mt_evstore_t *s, const mt_evrow_t *ev)
 {
     s->count++;
@@ -627,51 +552,41 @@ static int append(mt_evstore_t *s, const mt_evrow_t *ev)
         s->ticks[s->nticks++] = (tick_t){ev->seq, ev->ts};
         if (s->nticks == SPOOL_TICKS) spool_out(s);
     }
-    if (s->no_fold) {
-        mt_evrow_t row = *ev;
-        row.free_delta = 0;
-        return write_row(s, &row);
-    }
     uint64_t victim;
-    int rel = released(ev, &victim);
+    int rel = s->no_fold ? -1 : released(ev, &victim);
     if (rel >= 0) {
-        pend_t *a = fold_take(s, victim, rel, ev->process);
-        /* folded, it is rebuilt from the row: only when nothing else is lost */
-        if (a && ev->kind == rel && (int64_t)a->thread == ev->thread && a->via == ev->via && !ev->stack &&
-            !ev->failed && ev->size < 0 && !ev->old_addr && !ev->pool && !ev->sclass &&
-            (uint64_t)(ev->seq - a->seq) <= UINT32_MAX) {
-            a->free_delta = (uint32_t)(ev->seq - a->seq);
-            return 0;
+        uint32_t tag = (uint32_t)ev->process << 5 | (uint32_t)rel;
+        fold_ent_t *e = fold_slot(s, victim, tag);
+        if (e->gen == s->gen && e->addr == victim && e->tag == tag) {
+            e->gen = 0; /* the block is released: its row takes no later release */
+            /* folded, it is rebuilt from the row: only when nothing else is lost */
+            if (ev->kind == rel && (int64_t)e->thread == ev->thread && e->via == ev->via && !ev->stack &&
+                !ev->failed && ev->size < 0 && !ev->old_addr && !ev->pool && !ev->sclass &&
+                (uint32_t)ev->seq - e->seq <= DELTA_MAX) {
+                uint32_t d = (uint32_t)ev->seq - e->seq;
+                uint8_t *p = s->batch + e->at;
+                p[0] = (uint8_t)(d >> 16);
+                p[1] = (uint8_t)(d >> 8);
+                p[2] = (uint8_t)d;
+                s->batch_count++; /* its row's leaf is in the batch */
+                return 0;
+            }
         }
     }
+    uint8_t cell[128];
     rel = mt_kind_release(ev->kind);
-    if (s->pend_tail - s->pend_head == FOLD_SIZE) {
-        int rc = write_pend(s, &s->pend[s->pend_head & (FOLD_SIZE - 1)]);
-        if (rc) return rc;
-        s->pend_head++;
-    }
-    pend_t *w = &s->pend[s->pend_tail & (FOLD_SIZE - 1)];
-    if (!pack(ev, w)) { /* (no event the collector makes) */
-        int rc = drain_pend(s);
-        mt_evrow_t row = *ev;
-        row.free_delta = 0;
-        return rc ? rc : write_row(s, &row);
-    }
-    uint64_t pos = s->pend_tail++;
-    if (rel >= 0 && ev->addr && !ev->failed) {
-        fold_ent_t *spare = NULL, *e = fold_find(s, ev->addr, rel, ev->process, &spare);
-        if (!e) e = spare; /* (its key set) */
-        e->pos = (uint32_t)pos;
-    }
-    return 0;
-}
-
-/* Writes out every waiting row. */
-static int drain_pend(mt_evstore_t *s)
-{
-    for (; s->pend_head < s->pend_tail; s->pend_head++) {
-        int rc = write_pend(s, &s->pend[s->pend_head & (FOLD_SIZE - 1)]);
-        if (rc) return rc;
+    int foldable = rel >= 0 && !s->no_fold && ev->addr && !ev->failed && !ev->free_delta &&
+                   (uint64_t)ev->thread <= UINT32_MAX;
+    size_t slot = 0;
+    size_t n = encode_row(ev, cell, foldable ? &slot : NULL);
+    uint32_t at;
+    int rc = append_cell(s, cell, n, ev->seq, &at);
+    if (rc) return rc;
+    s->leaf_events += 1 + (ev->free_delta != 0);
+    if (foldable) {
+        uint32_t tag = (uint32_t)ev->process << 5 | (uint32_t)rel;
+        *fold_slot(s, ev->addr, tag) =
+            (fold_ent_t){ev->addr, (uint32_t)ev->seq, at + (uint32_t)slot, s->gen, tag, (uint32_t)ev->thread, ev->via};
     }
     return 0;
 }
@@ -695,13 +610,13 @@ int mt_evstore_new(const char *db_path, uint32_t page_size, uint32_t first_page,
     s->batch = malloc(BATCH_BYTES);
     s->ring = calloc(RING_SIZE, sizeof *s->ring); /* all RING_EMPTY */
     s->ticks = malloc(SPOOL_TICKS * sizeof *s->ticks);
-    s->pend = malloc(FOLD_SIZE * sizeof *s->pend);
     /* zeroed pages, touched where blocks go (and aligned: a bucket a line) */
     void *fold = mmap(NULL, FOLD_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     s->fold = fold == MAP_FAILED ? NULL : fold;
     const char *slash = strrchr(db_path, '/');
     s->dir = slash ? strndup(db_path, slash == db_path ? 1 : (size_t)(slash - db_path)) : strdup(".");
-    if (!first_page || !s->page || !s->batch || !s->ring || !s->ticks || !s->dir || !s->pend || !s->fold) {
+    s->gen = 1;
+    if (!first_page || !s->page || !s->batch || !s->ring || !s->ticks || !s->dir || !s->fold) {
         mt_evstore_free(s);
         return MT_ENOMEM;
     }
@@ -754,8 +669,12 @@ static int drain_ready(mt_evstore_t *s)
 static int put_late(mt_evstore_t *s, const mt_evrow_t *ev)
 {
     uint64_t victim;
-    int rel = released(ev, &victim); /* its block's waiting row can take no later release */
-    if (rel >= 0) fold_take(s, victim, rel, ev->process);
+    int rel = released(ev, &victim); /* its block's row can take no later release */
+    if (rel >= 0) {
+        uint32_t tag = (uint32_t)ev->process << 5 | (uint32_t)rel;
+        fold_ent_t *e = fold_slot(s, victim, tag);
+        if (e->addr == victim && e->tag == tag) e->gen = 0;
+    }
     if (s->nlate == s->caplate) {
         size_t cap = s->caplate ? 2 * s->caplate : 64;
         mt_evrow_t *n = realloc(s->late, cap * sizeof *n);
@@ -817,12 +736,10 @@ int64_t mt_evstore_window_end(const mt_evstore_t *s) { return s->base + (int64_t
 
 int mt_evstore_admit(mt_evstore_t *s, int64_t seq) { return s->failed ? s->failed : step_window(s, seq); }
 
-int mt_evstore_fold(mt_evstore_t *s, int on)
+void mt_evstore_fold(mt_evstore_t *s, int on)
 {
-    if (s->failed) return s->failed;
-    if (on == !s->no_fold) return 0;
+    if (!on && !s->no_fold && !++s->gen) s->gen = 1; /* no row written so far takes a release */
     s->no_fold = !on;
-    return on ? 0 : drain_pend(s); /* (the index: outdated once the FIFO is empty) */
 }
 
 int mt_evstore_skip(mt_evstore_t *s, int64_t seq) { return s->failed ? s->failed : place(s, seq, NULL); }
@@ -838,7 +755,6 @@ int mt_evstore_flush(mt_evstore_t *s)
      * (not a look at every slot: most pages of the ring of a short trace
      * were never touched, and faulting them in took 7 ms) */
     int rc = s->nring ? drain_ring(s, s->ring_end) : 0;
-    if (!rc) rc = drain_pend(s);
     if (!rc) rc = finish_leaf(s);
     if (!rc) rc = flush_batch(s);
     if (!rc) s->flushed = 1;
@@ -901,16 +817,22 @@ static void reset_levels(mt_evstore_t *s)
 }
 
 /* Releases folded into the rows of an event_data leaf: rows whose record
- * has a free_delta (column 5, see mt_evstore_encode_cell). */
+ * has a free_delta (column 5, see mt_evstore_encode_cell) other than 0. */
 static uint32_t leaf_folds(const uint8_t *pg, uint32_t P, uint32_t ncells)
 {
+    static const uint8_t width[10] = {0, 1, 2, 3, 4, 6, 8, 8, 0, 0};
     uint32_t n = 0;
     for (uint32_t i = 0; i < ncells; i++) {
         uint32_t off = (uint32_t)pg[8 + 2 * i] << 8 | pg[9 + 2 * i];
         const uint8_t *c = pg + off, *end = pg + P;
         for (int v = 0; v < 2; v++) /* payload size, rowid */
             for (int k = 0; k < 9 && c < end && (*c++ & 0x80); k++) {}
-        if (c + 7 <= end && c[0] > 6 && c[6] != 0) n++;
+        if (c + 7 > end || c[0] <= 6 || c[6] > 9 || !c[6]) continue;
+        const uint8_t *body = c + c[0];
+        for (int k = 1; k <= 5; k++) body += c[k] < 10 ? width[c[k]] : 0;
+        uint64_t v = 0;
+        for (unsigned k = 0; k < width[c[6]] && body + k < end; k++) v = v << 8 | body[k];
+        n += v != 0 || c[6] == 9;
     }
     return n;
 }
@@ -1033,7 +955,7 @@ static int build_times(mt_evstore_t *s, uint32_t root)
         }
         for (uint64_t j = 0; j < k && !rc; j++) {
             uint8_t cell[32];
-            rc = append_cell(s, cell, encode_time_cell(t[j].seq, t[j].ts, cell), t[j].seq);
+            rc = append_cell(s, cell, encode_time_cell(t[j].seq, t[j].ts, cell), t[j].seq, NULL);
         }
     }
     free(buf);
@@ -1090,7 +1012,6 @@ void mt_evstore_free(mt_evstore_t *s)
     if (s->fd >= 0) close(s->fd);
     if (s->spool_fd >= 0) close(s->spool_fd);
     free(s->ticks);
-    free(s->pend);
     if (s->fold) munmap(s->fold, FOLD_BYTES);
     free(s->dir);
     free(s->page);

@@ -115,7 +115,8 @@ CREATE TABLE event_data (
     size        INTEGER,              -- requested bytes (NULL for free)
     stack       INTEGER,              -- stacks.id of the innermost frame
     free_delta  INTEGER,              -- the block's release, folded into this row: its seq minus
-                                      -- this seq (a release with no row of its own; see below)
+                                      -- this seq (a release with no row of its own; see below);
+                                      -- 0 when its release has a row or was not seen
     via         INTEGER,              -- domains.id of the higher-layer call this one serves
                                       -- (a malloc made inside PyMem_RawMalloc: 2), NULL at top level
     old_addr    INTEGER,              -- realloc/mremap: the replaced block
@@ -259,7 +260,7 @@ SELECT u.seq, (SELECT ts FROM event_times WHERE seq <= u.seq ORDER BY seq DESC L
 FROM (SELECT seq, kind, thread, addr, size, old_addr, stack, failed, via FROM event_data
       UNION ALL  -- the releases folded into rows
       SELECT e.seq + e.free_delta, r.release_kind, e.thread, e.addr, NULL, NULL, NULL, NULL, e.via
-      FROM event_data e JOIN event_kinds r ON r.id = e.kind WHERE e.free_delta IS NOT NULL) u
+      FROM event_data e JOIN event_kinds r ON r.id = e.kind WHERE e.free_delta > 0) u
 JOIN threads t ON t.id = u.thread
 JOIN processes p ON p.id = t.process_id
 JOIN event_kinds k ON k.id = u.kind

@@ -116,8 +116,8 @@ static void test_cut_short(void **state)
     signal(SIGXFSZ, SIG_IGN);
     struct rlimit old;
     getrlimit(RLIMIT_FSIZE, &old);
-    /* leaves are written 1 MiB at a time: the first limit lets one batch in */
-    for (rlim_t limit = 1100000; limit < 9000000; limit = limit * 21 / 20 + 517 * (limit % 13)) {
+    /* leaves are written 2 MiB at a time: the first limit lets one batch in */
+    for (rlim_t limit = 2200000; limit < 12000000; limit = limit * 21 / 20 + 517 * (limit % 13)) {
         uint32_t pages = make_db();
         mt_evstore_t *s;
         assert_int_equal(mt_evstore_new(g_path, 512, pages + 1, 1, &s), 0);
