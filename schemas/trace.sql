@@ -101,13 +101,13 @@ CREATE TABLE stacks (
 
 -- Every allocation event on every layer, in `seq` order: a row each, except
 -- that a release (free, PyMem_RawFree, PyMem_Free, PyObject_Free) that has
--- no stack, is made by the thread that allocated its block and under the
--- same higher-layer call (via), and comes within 65,536 events of the
--- allocation, is stored in the allocation's row as free_delta: it is event
--- seq + free_delta, of kind event_kinds.release_kind, with the row's
--- thread, addr and via.  Compact on purpose (the bulk of the file); read it
--- through the `events` view, which has a row for every event and adds the
--- time (from event_times), names, pid and tid.
+-- no stack and is made by the thread that allocated its block, under the
+-- same higher-layer call (via), is often stored in the allocation's row as
+-- free_delta (docs/schema.md says when): it is event seq + free_delta, of
+-- kind event_kinds.release_kind, with the row's thread, addr and via.
+-- Compact on purpose (the bulk of the file); read it through the `events`
+-- view, which has a row for every event and adds the time (from
+-- event_times), names, pid and tid.
 CREATE TABLE event_data (
     kind        INTEGER NOT NULL,     -- event_kinds.id
     thread      INTEGER NOT NULL,     -- threads.id
