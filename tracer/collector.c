@@ -96,8 +96,7 @@ struct mt_collector {
     mt_stmt_t *ins_marker, *ins_thread, *ins_rss, *ins_mallinfo;
     uint64_t last_liveness, last_rss;
     uint64_t gap_end, gap_since; /* the window stood at gap_end since gap_since, blocked (drain_region_all) */
-    uint64_t idle_since, idle_ns; /* the current fold window (FOLD_WINDOW_NS): its start, time asleep */
-    int fold_off;                 /* too busy to fold releases into rows */
+    int fold_off;                 /* behind the program: releases are not folded into rows */
     int tsc;              /* records carry TSC ticks */
     uint64_t last_tick;   /* rec_ts's last conversion (0: none) */
     int64_t last_rel;
@@ -537,28 +536,13 @@ static void find_written(const mt_collector_t *c, region_t *g)
  * a negative MT_E*; *blocked gets the lowest seq the window held back
  * (0: none). */
 /* Folding releases into their allocations' rows costs the store about a
- * quarter more time an event.  On a machine whose CPUs the program keeps
- * busy, that time is the program's: the collector folds only while it
- * sleeps a good part of the time (at least FOLD_ON_IDLE percent of a
- * FOLD_WINDOW_NS window; it stops under FOLD_OFF_IDLE).  The events
- * recorded are the same either way; only how many rows they take. */
-#define FOLD_WINDOW_NS 20000000ull
-#define FOLD_ON_IDLE 40
-#define FOLD_OFF_IDLE 20
-
-static void fold_policy(mt_collector_t *c, uint64_t now)
-{
-    if (!c->idle_since) c->idle_since = now;
-    uint64_t span = now - c->idle_since;
-    if (span < FOLD_WINDOW_NS) return;
-    uint64_t idle = c->idle_ns * 100 / span;
-    if (c->fold_off ? idle >= FOLD_ON_IDLE : idle < FOLD_OFF_IDLE) {
-        c->fold_off = !c->fold_off;
-        mt_db_event_fold(c->cfg.db, !c->fold_off);
-    }
-    c->idle_since = now;
-    c->idle_ns = 0;
-}
+ * quarter more time an event: not while the collector is behind (more than
+ * FOLD_OFF_CHUNKS full chunks of a region wait), so that it does not hold
+ * the program up or make its end wait; again once it has caught up (at
+ * most FOLD_ON_CHUNKS).  The events recorded are the same either way; only
+ * how many rows they take. */
+#define FOLD_OFF_CHUNKS 32 /* 64 KiB each, about 2,000 records */
+#define FOLD_ON_CHUNKS 4
 
 static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t *blocked)
 {
@@ -590,6 +574,13 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
         else if (st == MT_CHUNK_FULL) release_chunk(g, i); /* read to its end (time records aside) */
     }
     if (np > 1) qsort(g->pending, np, sizeof *g->pending, by_head);
+    size_t full = 0;
+    for (size_t k = 0; k < np; k++)
+        full += __atomic_load_n(&mt_region_chunk(r, g->pending[k].chunk)->state, __ATOMIC_RELAXED) == MT_CHUNK_FULL;
+    if (c->fold_off ? full <= FOLD_ON_CHUNKS : full > FOLD_OFF_CHUNKS) {
+        c->fold_off = !c->fold_off;
+        mt_db_event_fold(c->cfg.db, !c->fold_off);
+    }
     for (size_t k = 0; k < np; k++) {
         uint32_t i = g->pending[k].chunk;
         mt_chunk_t *ch = mt_region_chunk(r, i);
@@ -1005,9 +996,7 @@ int mt_collector_run(mt_collector_t *c, volatile int *stop)
         if (total == 0) {
             struct timespec ts = {0, 500000};
             nanosleep(&ts, NULL);
-            c->idle_ns += mono_ns() - now;
         }
-        fold_policy(c, now);
     }
     /* last drain: everything any process published before it ended */
     scan_dir(c);
