@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -352,12 +353,52 @@ static void test_fold(void **state)
     rmdir(dir);
 }
 
+/* The store's bytes an event on a stream like the churn workload's (a
+ * window of 10,000 live blocks, each allocation followed by the release of
+ * a random live one, 200 stacks, a time step every 700 events): at most 16
+ * bytes an event in the file, stacks' ids included (13.9 when written). */
+static void test_churn_bytes(void **state)
+{
+    (void)state;
+    char dir[32], path[256];
+    mt_db_t *db = new_db(dir, path);
+    enum { LIVE = 10000, PAIRS = 300000 };
+    static uint64_t live[LIVE];
+    uint64_t next_addr = 0x555555560000ull, rng = 88172645463325252ull;
+    int64_t seq = 0;
+    for (int i = 0; i < LIVE + PAIRS; i++) {
+        uint64_t addr;
+        if (i < LIVE) {
+            addr = live[i] = next_addr += 4112;
+        } else { /* a random live block is freed; the next malloc takes its place */
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            addr = live[rng % LIVE];
+            mt_db_event_t f = {.seq = ++seq, .ts = seq / 700 * 100000, .kind = MT_EV_free, .thread = 1,
+                               .process = 1, .addr = addr, .size = -1};
+            assert_int_equal(mt_db_add_event(db, &f), 0);
+        }
+        mt_db_event_t m = {.seq = ++seq, .ts = seq / 700 * 100000, .kind = MT_EV_malloc, .thread = 1, .process = 1,
+                           .addr = addr, .size = 1 + (seq * 131) % 4096, .stack = 1 + (seq * 7) % 200};
+        assert_int_equal(mt_db_add_event(db, &m), 0);
+    }
+    int64_t count = 0;
+    assert_int_equal(mt_db_seal_events(db, &count), 0);
+    assert_int_equal(count, seq);
+    mt_db_close(db);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    double per_event = (double)st.st_size / (double)seq;
+    if (per_event > 16.0) fail_msg("%.2f bytes an event", per_event);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cell_bytes), cmocka_unit_test(test_empty),     cmocka_unit_test(test_one_leaf),
         cmocka_unit_test(test_many_leaves), cmocka_unit_test(test_two_levels), cmocka_unit_test(test_late_event),
-        cmocka_unit_test(test_int_widths), cmocka_unit_test(test_fold),
+        cmocka_unit_test(test_int_widths), cmocka_unit_test(test_fold), cmocka_unit_test(test_churn_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
