@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,7 +58,6 @@ typedef struct {
  * py_lists' stream, against a quarter: the FIFO's copies.) */
 #define FOLD_BITS 16
 #define FOLD_ENTRIES (1u << FOLD_BITS) /* 32 bytes each: 2 MiB */
-#define FOLD_BYTES ((size_t)FOLD_ENTRIES * sizeof(fold_ent_t))
 #define DELTA_MAX 0x7fffff /* free_delta's three bytes: a signed 24-bit integer */
 typedef struct {
     uint64_t addr;
@@ -217,17 +215,12 @@ static inline size_t put_varint_fast(uint8_t *p, uint64_t v)
     return n;
 }
 
-/* Column order of event_data: kind, thread, addr, size, stack, free_delta,
- * via, old_addr, failed, pool, size_class, seq (the rowid alias: never
- * stored in the record; free_delta and via before the rarer columns, so
- * that an event whose release is folded in, or one serving a higher
- * layer's call, stores no NULLs for them).  The time is not in the row:
- * event_times holds it where it changes.  The body goes straight into
- * place: the columns' widths are known first, so the record's size is
- * too.  buf needs 128 bytes (a cell is at most 1 + 9 + 12 + 11 * 8 bytes,
- * and stores write 8 bytes at a time). */
-/* With `slot`, free_delta (column 5) is stored in three bytes whatever its
- * value, and *slot gets where they are in the cell. */
+/* A cell of columns val[0..11) (bit i of `present`: column i is not NULL)
+ * and rowid `seq`.  The body goes straight into place: the columns' widths
+ * are known first, so the record's size is too.  buf needs 128 bytes (a
+ * cell is at most 1 + 9 + 12 + 11 * 8 bytes, and stores write 8 bytes at
+ * a time).  With `slot`, free_delta (column 5) is stored in three bytes
+ * whatever its value, and *slot gets where they are in the cell. */
 static inline size_t encode_vals(int64_t *val, int present, int64_t seq, uint8_t *buf, size_t *slot)
 {
     unsigned w[11];
@@ -263,6 +256,12 @@ static inline size_t encode_vals(int64_t *val, int present, int64_t seq, uint8_t
     return o;
 }
 
+/* Column order of event_data: kind, thread, addr, size, stack, free_delta,
+ * via, old_addr, failed, pool, size_class, seq (the rowid alias: never
+ * stored in the record; free_delta and via before the rarer columns, so
+ * that an event whose release is folded in, or one serving a higher
+ * layer's call, stores no NULLs for them).  The time is not in the row:
+ * event_times holds it where it changes. */
 static size_t encode_row(const mt_evrow_t *ev, uint8_t *buf, size_t *slot)
 {
     int64_t val[11];
@@ -517,11 +516,22 @@ static void spool_out(mt_evstore_t *s)
     s->nticks = 0;
 }
 
-/* The fold index entry of block (addr, release kind, process). */
-static fold_ent_t *fold_slot(mt_evstore_t *s, uint64_t addr, uint32_t tag)
+/* The fold index entry of block (addr, release kind `rel`, process): its
+ * slot, and in *tag the block's tag. */
+static fold_ent_t *fold_slot(mt_evstore_t *s, uint64_t addr, int rel, int64_t process, uint32_t *tag)
 {
-    uint64_t h = ((addr >> 3) ^ (uint64_t)tag << 40) * 0x9e3779b97f4a7c15ull;
+    *tag = (uint32_t)process << 5 | (uint32_t)rel;
+    uint64_t h = ((addr >> 3) ^ (uint64_t)*tag << 40) * 0x9e3779b97f4a7c15ull;
     return &s->fold[h >> (64 - FOLD_BITS)];
+}
+
+/* The entry of the block's row when that row is still in the batch;
+ * NULL when there is none. */
+static fold_ent_t *fold_find(mt_evstore_t *s, uint64_t addr, int rel, int64_t process)
+{
+    uint32_t tag;
+    fold_ent_t *e = fold_slot(s, addr, rel, process, &tag);
+    return e->gen == s->gen && e->addr == addr && e->tag == tag ? e : NULL;
 }
 
 /* The block an event releases, as its fold key (the release kind) and
@@ -554,23 +564,20 @@ static int append(mt_evstore_t *s, const mt_evrow_t *ev)
     }
     uint64_t victim;
     int rel = s->no_fold ? -1 : released(ev, &victim);
-    if (rel >= 0) {
-        uint32_t tag = (uint32_t)ev->process << 5 | (uint32_t)rel;
-        fold_ent_t *e = fold_slot(s, victim, tag);
-        if (e->gen == s->gen && e->addr == victim && e->tag == tag) {
-            e->gen = 0; /* the block is released: its row takes no later release */
-            /* folded, it is rebuilt from the row: only when nothing else is lost */
-            if (ev->kind == rel && (int64_t)e->thread == ev->thread && e->via == ev->via && !ev->stack &&
-                !ev->failed && ev->size < 0 && !ev->old_addr && !ev->pool && !ev->sclass &&
-                (uint32_t)ev->seq - e->seq <= DELTA_MAX) {
-                uint32_t d = (uint32_t)ev->seq - e->seq;
-                uint8_t *p = s->batch + e->at;
-                p[0] = (uint8_t)(d >> 16);
-                p[1] = (uint8_t)(d >> 8);
-                p[2] = (uint8_t)d;
-                s->batch_count++; /* its row's leaf is in the batch */
-                return 0;
-            }
+    fold_ent_t *e = rel >= 0 ? fold_find(s, victim, rel, ev->process) : NULL;
+    if (e) {
+        e->gen = 0; /* the block is released: its row takes no later release */
+        /* folded, it is rebuilt from the row: only when nothing else is lost */
+        if (ev->kind == rel && (int64_t)e->thread == ev->thread && e->via == ev->via && !ev->stack &&
+            !ev->failed && ev->size < 0 && !ev->old_addr && !ev->pool && !ev->sclass &&
+            (uint32_t)ev->seq - e->seq <= DELTA_MAX) {
+            uint32_t d = (uint32_t)ev->seq - e->seq;
+            uint8_t *p = s->batch + e->at;
+            p[0] = (uint8_t)(d >> 16);
+            p[1] = (uint8_t)(d >> 8);
+            p[2] = (uint8_t)d;
+            s->batch_count++; /* its row's leaf is in the batch */
+            return 0;
         }
     }
     uint8_t cell[128];
@@ -584,9 +591,9 @@ static int append(mt_evstore_t *s, const mt_evrow_t *ev)
     if (rc) return rc;
     s->leaf_events += 1 + (ev->free_delta != 0);
     if (foldable) {
-        uint32_t tag = (uint32_t)ev->process << 5 | (uint32_t)rel;
-        *fold_slot(s, ev->addr, tag) =
-            (fold_ent_t){ev->addr, (uint32_t)ev->seq, at + (uint32_t)slot, s->gen, tag, (uint32_t)ev->thread, ev->via};
+        uint32_t tag;
+        fold_ent_t *f = fold_slot(s, ev->addr, rel, ev->process, &tag);
+        *f = (fold_ent_t){ev->addr, (uint32_t)ev->seq, at + (uint32_t)slot, s->gen, tag, (uint32_t)ev->thread, ev->via};
     }
     return 0;
 }
@@ -610,9 +617,7 @@ int mt_evstore_new(const char *db_path, uint32_t page_size, uint32_t first_page,
     s->batch = malloc(BATCH_BYTES);
     s->ring = calloc(RING_SIZE, sizeof *s->ring); /* all RING_EMPTY */
     s->ticks = malloc(SPOOL_TICKS * sizeof *s->ticks);
-    /* zeroed pages, touched where blocks go (and aligned: a bucket a line) */
-    void *fold = mmap(NULL, FOLD_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    s->fold = fold == MAP_FAILED ? NULL : fold;
+    s->fold = calloc(FOLD_ENTRIES, sizeof *s->fold);
     const char *slash = strrchr(db_path, '/');
     s->dir = slash ? strndup(db_path, slash == db_path ? 1 : (size_t)(slash - db_path)) : strdup(".");
     s->gen = 1;
@@ -669,12 +674,9 @@ static int drain_ready(mt_evstore_t *s)
 static int put_late(mt_evstore_t *s, const mt_evrow_t *ev)
 {
     uint64_t victim;
-    int rel = released(ev, &victim); /* its block's row can take no later release */
-    if (rel >= 0) {
-        uint32_t tag = (uint32_t)ev->process << 5 | (uint32_t)rel;
-        fold_ent_t *e = fold_slot(s, victim, tag);
-        if (e->addr == victim && e->tag == tag) e->gen = 0;
-    }
+    int rel = released(ev, &victim);
+    fold_ent_t *e = rel >= 0 ? fold_find(s, victim, rel, ev->process) : NULL;
+    if (e) e->gen = 0; /* its block's row can take no later release */
     if (s->nlate == s->caplate) {
         size_t cap = s->caplate ? 2 * s->caplate : 64;
         mt_evrow_t *n = realloc(s->late, cap * sizeof *n);
@@ -928,9 +930,9 @@ static int finish_levels(mt_evstore_t *s, uint32_t root)
 /* Builds event_times after event_data, from the spool, with its top page
  * at `root`.  A write error leaves the table empty (the file then ends
  * after event_data) and the times lost. */
-static int build_times(mt_evstore_t *s, uint32_t root)
+static void build_times(mt_evstore_t *s, uint32_t root)
 {
-    if (s->times_lost || !root) return 0;
+    if (s->times_lost || !root) return;
     reset_levels(s);
     /* after a write error event_data was completed page by page; the
      * times go through the batch again */
@@ -968,7 +970,6 @@ static int build_times(mt_evstore_t *s, uint32_t root)
     }
     s->failed = failed;
     s->durable_count = durable_count;
-    return 0;
 }
 
 int mt_evstore_splice(mt_evstore_t *s, uint32_t root, uint32_t times_root)
@@ -989,8 +990,8 @@ int mt_evstore_splice(mt_evstore_t *s, uint32_t root, uint32_t times_root)
     if (s->failed) rc = rebuild_levels(s);
     if (!rc) rc = finish_levels(s, root);
     if (!rc && !s->failed) rc = flush_batch(s);
-    if (!rc) rc = build_times(s, times_root);
     if (rc) return rc;
+    build_times(s, times_root);
     /* header: page count, change counter, version-valid-for; the file ends
      * at the last page */
     uint32_t counter = get32(hdr + 24) + 1;
@@ -1012,7 +1013,7 @@ void mt_evstore_free(mt_evstore_t *s)
     if (s->fd >= 0) close(s->fd);
     if (s->spool_fd >= 0) close(s->spool_fd);
     free(s->ticks);
-    if (s->fold) munmap(s->fold, FOLD_BYTES);
+    free(s->fold);
     free(s->dir);
     free(s->page);
     free(s->batch);

@@ -553,6 +553,7 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
      * drain does not trust the marks a damaged target may have cleared) */
     uint32_t tracked = r->nchunks < MT_ACTIVE_CHUNKS ? r->nchunks : MT_ACTIVE_CHUNKS;
     uint64_t word = 0;
+    size_t full = 0; /* of the chunks with records to read, those their thread left */
     if (unlimited && !g->written_known) find_written(c, g);
     for (uint32_t i = 0; i < r->nchunks; i++) {
         if (unlimited && g->written && !g->written[i]) continue;
@@ -570,13 +571,14 @@ static long drain_region(mt_collector_t *c, region_t *g, int unlimited, uint64_t
         uint64_t used = chunk_used(ch);
         uint64_t pos = g->consumed[i];
         uint64_t head = pos < used ? head_seq(ch, pos, used) : 0;
-        if (head) g->pending[np++] = (pending_t){i, head};
-        else if (st == MT_CHUNK_FULL) release_chunk(g, i); /* read to its end (time records aside) */
+        if (head) {
+            g->pending[np++] = (pending_t){i, head};
+            full += st == MT_CHUNK_FULL;
+        } else if (st == MT_CHUNK_FULL) {
+            release_chunk(g, i); /* read to its end (time records aside) */
+        }
     }
     if (np > 1) qsort(g->pending, np, sizeof *g->pending, by_head);
-    size_t full = 0;
-    for (size_t k = 0; k < np; k++)
-        full += __atomic_load_n(&mt_region_chunk(r, g->pending[k].chunk)->state, __ATOMIC_RELAXED) == MT_CHUNK_FULL;
     if (c->fold_off ? full <= FOLD_ON_CHUNKS : full > FOLD_OFF_CHUNKS) {
         c->fold_off = !c->fold_off;
         mt_db_event_fold(c->cfg.db, !c->fold_off);
