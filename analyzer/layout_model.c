@@ -605,6 +605,8 @@ int mt_layout_replay(mt_layout_t *m, mt_db_t *db, const mt_layout_replay_opts_t 
     int rc = mt_progress_start(&prog, opts->progress, db);
     if (!rc) rc = load_threads(db, &threads);
     if (!rc) rc = load_forks(db, &forks);
+    /* (the bundled allocator's own events: none is ever folded into
+     * another's row, so event_data's rows are all of them) */
     if (!rc)
         rc = mt_stmt_prepare(db,
                              "SELECT seq, kind, thread, addr, size, pool, size_class FROM event_data"

@@ -200,6 +200,8 @@ int mt_cmd_maps(int argc, char **argv)
     int64_t events = 0;
     int rc;
     if (mt_cli_open(&c, &db)) goto out;
+    /* (the OS layer's events: none is ever folded into another's row, so
+     * event_data's rows are all of them; mt_evread is not needed) */
     rc = mt_stmt_prepare(db,
                          "SELECT e.seq, e.kind, t.process_id, e.addr, e.size, e.old_addr, e.stack, e.via,"
                          " e.failed FROM event_data e JOIN threads t ON t.id = e.thread"

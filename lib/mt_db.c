@@ -707,17 +707,6 @@ int mt_times_close(mt_times_t *t)
     return t->rc;
 }
 
-int mt_db_time_of(mt_db_t *db, int64_t seq, int64_t *ts)
-{
-    mt_stmt_t *st;
-    *ts = 0;
-    int rc = mt_stmt_prepare(db, "SELECT ts FROM event_times WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1", &st);
-    if (!rc) rc = mt_stmt_bind_int(st, 1, seq);
-    if (!rc && (rc = mt_stmt_step(st)) == 1) *ts = mt_stmt_int(st, 0);
-    mt_stmt_finalize(st);
-    return rc < 0 ? rc : 0;
-}
-
 /* ---- events in order ---- */
 
 typedef struct {

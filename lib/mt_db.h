@@ -133,7 +133,8 @@ int mt_stmt_readonly(mt_stmt_t *st);
 /* ---- event times ----
  * event_data's rows carry no time: event_times has a row (seq, ts) where
  * it changes.  A pass over events in seq order reads their times with a
- * cursor over event_times; a single event's time is one lookup. */
+ * cursor over event_times (mt_evread does; so do the passes over kinds
+ * that are never folded into rows). */
 typedef struct {
     mt_stmt_t *st;
     int64_t ts;                /* time in effect (0 before the first row) */
@@ -151,8 +152,6 @@ static inline int64_t mt_times_at(mt_times_t *t, int64_t seq)
 }
 /* Ends the cursor; returns the first error it met, or 0. */
 int mt_times_close(mt_times_t *t);
-/* The time of event `seq` (0 when no time is known for it). */
-int mt_db_time_of(mt_db_t *db, int64_t seq, int64_t *ts);
 
 /* ---- events in order ----
  * Every event in seq order with its time, the releases stored in their
